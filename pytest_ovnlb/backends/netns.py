@@ -1,0 +1,294 @@
+"""The embedded lab: a topology as network namespaces and real OVN/OVS
+daemons on this machine, with the userspace (netdev) datapath so that no
+openvswitch kernel module is needed.
+
+Layout, for a lab NAME (namespaces are `ovnlb-NAME-<node>`):
+- `underlay`: Linux bridges `br-underlay` (geneve between chassis) and
+  `br-provider` (the provider network, when the topology has one);
+- one namespace per chassis running ovsdb-server, ovs-vswitchd and
+  ovn-controller (the central chassis also NB, SB and ovn-northd).  `eth0`
+  is the underlay veth, a port of OVS bridge `br-phy` which holds the
+  chassis's encap IP (userspace geneve routes through an OVS bridge).
+  `eth1` is the provider veth: a port of `br-provider` on the bridging
+  chassis (mapped by ovn-bridge-mappings), or holding the host's address;
+- one namespace per VM, `eth0` veth peered with `<vm>` on its chassis's br-int.
+Every interface lives inside a lab namespace, so deleting the namespaces
+leaves nothing behind in the root namespace.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from pathlib import Path
+
+from pyroute2 import IPRoute, netns
+
+from .. import logical, procs
+from ..errors import LabError
+from ..install import Install
+from ..ovsdb import Northbound, Southbound, wait_for
+from ..registry import Record
+from ..topology import Topology
+
+UNDERLAY = "underlay"
+ETHTOOL_STXCSUM = 0x17
+SIOCETHTOOL = 0x8946
+
+
+def namespaces(record: Record, topo: Topology) -> list[str]:
+    return [record.namespace(n) for n in [UNDERLAY] + topo.nodes]
+
+
+@contextmanager
+def iproute(ns: str):
+    with procs.in_netns(ns):
+        ipr = IPRoute()
+    try:
+        yield ipr
+    finally:
+        ipr.close()
+
+
+def _tx_checksum_off(ns: str, ifname: str) -> None:
+    """`ethtool -K IF tx off`: the userspace datapath does not fill in
+    checksums left to the NIC, so TCP through it would otherwise stall."""
+    import array
+    import fcntl
+    import socket
+    import struct
+
+    with procs.in_netns(ns):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with sock:
+        value = array.array("B", struct.pack("II", ETHTOOL_STXCSUM, 0))
+        addr, _ = value.buffer_info()
+        ifreq = struct.pack("16sP", ifname.encode(), addr)
+        fcntl.ioctl(sock.fileno(), SIOCETHTOOL, ifreq)
+
+
+class NetnsBackend:
+    """Builds and removes one lab."""
+
+    def __init__(self, record: Record, topo: Topology, install: Install):
+        self.record = record
+        self.topo = topo
+        self.install = install
+        self.rundir = record.rundir
+        self.ns = record.namespace
+
+    # --- paths ------------------------------------------------------------
+    def central_dir(self) -> Path:
+        return self.rundir / "central"
+
+    def nb_remote(self) -> str:
+        return f"unix:{self.central_dir() / 'nb.sock'}"
+
+    def sb_remote(self) -> str:
+        return f"unix:{self.central_dir() / 'sb.sock'}"
+
+    def chassis_dir(self, chassis: str) -> Path:
+        return self.rundir / chassis
+
+    def logs(self) -> dict[str, Path]:
+        logs = {f"central/{n}": self.central_dir() / f"{n}.log"
+                for n in ("nb", "sb", "northd")}
+        for c in self.topo.chassis:
+            for daemon in ("ovsdb-server", "ovs-vswitchd", "ovn-controller"):
+                logs[f"{c.name}/{daemon}"] = self.chassis_dir(c.name) / f"{daemon}.log"
+        return logs
+
+    def exec_prefix(self, node: str) -> list[str]:
+        return ["ip", "netns", "exec", self.ns(node)]
+
+    # --- running programs -------------------------------------------------
+    def _run(self, node: str, argv: list[str], env: dict | None = None) -> str:
+        cmd = self.exec_prefix(node) + argv
+        full_env = dict(os.environ, **(env or {}))
+        result = subprocess.run(cmd, env=full_env, capture_output=True, text=True,
+                                timeout=30)
+        if result.returncode != 0:
+            err = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise LabError(f"{Path(argv[0]).name} failed on {node}: {err}")
+        return result.stdout
+
+    def _daemon_args(self, directory: Path, name: str) -> list[str]:
+        return ["--detach", "--no-chdir", f"--pidfile={directory / name}.pid",
+                f"--log-file={directory / name}.log", f"--unixctl={directory / name}.ctl"]
+
+    @staticmethod
+    def _env(directory: Path) -> dict:
+        d = str(directory)
+        return {k: d for k in ("OVS_RUNDIR", "OVS_LOGDIR", "OVS_DBDIR",
+                               "OVN_RUNDIR", "OVN_LOGDIR", "OVN_DBDIR")}
+
+    # --- build --------------------------------------------------------------
+    def build(self, timeout: float) -> None:
+        """Bring the lab up; returns when every chassis is registered, every
+        VM port is up and every chassis has installed the NB contents."""
+        for ns in self.record.namespaces:
+            netns.create(ns)
+        self._wire()
+        with ThreadPoolExecutor(max_workers=len(self.topo.chassis) + 1) as pool:
+            central = pool.submit(self._start_central)
+            chassis = [pool.submit(self._start_chassis, c.name) for c in self.topo.chassis]
+            central.result()
+            nb = Northbound(self.nb_remote())
+            try:
+                logical.create(nb, self.topo)
+                for job in chassis:
+                    job.result()
+                self._wait_ready(nb, timeout)
+            finally:
+                nb.close()
+
+    def _wire(self) -> None:
+        topo, ns = self.topo, self.ns
+        underlay_ns = ns(UNDERLAY)
+        with iproute(underlay_ns) as u:
+            u.link("set", index=1, state="up")
+            for bridge in ("br-underlay",) + (("br-provider",) if topo.provider else ()):
+                u.link("add", ifname=bridge, kind="bridge")
+                u.link("set", index=u.link_lookup(ifname=bridge)[0], state="up")
+        provider_hosts = dict(topo.provider.hosts) if topo.provider else {}
+        for i, chassis in enumerate(topo.chassis):
+            host = ns(chassis.name)
+            links = [("eth0", f"u{i}", "br-underlay")]
+            if chassis.name in provider_hosts:
+                links.append(("eth1", f"p{i}", "br-provider"))
+            with iproute(host) as r:
+                r.link("set", index=1, state="up")
+                for inner, outer, bridge in links:
+                    self._veth(r, host, inner, underlay_ns, outer, master=bridge)
+                if chassis.name in provider_hosts and chassis.name != topo.provider.bridge_chassis:
+                    self._address(r, "eth1", provider_hosts[chassis.name])
+                for vm in topo.vms:
+                    if vm.chassis == chassis.name:
+                        self._wire_vm(r, host, vm)
+
+    def _veth(self, r: IPRoute, ns: str, name: str, peer_ns: str, peer: str,
+              master: str | None = None) -> None:
+        r.link("add", ifname=name, kind="veth", peer={"ifname": peer, "net_ns_fd": peer_ns})
+        r.link("set", index=r.link_lookup(ifname=name)[0], state="up")
+        _tx_checksum_off(ns, name)
+        _tx_checksum_off(peer_ns, peer)
+        with iproute(peer_ns) as p:
+            index = p.link_lookup(ifname=peer)[0]
+            if master:
+                p.link("set", index=index, master=p.link_lookup(ifname=master)[0])
+            p.link("set", index=index, state="up")
+
+    def _wire_vm(self, r: IPRoute, host: str, vm) -> None:
+        vm_ns = self.ns(vm.name)
+        self._veth(r, host, vm.name, vm_ns, "eth0")
+        with iproute(vm_ns) as v:
+            v.link("set", index=1, state="up")
+            index = v.link_lookup(ifname="eth0")[0]
+            v.link("set", index=index, address=vm.mac)
+            self._address(v, "eth0", vm.ip)
+            v.route("add", dst="0.0.0.0/0", gateway=vm.gateway)
+
+    @staticmethod
+    def _address(r: IPRoute, ifname: str, cidr: str) -> None:
+        iface = ipaddress.ip_interface(cidr)
+        index = r.link_lookup(ifname=ifname)[0]
+        r.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+        r.link("set", index=index, state="up")
+
+    def _start_central(self) -> None:
+        d, node, ins = self.central_dir(), self.topo.central.name, self.install
+        d.mkdir()
+        for db in ("nb", "sb"):
+            self._run(node, [ins["ovsdb-tool"], "create", str(d / f"{db}.db"), ins.schemas[db]])
+            self._run(node, [ins["ovsdb-server"], *self._daemon_args(d, db),
+                             f"--remote=punix:{d / db}.sock", str(d / f"{db}.db")])
+        self._run(node, [ins["ovn-northd"], *self._daemon_args(d, "northd"),
+                         f"--ovnnb-db={self.nb_remote()}", f"--ovnsb-db={self.sb_remote()}"])
+
+    def _start_chassis(self, name: str) -> None:
+        d, ins, topo = self.chassis_dir(name), self.install, self.topo
+        d.mkdir()
+        env = self._env(d)
+        chassis = next(c for c in topo.chassis if c.name == name)
+        db = f"unix:{d / 'db.sock'}"
+        self._run(name, [ins["ovsdb-tool"], "create", str(d / "conf.db"), ins.schemas["vswitch"]])
+        self._run(name, [ins["ovsdb-server"], *self._daemon_args(d, "ovsdb-server"),
+                         f"--remote=punix:{d / 'db.sock'}", str(d / "conf.db")], env)
+        bridged = topo.provider and topo.provider.bridge_chassis == name
+        ids = {"system-id": name, "hostname": name, "ovn-remote": self.sb_remote(),
+               "ovn-encap-type": "geneve", "ovn-encap-ip": chassis.underlay_ip,
+               "ovn-bridge-datapath-type": "netdev"}
+        if bridged:
+            ids["ovn-bridge-mappings"] = f"{topo.provider.network_name}:br-provider"
+        vsctl = [ins["ovs-vsctl"], "--no-wait", f"--db={db}", "--", "init",
+                 "--", "add-br", "br-int", "--", "set", "Bridge", "br-int",
+                 "datapath_type=netdev", "fail-mode=secure",
+                 "other-config:disable-in-band=true",
+                 "--", "add-br", "br-phy", "--", "set", "Bridge", "br-phy",
+                 "datapath_type=netdev", "--", "add-port", "br-phy", "eth0",
+                 "--", "set", "Open_vSwitch", ".",
+                 *[f"external_ids:{k}={v}" for k, v in ids.items()]]
+        if bridged:
+            vsctl += ["--", "add-br", "br-provider", "--", "set", "Bridge", "br-provider",
+                      "datapath_type=netdev", "--", "add-port", "br-provider", "eth1"]
+        for vm in topo.vms:
+            if vm.chassis == name:
+                vsctl += ["--", "add-port", "br-int", vm.name, "--", "set", "Interface",
+                          vm.name, f"external_ids:iface-id={vm.name}"]
+        self._run(name, vsctl)
+        self._run(name, [ins["ovs-vswitchd"], *self._daemon_args(d, "ovs-vswitchd"), db], env)
+        with iproute(self.ns(name)) as r:
+            wait_for(lambda: r.link_lookup(ifname="br-phy"), 10,
+                     f"ovs-vswitchd on {name} did not create br-phy")
+            prefix = topo.underlay_prefix
+            self._address(r, "br-phy", f"{chassis.underlay_ip}/{prefix}")
+            if bridged:
+                host_ip = dict(topo.provider.hosts)[name]
+                wait_for(lambda: r.link_lookup(ifname="br-provider"), 10,
+                         f"ovs-vswitchd on {name} did not create br-provider")
+                self._address(r, "br-provider", host_ip)
+        self._run(name, [ins["ovn-controller"], "--detach", "--no-chdir",
+                         f"--pidfile={d / 'ovn-controller.pid'}",
+                         f"--log-file={d / 'ovn-controller.log'}", db], env)
+
+    def _wait_ready(self, nb: Northbound, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        left = lambda: max(0.0, deadline - time.monotonic())  # noqa: E731
+        expected = {c.name for c in self.topo.chassis}
+        sb = Southbound(self.sb_remote())
+        try:
+            try:
+                wait_for(lambda: sb.chassis_names() >= expected, left(), "chassis")
+            except TimeoutError:
+                missing = sorted(expected - sb.chassis_names())
+                raise LabError(self._blame(missing[0], "did not register with the Southbound DB"
+                                           f" within {timeout:g} s")) from None
+            vm_ports = [vm.name for vm in self.topo.vms]
+            try:
+                wait_for(lambda: not logical.ports_down(nb, vm_ports), left(), "ports")
+            except TimeoutError:
+                port = logical.ports_down(nb, vm_ports)[0]
+                raise LabError(self._blame(self.topo.vm(port).chassis,
+                                           f"did not bring up port {port} within {timeout:g} s")) from None
+            try:
+                nb.sync(left())
+            except TimeoutError:
+                lagging = self._lagging(sb, nb)
+                raise LabError(self._blame(lagging, "did not install the Northbound "
+                                           f"contents within {timeout:g} s")) from None
+        finally:
+            sb.close()
+
+    @staticmethod
+    def _lagging(sb: Southbound, nb: Northbound) -> str:
+        target = nb.rows("NB_Global")[0].nb_cfg
+        behind = [c.name for c in sb.rows("Chassis_Private") if c.nb_cfg < target]
+        return behind[0] if behind else "some chassis"
+
+    def _blame(self, chassis: str, what: str) -> str:
+        log = self.chassis_dir(chassis) / "ovn-controller.log"
+        return f"chassis {chassis} {what}; its log: {log}"

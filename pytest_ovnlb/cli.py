@@ -1,0 +1,110 @@
+"""`ovnlb-lab`: bring up, inspect, drive and remove embedded labs by hand.
+
+    ovnlb-lab up [--topology lab] [--name NAME]
+    ovnlb-lab status [--name NAME] | list
+    ovnlb-lab exec [--name NAME] NODE -- CMD...
+    ovnlb-lab nbctl [--name NAME] -- ARGS...   (and sbctl)
+    ovnlb-lab down [--name NAME] | sweep [--all]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from . import registry, topology
+from .errors import LabError
+from .lab import Lab, require_root
+
+DEFAULT_NAME = "lab"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ovnlb-lab", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def named(name: str, help: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help)
+        p.add_argument("--name", default=DEFAULT_NAME, help=f"lab name (default {DEFAULT_NAME})")
+        return p
+
+    up = named("up", "build a lab and return when traffic can flow")
+    up.add_argument("--topology", default="lab",
+                    help=f"one of: {', '.join(sorted(topology.TOPOLOGIES))} (default lab)")
+    up.add_argument("--timeout", type=float, default=20.0,
+                    help="seconds to wait for the chassis to be ready (default 20)")
+    named("status", "describe a lab: state, versions, run directory, logs")
+    named("down", "remove a lab and everything it made")
+    sub.add_parser("list", help="list labs")
+    sweep = sub.add_parser("sweep", help="remove what crashed or killed runs left")
+    sweep.add_argument("--all", action="store_true", help="remove every lab, owned or not")
+    ex = named("exec", "run a command in a node (a VM or a host namespace)")
+    ex.add_argument("node")
+    ex.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD")
+    for ctl in ("nbctl", "sbctl"):
+        p = named(ctl, f"run ovn-{ctl} against the lab's database")
+        p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- ARGS")
+    sub.add_parser("topologies", help="list the topologies")
+    return parser
+
+
+def _strip_dashes(argv: list[str]) -> list[str]:
+    return argv[1:] if argv[:1] == ["--"] else argv
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "topologies":
+        for t in topology.TOPOLOGIES.values():
+            print(f"{t.name}: {t.description}")
+        return 0
+    require_root()
+    if args.command == "up":
+        started = time.monotonic()
+        lab = Lab.up(args.name, args.topology, owner=None, timeout=args.timeout)
+        print(f"lab {lab.name} ({lab.topology.name}) is up in "
+              f"{time.monotonic() - started:.2f} s; {lab.install.summary}; "
+              f"run directory {lab.record.rundir}")
+        lab.close()
+    elif args.command == "status":
+        print(Lab.attach(args.name, require_ready=False).status())
+    elif args.command == "list":
+        for r in registry.all_records():
+            owner = f"owner pid {r.owner_pid}" if r.owner_pid else "no owner"
+            stale = " (stale: owner gone)" if r.stale else ""
+            print(f"{r.name}\t{r.topology}\t{r.state}\t{owner}{stale}\t{r.rundir}")
+    elif args.command == "down":
+        registry.destroy(registry.load(args.name))
+    elif args.command == "sweep":
+        swept = registry.sweep(everything=args.all)
+        print(f"swept {len(swept)} lab(s)" + (f": {', '.join(swept)}" if swept else ""))
+    elif args.command == "exec":
+        argv = _strip_dashes(args.argv)
+        if not argv:
+            raise LabError("exec needs a command: ovnlb-lab exec NODE -- CMD...")
+        lab = Lab.attach(args.name)
+        prefix = lab.exec_prefix(args.node)
+        sys.stdout.flush()
+        os.execvp(prefix[0], prefix + argv)  # the exit status passes through
+    elif args.command in ("nbctl", "sbctl"):
+        lab = Lab.attach(args.name)
+        cmd = lab.ctl_command(args.command[:2]) + _strip_dashes(args.argv)
+        os.execvp(cmd[0], cmd)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return run(args)
+    except LabError as exc:
+        print(f"ovnlb-lab: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ovnlb-lab: interrupted; nothing left behind", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""A running lab: what the CLI and the pytest fixtures hold.
+
+`Lab.up()` claims a name, builds the topology and returns once traffic can
+flow; any failure or interrupt on the way removes everything it made.
+`Lab.attach()` reopens a lab by name from its record.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from contextlib import contextmanager
+
+from . import install as install_mod
+from . import procs, registry, topology
+from .backends.netns import NetnsBackend, namespaces
+from .errors import LabError
+from .ovsdb import Northbound
+from .registry import Record
+
+
+def require_root() -> None:
+    if os.geteuid() != 0:
+        raise LabError("the embedded lab needs root (network namespaces, OVS daemons); "
+                       "run as root or with sudo")
+
+
+@contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM during a build unwinds like Ctrl-C, so cleanup runs."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class Lab:
+    def __init__(self, record: Record):
+        self.record = record
+        self.topology = topology.get(record.topology)
+        self.install = install_mod.find()
+        self.backend = NetnsBackend(record, self.topology, self.install)
+        self._nb: Northbound | None = None
+
+    # --- life cycle -------------------------------------------------------
+    @classmethod
+    def up(cls, name: str, topology_name: str = "lab", owner: int | None = None,
+           timeout: float = 20.0) -> "Lab":
+        """Build a lab owned by process `owner` (None: it stays until `down`)."""
+        require_root()
+        registry.check_name(name)
+        topo = topology.get(topology_name)
+        install_mod.find()
+        registry.sweep()
+        record = Record(name=name, topology=topo.name)
+        record.namespaces = namespaces(record, topo)
+        # The builder owns the lab while building: if it is killed, the
+        # record says so and the next sweep removes what it made.
+        record.owner_pid = os.getpid()
+        record.owner_start = procs.start_time(record.owner_pid)
+        registry.claim(record)
+        lab = None
+        try:
+            with _sigterm_as_interrupt():
+                lab = cls(record)
+                started = time.monotonic()
+                lab.backend.build(timeout)
+                record.state = "ready"
+                record.build_seconds = round(time.monotonic() - started, 3)
+                record.own(owner)
+        except BaseException:
+            registry.destroy(record)
+            raise
+        return lab
+
+    @classmethod
+    def attach(cls, name: str, require_ready: bool = True) -> "Lab":
+        record = registry.load(name)
+        if require_ready and record.state != "ready":
+            raise LabError(f"lab {name!r} is not ready (state {record.state})")
+        return cls(record)
+
+    def down(self) -> None:
+        self.close()
+        registry.destroy(self.record)
+
+    def close(self) -> None:
+        if self._nb:
+            self._nb.close()
+            self._nb = None
+
+    # --- access -----------------------------------------------------------
+    @property
+    def name(self) -> str:
+        return self.record.name
+
+    @property
+    def nb(self) -> Northbound:
+        if self._nb is None:
+            self._nb = Northbound(self.backend.nb_remote())
+        return self._nb
+
+    def exec_prefix(self, node: str) -> list[str]:
+        if node not in self.topology.nodes:
+            raise LabError(f"unknown node {node!r} in lab {self.name} "
+                           f"(nodes: {', '.join(self.topology.nodes)})")
+        return self.backend.exec_prefix(node)
+
+    def run(self, node: str, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
+        return subprocess.run(self.exec_prefix(node) + argv, **kwargs)
+
+    def ctl_command(self, which: str) -> list[str]:
+        """`ovn-nbctl`/`ovn-sbctl` pointed at this lab's database."""
+        remote = self.backend.nb_remote() if which == "nb" else self.backend.sb_remote()
+        return [self.install[f"ovn-{which}ctl"], f"--db={remote}"]
+
+    def logs(self):
+        return self.backend.logs()
+
+    def status(self) -> str:
+        t, r = self.topology, self.record
+        dead = [key for key, pid in self.daemon_pids().items() if not pid]
+        lines = [
+            f"lab {r.name}: topology {t.name} ({t.description})",
+            f"  state: {r.state}" + (f", DEGRADED: not running: {', '.join(dead)}" if dead else
+                                    ", all daemons running"),
+            f"  {self.install.summary}",
+            f"  owner: {'pid ' + str(r.owner_pid) if r.owner_pid else 'none (stays until down)'}",
+            f"  run directory (databases, sockets, logs): {r.rundir}",
+            f"  nodes: {', '.join(t.nodes)}",
+            f"  namespaces: {', '.join(r.namespaces)}",
+            "  logs:",
+        ]
+        lines += [f"    {key}: {path}" for key, path in self.logs().items()]
+        return "\n".join(lines)
+
+    def daemon_pids(self) -> dict[str, int | None]:
+        result = {}
+        for key, log in self.logs().items():
+            pidfile = log.with_suffix(".pid")
+            try:
+                pid = int(pidfile.read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                pid = None
+            result[key] = pid if procs.alive(pid) else None
+        return result

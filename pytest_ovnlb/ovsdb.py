@@ -1,0 +1,92 @@
+"""Northbound and Southbound access through ovsdbapp.
+
+ovsdbapp keeps its connection in a class attribute, so a second API object
+would silently reuse the first lab's connection; each handle therefore gets
+its own subclass.  Every transaction raises on error (check_error=True).
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+
+from ovsdbapp.backend.ovs_idl import connection
+from ovsdbapp.schema.ovn_northbound import impl_idl as nb_idl
+from ovsdbapp.schema.ovn_southbound import impl_idl as sb_idl
+
+from .errors import LabError
+
+POLL = 0.01
+
+
+class _Db:
+    api_class: type
+    schema: str
+
+    def __init__(self, remote: str, timeout: float = 10.0):
+        self.remote = remote
+        try:
+            idl = connection.OvsdbIdl.from_server(remote, self.schema)
+            self.conn = connection.Connection(idl, timeout=timeout)
+            api_class = type(f"{self.api_class.__name__}For{id(self)}",
+                             (self.api_class,), {"_ovsdb_connection": None})
+            self.api = api_class(self.conn)
+        except Exception as exc:  # ovsdbapp raises several kinds here
+            raise LabError(f"cannot connect to {self.schema} at {remote}: {exc}") from None
+
+    def rows(self, table: str) -> list:
+        with self.conn.lock:
+            return list(self.api.tables[table].rows.values())
+
+    @contextmanager
+    def transaction(self):
+        with self.api.transaction(check_error=True) as txn:
+            yield txn
+
+    def close(self) -> None:
+        try:
+            self.conn.stop(timeout=2)
+        except Exception:
+            pass
+
+
+class Northbound(_Db):
+    api_class = nb_idl.OvnNbApiIdlImpl
+    schema = "OVN_Northbound"
+
+    def sync(self, timeout: float) -> None:
+        """Return once every chassis has installed the current NB contents
+        (what `ovn-nbctl --wait=hv sync` does), bounded by `timeout`."""
+        with self.conn.lock:
+            nb_global = next(iter(self.api.tables["NB_Global"].rows.values()))
+            target = nb_global.nb_cfg + 1
+        self.api.db_set("NB_Global", nb_global.uuid, ("nb_cfg", target)).execute(
+            check_error=True)
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.conn.lock:
+                if nb_global.hv_cfg >= target:
+                    return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"hv_cfg stayed below nb_cfg={target}")
+            time.sleep(POLL)
+
+
+class Southbound(_Db):
+    api_class = sb_idl.OvnSbApiIdlImpl
+    schema = "OVN_Southbound"
+
+    def chassis_names(self) -> set[str]:
+        return {c.name for c in self.rows("Chassis")}
+
+
+def wait_for(predicate, timeout: float, what: str):
+    """Poll `predicate` until it returns something truthy; TimeoutError names `what`."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(what)
+        time.sleep(POLL)

@@ -1,0 +1,109 @@
+"""Processes and network namespaces, by the kernel's own bookkeeping.
+
+A process belongs to a lab if it lives in one of the lab's namespaces, or if
+a pidfile in the lab's run directory names it and its command line mentions
+that directory.  Nothing else is ever signalled.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+NETNS_DIR = Path("/run/netns")
+CLONE_NEWNET = 0x40000000
+_libc = ctypes.CDLL(None, use_errno=True)
+
+
+def start_time(pid: int) -> int | None:
+    """Kernel start time of `pid` (clock ticks since boot): tells a process
+    from a later one that reused its pid."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    if fields[0] == "Z":  # a zombie is as good as dead
+        return None
+    return int(fields[19])
+
+
+def alive(pid: int | None, started: int | None = None) -> bool:
+    if not pid:
+        return False
+    now = start_time(pid)
+    return now is not None and (started is None or now == started)
+
+
+def pids_in_netns(names: list[str]) -> set[int]:
+    inodes = set()
+    for name in names:
+        try:
+            inodes.add(os.stat(NETNS_DIR / name).st_ino)
+        except OSError:
+            pass
+    if not inodes:
+        return set()
+    pids = set()
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                if os.stat(f"/proc/{entry.name}/ns/net").st_ino in inodes:
+                    pids.add(int(entry.name))
+            except OSError:
+                pass
+    pids.discard(os.getpid())
+    return pids
+
+
+def pids_from_pidfiles(rundir: Path) -> set[int]:
+    pids = set()
+    for pidfile in rundir.rglob("*.pid"):
+        try:
+            pid = int(pidfile.read_text().split()[0])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError, IndexError):
+            continue
+        if str(rundir).encode() in cmdline:
+            pids.add(pid)
+    return pids
+
+
+def kill_all(pids: set[int], timeout: float = 3.0) -> set[int]:
+    """SIGKILL every pid and wait until they are gone; returns survivors."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    deadline = time.monotonic() + timeout
+    remaining = {p for p in pids if alive(p)}
+    while remaining and time.monotonic() < deadline:
+        time.sleep(0.005)
+        remaining = {p for p in remaining if alive(p)}
+    return remaining
+
+
+@contextmanager
+def in_netns(name: str):
+    """Run the body with this thread inside namespace `name`.  Sockets made
+    here stay in that namespace after the thread returns; other threads are
+    not affected (setns on CLONE_NEWNET is per thread)."""
+    home = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY)
+    target = os.open(NETNS_DIR / name, os.O_RDONLY)
+    try:
+        if _libc.setns(target, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"cannot enter namespace {name}")
+        try:
+            yield
+        finally:
+            if _libc.setns(home, CLONE_NEWNET) != 0:
+                raise OSError(ctypes.get_errno(), "cannot return to the original namespace")
+    finally:
+        os.close(target)
+        os.close(home)

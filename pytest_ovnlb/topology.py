@@ -1,0 +1,280 @@
+"""Declarative topologies: what a lab is made of, never how it is built.
+
+A topology names chassis (hosts running ovn-controller), logical switches and
+routers, VMs (namespaces bound to logical switch ports) and an optional
+provider network bridged into OVN through a localnet port.  `roles` tells the
+conformance suite which pieces play client, backend, gateway and so on, so
+the same tests run on any topology that has the pieces they need.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass
+
+from .errors import LabError
+
+
+@dataclass(frozen=True)
+class Chassis:
+    name: str
+    underlay_ip: str  # geneve endpoint (ovn-encap-ip)
+    central: bool = False  # runs the NB/SB databases and ovn-northd
+
+
+@dataclass(frozen=True)
+class Switch:
+    name: str
+    subnet: str
+
+
+@dataclass(frozen=True)
+class RouterPort:
+    switch: str
+    mac: str
+    ip: str  # address/prefix on that switch
+
+
+@dataclass(frozen=True)
+class Router:
+    name: str
+    ports: tuple[RouterPort, ...]
+    routes: tuple[tuple[str, str], ...] = ()  # (prefix, nexthop)
+    snat: tuple[tuple[str, str], ...] = ()  # (logical network, external ip)
+    chassis: str | None = None  # set: a gateway router bound to that chassis
+
+
+@dataclass(frozen=True)
+class VM:
+    name: str
+    chassis: str
+    switch: str
+    mac: str
+    ip: str  # address/prefix
+    gateway: str
+
+
+@dataclass(frozen=True)
+class Provider:
+    """A physical network shared by the hosts, bridged into `switch` on one
+    chassis through a localnet port."""
+
+    network_name: str
+    switch: str
+    bridge_chassis: str
+    hosts: tuple[tuple[str, str], ...]  # (chassis, address/prefix)
+
+
+@dataclass(frozen=True)
+class Roles:
+    backends: tuple[str, ...]  # VMs that run the web servers
+    internal_client: str  # a VM on another switch than the backends
+    client_switch: str  # the internal client's switch
+    server_switch: str  # the backends' switch
+    switch_vip: str  # VIP for switch placement (outside every subnet)
+    gateway_router: str | None = None  # router placement target
+    router_vip: str | None = None
+    router_snat_ip: str | None = None  # what backends see for routed clients
+    external_client: str | None = None  # a host on the provider network
+    distributed_router: str | None = None  # routes between the switches
+    backend_port: int = 8000
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    description: str
+    chassis: tuple[Chassis, ...]
+    switches: tuple[Switch, ...]
+    routers: tuple[Router, ...]
+    vms: tuple[VM, ...]
+    roles: Roles
+    underlay_prefix: int = 24
+    provider: Provider | None = None
+
+    @property
+    def central(self) -> Chassis:
+        return next(c for c in self.chassis if c.central)
+
+    @property
+    def nodes(self) -> list[str]:
+        """Names a person can `exec` in: chassis (host namespaces) and VMs."""
+        return [c.name for c in self.chassis] + [v.name for v in self.vms]
+
+    def vm(self, name: str) -> VM:
+        return next(v for v in self.vms if v.name == name)
+
+    def switch(self, name: str) -> Switch:
+        return next(s for s in self.switches if s.name == name)
+
+    def router(self, name: str) -> Router:
+        return next(r for r in self.routers if r.name == name)
+
+    def address(self, node: str) -> str:
+        """The address a node uses as a client (VM address or provider address)."""
+        for vm in self.vms:
+            if vm.name == node:
+                return vm.ip.split("/")[0]
+        for chassis, ip in self.provider.hosts if self.provider else ():
+            if chassis == node:
+                return ip.split("/")[0]
+        raise LabError(f"node {node} has no client address in topology {self.name}")
+
+    def validate(self) -> "Topology":
+        problems = list(_problems(self))
+        if problems:
+            raise LabError(f"topology {self.name}: " + "; ".join(problems))
+        return self
+
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")
+
+
+def _problems(t: Topology):
+    names = [c.name for c in t.chassis] + [v.name for v in t.vms]
+    for n in names:
+        if not NAME_RE.match(n):
+            yield f"node name {n!r} must match {NAME_RE.pattern}"
+    if len(set(names)) != len(names):
+        yield "node names are not unique"
+    if sum(c.central for c in t.chassis) != 1:
+        yield "exactly one chassis must be central"
+    chassis = {c.name for c in t.chassis}
+    switches = {s.name: ipaddress.ip_network(s.subnet) for s in t.switches}
+    for vm in t.vms:
+        if vm.chassis not in chassis:
+            yield f"{vm.name}: unknown chassis {vm.chassis}"
+        if vm.switch not in switches:
+            yield f"{vm.name}: unknown switch {vm.switch}"
+        elif ipaddress.ip_interface(vm.ip).network != switches[vm.switch]:
+            yield f"{vm.name}: {vm.ip} is not on {vm.switch} ({switches[vm.switch]})"
+    for r in t.routers:
+        if r.chassis and r.chassis not in chassis:
+            yield f"{r.name}: unknown chassis {r.chassis}"
+        for p in r.ports:
+            if p.switch not in switches:
+                yield f"{r.name}: unknown switch {p.switch}"
+            elif ipaddress.ip_interface(p.ip).network != switches[p.switch]:
+                yield f"{r.name}: {p.ip} is not on {p.switch}"
+    if t.provider:
+        if t.provider.switch not in switches:
+            yield f"provider: unknown switch {t.provider.switch}"
+        for c, _ in t.provider.hosts:
+            if c not in chassis:
+                yield f"provider: unknown chassis {c}"
+    roles = t.roles
+    for vm in roles.backends + (roles.internal_client,):
+        if vm not in {v.name for v in t.vms}:
+            yield f"roles: unknown VM {vm}"
+
+
+# --- the reference lab (three hosts, a gateway router, two tiers) ---------
+
+LAB = Topology(
+    name="lab",
+    description="the reference lab: 3 chassis, gateway router edge1 on ubuntu1, "
+    "distributed router tenant1, switches dmz/inside/transit/outside (localnet)",
+    chassis=(
+        Chassis("ubuntu1", "10.127.0.2", central=True),
+        Chassis("ubuntu2", "10.127.0.3"),
+        Chassis("ubuntu3", "10.127.0.4"),
+    ),
+    underlay_prefix=25,
+    switches=(
+        Switch("dmz", "172.16.255.128/26"),
+        Switch("inside", "172.16.255.192/26"),
+        Switch("transit", "172.16.255.0/30"),
+        Switch("outside", "10.127.0.128/25"),
+    ),
+    routers=(
+        Router(
+            "tenant1",
+            ports=(
+                RouterPort("dmz", "02:ac:10:ff:01:29", "172.16.255.129/26"),
+                RouterPort("inside", "02:ac:10:ff:01:93", "172.16.255.193/26"),
+                RouterPort("transit", "02:ac:10:ff:00:02", "172.16.255.2/30"),
+            ),
+            routes=(("0.0.0.0/0", "172.16.255.1"),),
+        ),
+        Router(
+            "edge1",
+            chassis="ubuntu1",
+            ports=(
+                RouterPort("transit", "02:ac:10:ff:00:01", "172.16.255.1/30"),
+                RouterPort("outside", "02:0a:7f:00:01:29", "10.127.0.129/25"),
+            ),
+            routes=(("172.16.255.128/25", "172.16.255.2"),),
+            snat=(("172.16.255.128/25", "10.127.0.129"),),
+        ),
+    ),
+    vms=(
+        VM("vm1", "ubuntu2", "dmz", "02:ac:10:ff:01:30", "172.16.255.130/26", "172.16.255.129"),
+        VM("vm2", "ubuntu3", "dmz", "02:ac:10:ff:01:31", "172.16.255.131/26", "172.16.255.129"),
+        VM("vm3", "ubuntu2", "inside", "02:ac:10:ff:01:94", "172.16.255.194/26", "172.16.255.193"),
+    ),
+    provider=Provider(
+        network_name="dataNet",
+        switch="outside",
+        bridge_chassis="ubuntu1",
+        hosts=(
+            ("ubuntu1", "10.127.0.130/25"),
+            ("ubuntu2", "10.127.0.131/25"),
+            ("ubuntu3", "10.127.0.132/25"),
+        ),
+    ),
+    roles=Roles(
+        backends=("vm1", "vm2"),
+        internal_client="vm3",
+        client_switch="inside",
+        server_switch="dmz",
+        switch_vip="172.16.255.62",
+        gateway_router="edge1",
+        router_vip="10.127.0.254",
+        router_snat_ip="10.127.0.129",
+        external_client="ubuntu1",
+        distributed_router="tenant1",
+    ),
+)
+
+# --- one chassis, two switches, one router: the smallest useful lab -------
+
+SINGLE = Topology(
+    name="single",
+    description="one chassis; router r0 joins switches web (vm1, vm2) and clients (vm3)",
+    chassis=(Chassis("host1", "192.168.254.1", central=True),),
+    switches=(Switch("web", "10.0.1.0/24"), Switch("clients", "10.0.2.0/24")),
+    routers=(
+        Router(
+            "r0",
+            ports=(
+                RouterPort("web", "02:00:00:00:01:01", "10.0.1.1/24"),
+                RouterPort("clients", "02:00:00:00:02:01", "10.0.2.1/24"),
+            ),
+        ),
+    ),
+    vms=(
+        VM("vm1", "host1", "web", "02:00:00:00:01:0b", "10.0.1.11/24", "10.0.1.1"),
+        VM("vm2", "host1", "web", "02:00:00:00:01:0c", "10.0.1.12/24", "10.0.1.1"),
+        VM("vm3", "host1", "clients", "02:00:00:00:02:0d", "10.0.2.13/24", "10.0.2.1"),
+    ),
+    roles=Roles(
+        backends=("vm1", "vm2"),
+        internal_client="vm3",
+        client_switch="clients",
+        server_switch="web",
+        switch_vip="10.0.9.100",
+        distributed_router="r0",
+    ),
+)
+
+TOPOLOGIES = {t.name: t.validate() for t in (LAB, SINGLE)}
+
+
+def get(name: str) -> Topology:
+    try:
+        return TOPOLOGIES[name]
+    except KeyError:
+        raise LabError(
+            f"unknown topology {name!r} (known: {', '.join(sorted(TOPOLOGIES))})"
+        ) from None

@@ -1,0 +1,74 @@
+"""OVN versions and the behaviour that changed between them.
+
+Every version-dependent expectation of the suite lives in BEHAVIOURS, one row
+per change, with the release that introduced it and why it matters.  Tests ask
+`expects(name, version)`; nothing else compares version numbers.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, order=True)
+class Version:
+    major: int
+    minor: int
+    patch: int = 0
+
+    @classmethod
+    def parse(cls, text: str) -> "Version":
+        match = re.match(r"^\s*v?(\d+)\.(\d+)(?:\.(\d+))?", text)
+        if not match:
+            raise ValueError(f"not a version: {text!r}")
+        return cls(int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
+
+    def __str__(self) -> str:
+        return f"{self.major}.{self.minor}.{self.patch}"
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    name: str
+    since: Version  # first OVN release that behaves this way
+    what: str
+    # Patch releases of older branches that got the change as a backport.
+    backports: tuple[Version, ...] = ()
+
+    def holds_for(self, version: Version) -> bool:
+        if version >= self.since:
+            return True
+        return any(b.major == version.major and b.minor == version.minor
+                   and version >= b for b in self.backports)
+
+
+def _v(text: str) -> Version:
+    return Version.parse(text)
+
+
+BEHAVIOURS = {b.name: b for b in (
+    Behaviour("switch_lb", _v("2.6.0"),
+              "a load balancer on a logical switch DNATs traffic entering from VIFs"),
+    Behaviour("gateway_router_lb", _v("2.7.0"),
+              "a load balancer on a gateway router DNATs traffic routed through it"),
+    Behaviour("switch_self_hairpin", _v("20.3.0"),
+              "a backend that connects to a switch VIP and is picked itself gets "
+              "the connection, seen with the VIP as source"),
+    Behaviour("selection_fields", _v("20.6.0"),
+              "load balancers hash on chosen fields (selection_fields)"),
+    Behaviour("reject_no_backends", _v("21.3.0"),
+              "options:reject answers connections to a VIP without backends"),
+    Behaviour("router_arp_only_own_subnets", _v("21.6.0"),
+              "routers answer ARP only for VIPs inside their own subnets"),
+    Behaviour("empty_lb_drops", _v("23.6.0"),
+              "a load balancer with no backends drops instead of passing traffic",
+              backports=(_v("22.3.3"), _v("22.9.2"), _v("22.12.1"), _v("23.3.1"))),
+    Behaviour("affinity_timeout", _v("22.12.0"),
+              "options:affinity_timeout keeps a client on one backend"),
+)}
+
+
+def expects(name: str, version: Version) -> bool:
+    """Whether OVN `version` is expected to show behaviour `name`."""
+    return BEHAVIOURS[name].holds_for(version)
