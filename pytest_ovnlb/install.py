@@ -79,8 +79,7 @@ def find(path: str | None = None) -> Install:
     path = path if path is not None else os.environ.get("PATH", "")
     programs, missing = {}, []
     for prog, package in PROGRAMS.items():
-        # /usr/sbin is where Debian puts the daemons; root's PATH may lack it
-        found = shutil.which(prog, path=path + ":/usr/sbin:/usr/bin")
+        found = shutil.which(prog, path=path)
         if found:
             programs[prog] = found
         else:

@@ -126,6 +126,10 @@ def destroy(record: Record) -> None:
         if (procs.NETNS_DIR / ns).exists():
             netns.remove(ns)
     shutil.rmtree(record.rundir, ignore_errors=True)
+    try:
+        base_dir().rmdir()  # only when no other lab is left
+    except OSError:
+        pass
 
 
 def sweep(everything: bool = False) -> list[str]:

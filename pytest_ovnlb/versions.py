@@ -25,7 +25,9 @@ class Version:
         return cls(int(match.group(1)), int(match.group(2)), int(match.group(3) or 0))
 
     def __str__(self) -> str:
-        return f"{self.major}.{self.minor}.{self.patch}"
+        # OVN numbers releases YY.MM (23.03.1); OVS does not pad (3.1.0)
+        minor = f"{self.minor:02d}" if self.major >= 20 else str(self.minor)
+        return f"{self.major}.{minor}.{self.patch}"
 
 
 @dataclass(frozen=True)

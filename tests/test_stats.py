@@ -1,0 +1,232 @@
+import math
+
+import pytest
+
+from pytest_ovnlb.stats import (
+    ALPHA,
+    DEFAULT_SAMPLES,
+    chi2_sf,
+    chi_square_test,
+    dp_hash_shares,
+    dp_hash_slots,
+    expected_counts,
+    uniform_shares,
+)
+
+
+def named(shares):
+    return {f"backend{i}": s for i, s in enumerate(shares)}
+
+
+def counts_of(*values):
+    return {f"backend{i}": c for i, c in enumerate(values)}
+
+
+# chi2_sf ------------------------------------------------------------------
+
+# (x, df, p) reference values from scipy.stats.chi2.sf (scipy 1.17.1).
+REFERENCE = [
+    (3.841458820694124, 1, 0.04999999999999989),
+    (5.991464547107979, 2, 0.05000000000000007),
+    (1.0, 1, 0.31731050786291115),
+    (2.0, 2, 0.36787944117144245),
+    (10.0, 3, 0.01856613546304325),
+    (20.0, 4, 0.0004993992273873336),
+    (0.01, 5, 0.9999994699729957),
+    (27.96125, 2, 8.477966749585546e-07),
+    (100.0, 1, 1.5239706048320995e-23),
+    (150.0, 10, 3.727485055062505e-27),
+    (200.0, 1, 2.0884875837625688e-45),
+    (300.0, 20, 8.082849629775851e-52),
+]
+
+
+@pytest.mark.parametrize("x, df, p", REFERENCE)
+def test_chi2_sf_reference_values(x, df, p):
+    assert chi2_sf(x, df) == pytest.approx(p, rel=1e-9)
+
+
+def test_chi2_sf_edges():
+    assert chi2_sf(0.0, 1) == 1.0
+    assert chi2_sf(0.0, 7) == 1.0
+    assert chi2_sf(math.inf, 3) == 0.0
+    # df=2 is a plain exponential.
+    assert chi2_sf(7.0, 2) == pytest.approx(math.exp(-3.5), rel=1e-12)
+    with pytest.raises(ValueError):
+        chi2_sf(1.0, 0)
+
+
+def test_chi2_sf_matches_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    xs = [0.0, 1e-9, 1e-3, 0.1, 0.5] + [i * 0.25 for i in range(1, 801)]
+    for df in range(1, 21):
+        for x in xs:
+            ref = float(stats.chi2.sf(x, df))
+            assert chi2_sf(x, df) == pytest.approx(ref, rel=1e-9, abs=0), (x, df)
+    # The sweep reaches far into the tail.
+    assert stats.chi2.sf(200.0, 20) < 1e-30
+
+
+# dp_hash shares -----------------------------------------------------------
+
+@pytest.mark.parametrize("k, slots", [
+    (1, [16]),
+    (2, [8, 8]),
+    (3, [6, 5, 5]),
+    (4, [4, 4, 4, 4]),
+    (5, [7, 7, 6, 6, 6]),
+    (6, [6, 6, 5, 5, 5, 5]),
+    (7, [5, 5, 5, 5, 4, 4, 4]),
+    (8, [4] * 8),
+])
+def test_dp_hash_slots_equal_weights(k, slots):
+    assert dp_hash_slots(k) == slots
+    # OVN gives every backend weight 100; only the ratios matter.
+    assert dp_hash_slots([100] * k) == slots
+    total = sum(slots)
+    assert dp_hash_shares(k) == [s / total for s in slots]
+
+
+def test_dp_hash_shares_documented_values():
+    assert dp_hash_shares(3) == [6 / 16, 5 / 16, 5 / 16]
+    assert dp_hash_shares(5) == [7 / 32, 7 / 32, 6 / 32, 6 / 32, 6 / 32]
+    for k in (2, 4, 8, 16, 64):
+        assert dp_hash_shares(k) == uniform_shares(k)
+
+
+def test_dp_hash_weighted_by_hand():
+    # Weights 1 and 2: 16 slots (the minimum).  Slots go to the larger
+    # weight/divisor, divisors 1, 3, 5, ...:
+    #   b1 2/1, b0 1/1, b1 2/3, b1 2/5, b0 1/3, b1 2/7, b1 2/9, b0 1/5,
+    #   b1 2/11, b1 2/13, b0 1/7, b1 2/15, b1 2/17, b0 1/9, b1 2/19, b1 2/21
+    assert dp_hash_slots([1, 2]) == [5, 11]
+    assert dp_hash_shares([1, 2]) == [5 / 16, 11 / 16]
+
+
+def test_dp_hash_matches_ovs_own_tests():
+    # Expected hits from tests/ofproto-dpif.at in Open vSwitch.
+    assert dp_hash_slots([5, 10, 25, 60, 0]) == [2, 3, 8, 19, 0]
+    assert dp_hash_slots([5, 6]) == [7, 9]
+    assert dp_hash_slots([5, 7, 8, 6]) == [3, 4, 5, 4]
+    assert dp_hash_slots([5, 7, 8]) == [4, 6, 6]
+    assert dp_hash_slots([5, 8]) == [6, 10]
+
+
+def test_dp_hash_table_size():
+    # At least 4 slots per bucket, capped at 256.
+    assert sum(dp_hash_slots(10)) == 64
+    assert sum(dp_hash_slots(65)) == 256
+    assert dp_hash_slots(256) == [1] * 256
+    # Before the change 10 buckets shared 16 slots: six got 2, four got 1.
+    assert dp_hash_slots(10, legacy=True) == [2] * 6 + [1] * 4
+
+
+def test_dp_hash_fallback_is_refused():
+    with pytest.raises(ValueError, match="falls back"):
+        dp_hash_slots(257)
+    with pytest.raises(ValueError, match="falls back"):
+        dp_hash_slots([1, 300])
+    with pytest.raises(ValueError):
+        dp_hash_slots([])
+    with pytest.raises(ValueError):
+        dp_hash_slots([0, 0])
+    with pytest.raises(ValueError):
+        dp_hash_slots([1, 70000])
+
+
+def test_uniform_and_expected_counts():
+    assert uniform_shares(4) == [0.25] * 4
+    assert expected_counts(1600, named(dp_hash_shares(3))) == counts_of(600, 500, 500)
+    with pytest.raises(ValueError):
+        uniform_shares(0)
+
+
+# chi_square_test ----------------------------------------------------------
+
+def test_constants():
+    assert ALPHA == 1e-6
+    assert DEFAULT_SAMPLES == 1000
+
+
+def test_measured_data_rejects_uniform_accepts_dp_hash():
+    counts = counts_of(633, 486, 481)
+    uniform = chi_square_test(counts, named(uniform_shares(3)))
+    assert not uniform.passed
+    assert uniform.p == pytest.approx(8.477966749585546e-07, rel=1e-9)
+    assert uniform.df == 2 and uniform.n == 1600
+
+    dp_hash = chi_square_test(counts, named(dp_hash_shares(3)))
+    assert dp_hash.passed
+    assert dp_hash.chi2 == pytest.approx(2.929)
+    assert dp_hash.p == pytest.approx(0.23119355936263253, rel=1e-9)
+
+
+def test_everything_to_one_backend_rejected():
+    for shares in (uniform_shares(3), dp_hash_shares(3)):
+        verdict = chi_square_test(counts_of(1000, 0, 0), named(shares))
+        assert not verdict.passed
+        assert verdict.p < 1e-100
+
+
+def test_double_share_rejected():
+    verdict = chi_square_test(counts_of(667, 333), named(dp_hash_shares(2)))
+    assert not verdict.passed
+    assert verdict.p == pytest.approx(4.469989837212933e-26, rel=1e-9)
+
+
+def test_dead_backend_rejected():
+    for shares in (uniform_shares(3), dp_hash_shares(3)):
+        verdict = chi_square_test(counts_of(500, 500, 0), named(shares))
+        assert not verdict.passed
+        assert verdict.p < 1e-100
+
+
+def test_exact_expected_counts_accepted():
+    verdict = chi_square_test(counts_of(600, 500, 500), named(dp_hash_shares(3)))
+    assert verdict.passed
+    assert verdict.chi2 == 0
+    assert verdict.p == 1.0
+
+
+def test_missing_backend_counts_as_zero():
+    verdict = chi_square_test({"a": 1000}, {"a": 0.5, "b": 0.5})
+    assert not verdict.passed
+    assert verdict.counts == {"a": 1000}
+
+
+def test_traffic_to_unexpected_backend_fails():
+    shares = {"a": 0.5, "b": 0.5, "c": 0.0}
+    assert chi_square_test({"a": 500, "b": 500, "c": 0}, shares).passed
+    zero_share = chi_square_test({"a": 500, "b": 500, "c": 1}, shares)
+    assert not zero_share.passed and zero_share.p == 0.0
+    unknown = chi_square_test({"a": 500, "b": 500, "x": 1}, shares)
+    assert not unknown.passed and unknown.p == 0.0
+    assert "unexpected" in unknown.report()
+
+
+def test_single_backend():
+    assert chi_square_test({"a": 50}, {"a": 1.0}).passed
+    assert not chi_square_test({"a": 50, "b": 1}, {"a": 1.0}).passed
+
+
+def test_invalid_input():
+    with pytest.raises(ValueError, match="no connections"):
+        chi_square_test(counts_of(0, 0), named(uniform_shares(2)))
+    with pytest.raises(ValueError, match="approximation"):
+        chi_square_test(counts_of(5, 4), named(uniform_shares(2)))
+    with pytest.raises(ValueError, match="sum to 1"):
+        chi_square_test(counts_of(50, 50), {"backend0": 0.5, "backend1": 0.4})
+
+
+def test_report_is_readable():
+    verdict = chi_square_test(counts_of(633, 486, 481), named(dp_hash_shares(3)))
+    text = verdict.report()
+    assert str(verdict) == text
+    for name in ("backend0", "backend1", "backend2"):
+        assert name in text
+    assert "633" in text and "600.0" in text
+    assert "chi2=2.929" in text
+    assert "p=0.231" in text
+    assert "verdict: consistent" in text
+    assert "NOT consistent" in str(
+        chi_square_test(counts_of(633, 486, 481), named(uniform_shares(3))))

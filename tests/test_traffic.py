@@ -1,0 +1,180 @@
+"""Traffic agent tests on two namespaces joined by a veth (needs root)."""
+
+import os
+import signal
+import subprocess
+
+import pytest
+
+from pytest_ovnlb.traffic import Agent, AgentError
+
+pytestmark = pytest.mark.skipif(
+    os.geteuid() != 0, reason="needs root to create network namespaces")
+
+A_IP, B_IP = "192.0.2.1", "192.0.2.2"
+
+
+def ip(*args):
+    subprocess.run(["ip", *args], check=True, capture_output=True)
+
+
+@pytest.fixture
+def netns_pair(request):
+    """Namespaces ovnlbt-<pid>-a (192.0.2.1) and -b (192.0.2.2)."""
+    names = [f"ovnlbt-{os.getpid()}-a", f"ovnlbt-{os.getpid()}-b"]
+
+    def remove():
+        for ns in names:
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+    request.addfinalizer(remove)
+    for ns in names:
+        ip("netns", "add", ns)
+    ip("link", "add", "eth0", "netns", names[0], "type", "veth",
+       "peer", "name", "eth0", "netns", names[1])
+    for addr, ns in zip((A_IP, B_IP), names):
+        ip("-n", ns, "link", "set", "lo", "up")
+        ip("-n", ns, "addr", "add", f"{addr}/24", "dev", "eth0")
+        ip("-n", ns, "link", "set", "eth0", "up")
+    return names
+
+
+@pytest.fixture
+def agents(netns_pair, request, tmp_path):
+    """(agent in a, agent in b); b serves tcp 8000 and 8001."""
+    started = []
+
+    def stop():
+        for agent in started:
+            agent.close()
+
+    request.addfinalizer(stop)
+    for ns in netns_pair:
+        started.append(Agent.start(ns, ["ip", "netns", "exec", ns],
+                                   log_path=str(tmp_path / f"{ns}.log")))
+    a, b = started
+    b.serve(8000)
+    b.serve(8001)
+    return a, b
+
+
+def test_fresh_reports_backend_and_peer(agents, netns_pair):
+    a, _ = agents
+    for port in (8000, 8001):
+        results = a.fresh(B_IP, port, 40)
+        assert [r.error for r in results] == [None] * 40
+        assert {r.target for r in results} == {f"{netns_pair[1]}:{port}"}
+        assert {r.peer for r in results} == {A_IP}
+        # No NAT here: the server sees our source port.
+        assert all(r.peer_port == r.local_port for r in results)
+        assert len({r.local_port for r in results}) == 40
+
+
+def test_refused_after_unserve(agents):
+    a, b = agents
+    b.unserve(8000)
+    results = a.fresh(B_IP, 8000, 5)
+    assert [r.error for r in results] == ["refused"] * 5
+    assert all(r.local_port for r in results)
+    assert a.fresh(B_IP, 8001, 1)[0].ok
+
+
+def test_timeout_when_packets_go_nowhere(agents, netns_pair):
+    a, _ = agents
+    # A bogus MAC makes b drop the frames: no answer at all.
+    ip("-n", netns_pair[0], "neigh", "replace", "192.0.2.99",
+       "lladdr", "02:00:00:00:00:99", "dev", "eth0", "nud", "permanent")
+    for proto in ("tcp", "udp"):
+        results = a.fresh("192.0.2.99", 8000, 3, proto=proto, timeout=0.3)
+        assert [r.error for r in results] == ["timeout"] * 3
+
+
+def test_unreachable_without_route(agents):
+    a, _ = agents
+    # No route to 198.51.100.0/24 in a: fails locally, nothing is sent.
+    assert a.fresh("198.51.100.1", 8000, 1)[0].error == "unreachable"
+
+
+def test_udp_fresh(agents, netns_pair):
+    a, b = agents
+    b.serve(9000, proto="udp")
+    results = a.fresh(B_IP, 9000, 20, proto="udp")
+    assert {r.target for r in results} == {f"{netns_pair[1]}:9000"}
+    assert {r.peer for r in results} == {A_IP}
+    assert len({r.local_port for r in results}) == 20
+    b.unserve(9000, proto="udp")
+    assert a.fresh(B_IP, 9000, 1, proto="udp")[0].error == "refused"
+
+
+def test_session_keeps_one_connection(agents):
+    a, b = agents
+    with a.session(B_IP, 8000) as session:
+        results = session.get(50)
+        assert all(r.ok for r in results)
+        assert len({r.local_port for r in results}) == 1
+        assert len({r.peer_port for r in results}) == 1
+        assert results[0].local_port == results[0].peer_port
+
+        b.unserve(8000)
+        failed = session.get(1)[0]
+        assert failed.error in ("refused", "reset")
+
+        # A new connection is visible as a new local port.
+        b.serve(8000)
+        again = session.get(1)[0]
+        assert again.ok
+        assert again.local_port not in (None, results[0].local_port)
+
+
+def test_capture_sees_syn(agents):
+    a, b = agents
+    with b.capture("tcp", dst=B_IP, dport=8000) as cap_b, \
+            a.capture("tcp", dst=B_IP, dport=8000) as cap_a:
+        result = a.fresh(B_IP, 8000, 1)[0]
+        assert result.ok
+    for cap, direction in ((cap_b, "in"), (cap_a, "out")):
+        syns = [p for p in cap.packets if p.flags == "S"]
+        assert len(syns) == 1
+        syn = syns[0]
+        assert (syn.src, syn.dst, syn.sport, syn.dport, syn.direction) == (
+            A_IP, B_IP, result.local_port, 8000, direction)
+        # Only packets towards the filter's destination were kept.
+        assert all(p.dport == 8000 and p.dst == B_IP for p in cap.packets)
+
+
+def test_agent_exits_on_stdin_eof(agents):
+    a, b = agents
+    pid = b.ping()["pid"]
+    assert pid == b.proc.pid  # "ip netns exec" execs, it does not fork
+    b.proc.stdin.close()
+    assert b.proc.wait(5) == 0
+    assert not os.path.exists(f"/proc/{pid}")
+    # Its servers went with it.
+    assert a.fresh(B_IP, 8000, 1)[0].error == "refused"
+    b.close()  # idempotent
+
+
+def test_agent_error_on_unknown_op(agents):
+    a, _ = agents
+    with pytest.raises(AgentError, match="unknown op"):
+        a.call("no_such_op")
+    assert a.ping()["ok"]
+
+
+def test_agent_death_is_reported(agents):
+    a, _ = agents
+    a.proc.kill()
+    with pytest.raises(AgentError, match="died"):
+        a.ping()
+
+
+def test_hung_agent_does_not_hang_caller(agents):
+    a, _ = agents
+    os.kill(a.proc.pid, signal.SIGSTOP)
+    try:
+        with pytest.raises(AgentError, match="no answer"):
+            a.call("ping", timeout=0.5)
+    finally:
+        os.kill(a.proc.pid, signal.SIGCONT)
+    # The late answer to the timed-out call is skipped.
+    assert a.ping()["pid"] == a.proc.pid
