@@ -123,6 +123,9 @@ class Lab:
         remote = self.backend.nb_remote() if which == "nb" else self.backend.sb_remote()
         return [self.install[f"ovn-{which}ctl"], f"--db={remote}"]
 
+    def flush_conntrack(self) -> None:
+        self.backend.flush_conntrack()
+
     def logs(self):
         return self.backend.logs()
 

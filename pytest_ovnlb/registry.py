@@ -44,6 +44,7 @@ class Record:
     owner_start: int | None = None
     state: str = "building"  # building | ready
     build_seconds: float | None = None
+    kept_for: int | None = None  # pytest process that kept it after failures
     created: float = field(default_factory=time.time)
 
     @property

@@ -68,6 +68,11 @@ BEHAVIOURS = {b.name: b for b in (
               backports=(_v("22.3.3"), _v("22.9.2"), _v("22.12.1"), _v("23.3.1"))),
     Behaviour("affinity_timeout", _v("22.12.0"),
               "options:affinity_timeout keeps a client on one backend"),
+    # Open vSwitch, not OVN: how a dp_hash select group splits hash space.
+    Behaviour("ovs_dp_hash_4_slots_per_bucket", _v("3.5.0"),
+              "OVS gives every select-group bucket at least 4 hash slots "
+              "(before: 16 slots for up to 16 buckets, so k=5 splits 4,3,3,3,3)",
+              backports=(_v("3.1.6"), _v("3.2.4"), _v("3.3.3"), _v("3.4.1"))),
 )}
 
 

@@ -18,8 +18,12 @@ leaves nothing behind in the root namespace.
 
 from __future__ import annotations
 
+import array
+import fcntl
 import ipaddress
 import os
+import socket
+import struct
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -57,11 +61,6 @@ def iproute(ns: str):
 def _tx_checksum_off(ns: str, ifname: str) -> None:
     """`ethtool -K IF tx off`: the userspace datapath does not fill in
     checksums left to the NIC, so TCP through it would otherwise stall."""
-    import array
-    import fcntl
-    import socket
-    import struct
-
     with procs.in_netns(ns):
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     with sock:
@@ -105,6 +104,11 @@ class NetnsBackend:
     def exec_prefix(self, node: str) -> list[str]:
         return ["ip", "netns", "exec", self.ns(node)]
 
+    def flush_conntrack(self) -> None:
+        """Forget every connection the userspace datapaths track."""
+        for c in self.topo.chassis:
+            self._appctl(c.name, "dpctl/flush-conntrack")
+
     # --- running programs -------------------------------------------------
     def _run(self, node: str, argv: list[str], env: dict | None = None) -> str:
         cmd = self.exec_prefix(node) + argv
@@ -145,6 +149,39 @@ class NetnsBackend:
                 self._wait_ready(nb, timeout)
             finally:
                 nb.close()
+        self._resolve_tunnel_neighbours(timeout)
+
+    def _resolve_tunnel_neighbours(self, timeout: float) -> None:
+        """Userspace geneve drops packets to a chassis whose underlay MAC it
+        has not learned yet (it snoops ARP replies on br-phy).  Resolve every
+        pair now, so that the first connections of a test are not lost."""
+        chassis = self.topo.chassis
+        for c in chassis:
+            with procs.in_netns(self.ns(c.name)):
+                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            with sock:
+                for peer in chassis:
+                    if peer is not c:
+                        sock.sendto(b"ovnlb", (peer.underlay_ip, 9))  # discard port
+
+        def unresolved():
+            for c in chassis:
+                known = self._appctl(c.name, "tnl/neigh/show")
+                for peer in chassis:
+                    if peer is not c and f"{peer.underlay_ip} " not in known:
+                        return c.name
+            return None
+        try:
+            wait_for(lambda: unresolved() is None, timeout, "tunnel neighbours")
+        except TimeoutError:
+            raise LabError(f"chassis {unresolved()} did not learn its geneve peers' "
+                           f"underlay MACs; its log: {self.chassis_dir(unresolved())}"
+                           "/ovs-vswitchd.log") from None
+
+    def _appctl(self, chassis: str, *command: str) -> str:
+        ctl = self.chassis_dir(chassis) / "ovs-vswitchd.ctl"
+        return subprocess.run([self.install["ovs-appctl"], "-t", str(ctl), *command],
+                              check=True, capture_output=True, text=True, timeout=10).stdout
 
     def _wire(self) -> None:
         topo, ns = self.topo, self.ns

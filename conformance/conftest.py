@@ -1,0 +1,29 @@
+"""Shared pieces of the conformance suite.  The plugin (pytest_ovnlb) brings
+the lab, the placement parametrization and the load balancer factory."""
+
+import pytest
+
+from pytest_ovnlb.options import SETTINGS
+
+
+@pytest.fixture
+def samples(request) -> int:
+    """New connections per distribution check (--ovnlb-samples)."""
+    return request.config.stash[SETTINGS].samples
+
+
+@pytest.fixture
+def roles(ovn_lab):
+    return ovn_lab.topology.roles
+
+
+@pytest.fixture
+def client_node(ovn_lab, roles):
+    """Node playing a client role: "internal" (a VM on another switch than
+    the backends) or "external" (a host on the provider network)."""
+    def node(role: str) -> str:
+        name = roles.internal_client if role == "internal" else roles.external_client
+        if name is None:
+            pytest.skip(f"topology {ovn_lab.topology.name} has no {role} client")
+        return name
+    return node

@@ -1,0 +1,37 @@
+"""New connections to a VIP spread over its backends as OVS's dp_hash select
+group shares them out, from every kind of client and for every placement."""
+
+import pytest
+
+from pytest_ovnlb import checks
+
+K_BACKENDS = [2, 3, 5]
+
+
+def spread(ovn_lbs, ovn_hub, ovn_lab, node, k, samples):
+    backends = ovn_hub.backends(k)
+    lb = ovn_lbs(backends)
+    results = ovn_hub.fresh(node, lb.vip, lb.port, samples)
+    shares = checks.dp_hash_shares(lb.targets, ovn_lab.install.ovs_version)
+    verdict = checks.distribution(results, shares)
+    used = checks.tally(results)
+    assert verdict.passed, (
+        f"{k} backends behind {lb.vip_key} on {'/'.join(lb.attached)}, {samples} new "
+        f"connections from {node}: OVN's split does not match OVS dp_hash shares "
+        f"({ovn_lab.install.summary})\n{verdict.report()}")
+    assert all(used[t] > 0 for t in lb.targets), f"a backend got nothing: {checks.summary(results)}"
+
+
+@pytest.mark.router
+@pytest.mark.parametrize("k", K_BACKENDS)
+@pytest.mark.parametrize("client", ["external", "internal"])
+def test_gateway_router_spreads_new_connections(ovn_lbs, ovn_hub, ovn_lab, client_node,
+                                                placement, client, k, samples):
+    spread(ovn_lbs, ovn_hub, ovn_lab, client_node(client), k, samples)
+
+
+@pytest.mark.switch
+@pytest.mark.parametrize("k", K_BACKENDS)
+def test_client_switch_spreads_new_connections(ovn_lbs, ovn_hub, ovn_lab, client_node,
+                                               placement, k, samples):
+    spread(ovn_lbs, ovn_hub, ovn_lab, client_node("internal"), k, samples)

@@ -1,0 +1,47 @@
+"""Verdicts on traffic results, with messages a packager can act on."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+from . import stats
+from .traffic import Result
+from .versions import Version, expects
+
+
+def outcome(result: Result) -> str:
+    """`vm1:8000` for an answer, `error:timeout` (refused, reset...) otherwise."""
+    return result.target if result.ok else f"error:{result.error}"
+
+
+def tally(results: Iterable[Result]) -> Counter:
+    return Counter(outcome(r) for r in results)
+
+
+def summary(results: Sequence[Result]) -> str:
+    counts = tally(results)
+    return ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) + f" (n={len(results)})"
+
+
+def dp_hash_shares(targets: Sequence[str], ovs_version: Version) -> dict[str, float]:
+    """Expected share of new connections per backend, in the VIP's backend
+    order: OVN's select group uses dp_hash, whose slot table gives the first
+    buckets the extra slots when k does not divide it."""
+    legacy = not expects("ovs_dp_hash_4_slots_per_bucket", ovs_version)
+    return dict(zip(targets, stats.dp_hash_shares(len(targets), legacy=legacy)))
+
+
+def distribution(results: Sequence[Result], shares: dict[str, float],
+                 alpha: float = stats.ALPHA) -> stats.Verdict:
+    """Chi-square verdict of results (answers and errors alike) against shares."""
+    return stats.chi_square_test(tally(results), shares, alpha)
+
+
+def peers_by_backend(results: Iterable[Result]) -> dict[str, set[str]]:
+    """Which source addresses each backend saw."""
+    seen: dict[str, set[str]] = {}
+    for r in results:
+        if r.ok:
+            seen.setdefault(r.target, set()).add(r.peer)
+    return seen

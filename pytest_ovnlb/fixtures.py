@@ -1,0 +1,81 @@
+"""pytest-ovnlb fixtures.
+
+- `ovn_lab` (session): one lab per process, so each xdist worker has its own,
+  named `pytest<pid>`; removed at the end (kept after a failure with
+  --ovnlb-keep-on-failure).
+- `ovn_hub` (session): traffic agents per node and the backends' web servers.
+- `ovn_lbs` (test): load balancer factory for the test's `placement`; the lab
+  is reset before each test (load balancers removed, conntrack flushed).
+- `ovn_versions`: the OVN and OVS versions under test.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from .harness import Hub, LoadBalancers
+from .lab import Lab
+from .errors import LabError
+from .options import FAILED, SETTINGS
+
+
+@pytest.fixture(scope="session")
+def ovn_lab(request: pytest.FixtureRequest):
+    settings = request.config.stash[SETTINGS]
+    try:
+        lab = Lab.up(f"pytest{os.getpid()}", settings.topology, owner=os.getpid(),
+                     timeout=settings.ready_timeout)
+    except LabError as exc:
+        pytest.exit(f"ovnlb: {exc}", returncode=3)
+    yield lab
+    if settings.keep_on_failure and request.config.stash[FAILED]:
+        lab.close()
+        # xdist workers are children of the controller, which prints the note
+        xdist = hasattr(request.config, "workerinput")
+        lab.record.kept_for = os.getppid() if xdist else os.getpid()
+        lab.record.own(None)
+    else:
+        lab.down()
+
+
+@pytest.fixture(scope="session")
+def ovn_hub(ovn_lab: Lab):
+    hub = Hub(ovn_lab)
+    yield hub
+    hub.close()
+
+
+@pytest.fixture
+def placement(request: pytest.FixtureRequest) -> str:
+    """"router" or "switch"; set by parametrization from the test's markers."""
+    return request.param
+
+
+@pytest.fixture
+def ovn_lbs(ovn_lab: Lab, ovn_hub: Hub, placement: str):
+    try:
+        lbs = LoadBalancers(ovn_lab, ovn_hub, placement)
+    except LabError as exc:
+        pytest.skip(str(exc))
+    _reset(ovn_lab)
+    yield lbs
+    lbs.remove_all()
+
+
+def _reset(lab: Lab) -> None:
+    """Start each test from the topology alone: no load balancers, no
+    conntrack state from earlier connections."""
+    rows = lab.nb.rows("Load_Balancer")
+    if rows:
+        with lab.nb.transaction() as txn:
+            for row in rows:
+                txn.add(lab.nb.api.lb_del(row.uuid, if_exists=True))
+        lab.nb.sync(timeout=20)
+    lab.flush_conntrack()
+
+
+@pytest.fixture(scope="session")
+def ovn_versions(ovn_lab: Lab):
+    return ovn_lab.install

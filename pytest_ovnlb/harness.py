@@ -1,0 +1,162 @@
+"""What a conformance test drives: web servers on backend VMs, clients in any
+node, and load balancers placed on a router or a switch.
+
+One `Hub` per lab keeps a traffic agent per node for the whole session;
+`LoadBalancers` is per test and removes what it made.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+
+from .errors import LabError
+from .lab import Lab
+from .traffic import Agent, Result
+
+PLACEMENTS = ("router", "switch")
+
+
+@dataclass(frozen=True)
+class Backend:
+    """A web server: VM, address, port.  `target` matches Result.target."""
+
+    vm: str
+    ip: str
+    port: int
+
+    @property
+    def target(self) -> str:
+        return f"{self.vm}:{self.port}"
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.ip}:{self.port}"
+
+
+class Hub:
+    def __init__(self, lab: Lab):
+        self.lab = lab
+        self.agents: dict[str, Agent] = {}
+        self.serving: set[Backend] = set()
+
+    def agent(self, node: str) -> Agent:
+        if node not in self.agents:
+            log = self.lab.record.rundir / f"agent-{node}.log"
+            self.agents[node] = Agent.start(node, self.lab.exec_prefix(node), log_path=str(log))
+        return self.agents[node]
+
+    def backends(self, k: int) -> list[Backend]:
+        """k web servers spread over the backend VMs (vm1:8000, vm2:8000,
+        vm1:8001, ...): OVN balances over ip:port pairs, so k may exceed the
+        number of VMs."""
+        topo = self.lab.topology
+        vms = topo.roles.backends
+        base = topo.roles.backend_port
+        return [Backend(vms[i % len(vms)], topo.address(vms[i % len(vms)]),
+                        base + i // len(vms)) for i in range(k)]
+
+    def serve(self, backends: list[Backend]) -> None:
+        for b in backends:
+            if b not in self.serving:
+                self.agent(b.vm).serve(b.port, name=b.vm)
+                self.serving.add(b)
+
+    def stop(self, backend: Backend) -> None:
+        """Stop a web server as if its process died: new connections are refused."""
+        self.agent(backend.vm).unserve(backend.port)
+        self.serving.discard(backend)
+
+    def fresh(self, node: str, host: str, port: int, count: int, **kw) -> list[Result]:
+        return self.agent(node).fresh(host, port, count, **kw)
+
+    def close(self) -> None:
+        for agent in self.agents.values():
+            agent.close()
+        self.agents.clear()
+        self.serving.clear()
+
+
+@dataclass
+class LoadBalancer:
+    name: str
+    vip: str
+    port: int
+    backends: list[Backend]
+    attached: list[str]
+    protocol: str = "tcp"
+
+    @property
+    def vip_key(self) -> str:
+        return f"{self.vip}:{self.port}"
+
+    @property
+    def targets(self) -> list[str]:
+        return [b.target for b in self.backends]
+
+
+class LoadBalancers:
+    """Factory: `lbs(backends, ...)` creates a load balancer where the
+    placement says, waits until every chassis has it, and removes it later."""
+
+    _names = itertools.count(1)
+
+    def __init__(self, lab: Lab, hub: Hub, placement: str):
+        self.lab = lab
+        self.hub = hub
+        self.placement = placement
+        self.created: list[LoadBalancer] = []
+        roles = lab.topology.roles
+        if placement == "router":
+            if not roles.gateway_router:
+                raise LabError(f"topology {lab.topology.name} has no gateway router")
+            self.default_vip, self.default_attach = roles.router_vip, [roles.gateway_router]
+        else:
+            self.default_vip, self.default_attach = roles.switch_vip, [roles.client_switch]
+
+    def __call__(self, backends: list[Backend], *, vip: str | None = None,
+                 attach_to: list[str] | None = None, protocol: str = "tcp",
+                 options: dict | None = None, serve: bool = True) -> LoadBalancer:
+        lb = LoadBalancer(name=f"ovnlb-lb{next(self._names)}", vip=vip or self.default_vip,
+                          port=self.lab.topology.roles.backend_port, backends=list(backends),
+                          attached=list(attach_to or self.default_attach), protocol=protocol)
+        if serve:
+            self.hub.serve(lb.backends)
+        nb, api = self.lab.nb, self.lab.nb.api
+        with nb.transaction() as txn:
+            txn.add(api.lb_add(lb.name, lb.vip_key, [b.endpoint for b in lb.backends],
+                               protocol=protocol, options=options or {}))
+        self.created.append(lb)
+        routers = {r.name for r in self.lab.topology.routers}
+        with nb.transaction() as txn:
+            for datapath in lb.attached:
+                add = api.lr_lb_add if datapath in routers else api.ls_lb_add
+                txn.add(add(datapath, lb.name))
+        self.sync()
+        return lb
+
+    def set_backends(self, lb: LoadBalancer, backends: list[Backend]) -> None:
+        """Change the VIP's backend list in place (same Load_Balancer row)."""
+        self.hub.serve(backends)
+        value = ",".join(b.endpoint for b in backends)
+        row = self.lab.nb.api.lb_get(lb.name).execute(check_error=True)
+        self.lab.nb.api.db_set("Load_Balancer", row.uuid,
+                               ("vips", {lb.vip_key: value})).execute(check_error=True)
+        lb.backends = list(backends)
+        self.sync()
+
+    def sync(self) -> None:
+        try:
+            self.lab.nb.sync(timeout=20)
+        except TimeoutError as exc:
+            raise LabError(f"chassis did not install the load balancer: {exc}; "
+                           f"logs in {self.lab.record.rundir}") from None
+
+    def remove_all(self) -> None:
+        if not self.created:
+            return
+        with self.lab.nb.transaction() as txn:
+            for lb in self.created:
+                txn.add(self.lab.nb.api.lb_del(lb.name, if_exists=True))
+        self.created.clear()
+        self.sync()

@@ -1,0 +1,51 @@
+"""Command-line options and ini keys of pytest-ovnlb, and where they are kept."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+
+BACKENDS = ("netns",)  # the attach backend (fake-multinode) plugs in here
+
+
+@dataclass(frozen=True)
+class Settings:
+    topology: str
+    backend: str
+    keep_on_failure: bool
+    samples: int
+    ready_timeout: float
+
+
+SETTINGS = pytest.StashKey[Settings]()
+FAILED = pytest.StashKey[bool]()
+
+OPTIONS = [
+    # (flag, ini key, help, default, type)
+    ("--ovn-topology", "ovn_topology", "topology to build (lab, single)", "lab", str),
+    ("--ovn-backend", "ovn_backend", "deployment backend (netns)", "netns", str),
+    ("--ovnlb-samples", "ovnlb_samples",
+     "new connections per distribution check", "1000", int),
+    ("--ovnlb-ready-timeout", "ovnlb_ready_timeout",
+     "seconds to wait for the lab's chassis", "30", float),
+]
+
+
+def add_options(parser: pytest.Parser) -> None:
+    group = parser.getgroup("ovnlb", "OVN load balancer conformance")
+    for flag, ini, help, default, kind in OPTIONS:
+        group.addoption(flag, dest=ini, default=None, type=kind,
+                        help=f"{help} (ini: {ini}, default {default})")
+        parser.addini(ini, help, default=default)
+    group.addoption("--ovnlb-keep-on-failure", dest="ovnlb_keep_on_failure",
+                    action="store_true", default=None,
+                    help="leave the lab up after a failure and print how to reach it "
+                         "(ini: ovnlb_keep_on_failure)")
+    parser.addini("ovnlb_keep_on_failure", "leave the lab up after a failure",
+                  type="bool", default=False)
+
+
+def setting(config: pytest.Config, key: str, kind=str):
+    value = config.getoption(key)
+    return value if value is not None else kind(config.getini(key))

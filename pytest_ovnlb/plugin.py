@@ -1,0 +1,103 @@
+"""pytest-ovnlb hooks: options, markers, placement parametrization, report
+header and failure context.  Fixtures live in `fixtures.py`."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from . import install, registry, topology
+from .errors import LabError
+from .fixtures import (  # noqa: F401  (re-exported so pytest finds them)
+    ovn_hub,
+    ovn_lab,
+    ovn_lbs,
+    ovn_versions,
+    placement,
+)
+from .harness import PLACEMENTS
+from .lab import require_root
+from .options import BACKENDS, FAILED, SETTINGS, Settings, add_options, setting
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    add_options(parser)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "router: load balancer placed on the gateway router (edge1 in the lab)")
+    config.addinivalue_line(
+        "markers", "switch: load balancer placed on the client's logical switch")
+    settings = Settings(
+        topology=setting(config, "ovn_topology"),
+        backend=setting(config, "ovn_backend"),
+        keep_on_failure=setting(config, "ovnlb_keep_on_failure", bool),
+        samples=setting(config, "ovnlb_samples", int),
+        ready_timeout=setting(config, "ovnlb_ready_timeout", float),
+    )
+    if settings.backend not in BACKENDS:
+        raise pytest.UsageError(f"unknown --ovn-backend {settings.backend!r} "
+                                f"(available: {', '.join(BACKENDS)})")
+    try:
+        topology.get(settings.topology)
+    except LabError as exc:
+        raise pytest.UsageError(str(exc)) from None
+    config.stash[SETTINGS] = settings
+    config.stash[FAILED] = False
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    settings = config.stash[SETTINGS]
+    try:
+        found = install.find().summary
+    except LabError as exc:
+        found = str(exc)
+    return [f"ovnlb: {found}; topology {settings.topology}, backend {settings.backend}"]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse to start, with one line, when tests need a lab that can't be built."""
+    if not any("ovn_lab" in getattr(item, "fixturenames", ()) for item in items):
+        return
+    if config.option.collectonly:
+        return
+    try:
+        require_root()
+        install.find()
+    except LabError as exc:
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """A test using `placement` runs once per placement it is marked with
+    (both when unmarked); each run carries its placement's marker."""
+    if "placement" not in metafunc.fixturenames:
+        return
+    marked = [p for p in PLACEMENTS if metafunc.definition.get_closest_marker(p)]
+    metafunc.parametrize(
+        "placement",
+        [pytest.param(p, marks=getattr(pytest.mark, p), id=p) for p in marked or PLACEMENTS],
+        indirect=True)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    report = yield
+    if report.failed and "ovn_lab" in getattr(item, "fixturenames", ()):
+        item.config.stash[FAILED] = True
+        lab = getattr(item, "funcargs", {}).get("ovn_lab")
+        if lab is not None:
+            report.sections.append(("ovnlb lab", lab.status()))
+    return report
+
+
+def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
+    kept = [r for r in registry.all_records() if r.kept_for == os.getpid()]
+    for record in kept:
+        terminalreporter.write_line(
+            f"ovnlb: lab {record.name} kept after failures: "
+            f"`ovnlb-lab status --name {record.name}`, "
+            f"`ovnlb-lab exec --name {record.name} NODE -- CMD`, "
+            f"`ovnlb-lab down --name {record.name}` when done", yellow=True)
