@@ -111,8 +111,12 @@ class _HttpConn(asyncio.Protocol):
                 break
             buf = buf[end + 4 + length:]
             if close:
+                # Let the client close first: the TIME_WAIT state then stays
+                # with the client, whose connect() skips such ports, instead
+                # of piling up here where a reused client port would hit it.
                 self.transport.write(self.last)
-                self.transport.close()
+                self.buf = b""
+                asyncio.get_running_loop().call_later(10, self.transport.close)
                 return
             self.transport.write(self.keep)
         if len(buf) > 65536:
@@ -243,15 +247,14 @@ async def _tcp_sample(loop, host, port, box):
             raise OSError(err, os.strerror(err))
         await loop.sock_sendall(
             sock, b"GET / HTTP/1.0\r\nHost: %s\r\n\r\n" % host.encode())
-        chunks = []
-        while True:
-            data = await loop.sock_recv(sock, 65536)
-            if not data:
+        data = b""
+        while not _complete(data):
+            chunk = await loop.sock_recv(sock, 65536)
+            if not chunk:
                 break
-            chunks.append(data)
+            data += chunk
     finally:
-        sock.close()
-    data = b"".join(chunks)
+        sock.close()  # before the server does: see _HttpConn.data_received
     if not data:
         raise ConnectionResetError("connection closed without a reply")
     head, sep, body = data.partition(b"\r\n\r\n")
@@ -259,6 +262,18 @@ async def _tcp_sample(loop, host, port, box):
     if not sep or len(status) < 2 or status[1] != b"200":
         raise ValueError("not an HTTP 200 reply")
     return json.loads(body)
+
+
+def _complete(data):
+    """Whether `data` holds a whole HTTP reply (head and Content-Length body)."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        return False
+    for line in head.split(b"\r\n")[1:]:
+        key, _, value = line.partition(b":")
+        if key.strip().lower() == b"content-length":
+            return len(body) >= int(value)
+    return False
 
 
 async def _udp_sample(loop, host, port, box):

@@ -49,8 +49,10 @@ def create(nb: Northbound, topo: Topology) -> None:
                 txn.add(api.lr_nat_add(router.name, "snat", external, network))
         for vm in topo.vms:
             address = f"{vm.mac} {vm.ip.split('/')[0]}"
+            # MAC-only port security: IP port security would drop, on the way
+            # out to the VM, traffic routed to it for another address.
             txn.add(api.lsp_add(vm.switch, vm.name, addresses=[address],
-                                port_security=[address]))
+                                port_security=[vm.mac]))
         if topo.provider:
             txn.add(api.lsp_add(topo.provider.switch, localnet_port(topo.provider.switch),
                                 type="localnet", addresses=["unknown"],

@@ -70,6 +70,13 @@ def _tx_checksum_off(ns: str, ifname: str) -> None:
         fcntl.ioctl(sock.fileno(), SIOCETHTOOL, ifreq)
 
 
+def _sysctl(ns: str, key: str, value: str) -> None:
+    # /proc/sys/net follows the network namespace of the thread that opens it
+    with procs.in_netns(ns):
+        with open(f"/proc/sys/{key}", "w") as f:
+            f.write(value)
+
+
 class NetnsBackend:
     """Builds and removes one lab."""
 
@@ -197,6 +204,7 @@ class NetnsBackend:
             links = [("eth0", f"u{i}", "br-underlay")]
             if chassis.name in provider_hosts:
                 links.append(("eth1", f"p{i}", "br-provider"))
+            _sysctl(host, "net/ipv4/ip_local_port_range", "1024 65535")
             with iproute(host) as r:
                 r.link("set", index=1, state="up")
                 for inner, outer, bridge in links:
@@ -221,6 +229,8 @@ class NetnsBackend:
 
     def _wire_vm(self, r: IPRoute, host: str, vm) -> None:
         vm_ns = self.ns(vm.name)
+        # Many short connections per test: give clients the widest port range.
+        _sysctl(vm_ns, "net/ipv4/ip_local_port_range", "1024 65535")
         self._veth(r, host, vm.name, vm_ns, "eth0")
         with iproute(vm_ns) as v:
             v.link("set", index=1, state="up")

@@ -1,0 +1,57 @@
+"""Where a switch load balancer must sit: on the switch of the clients.  A
+switch load balancer acts on traffic entering the switch from VIF ports,
+never on traffic arriving from a router port, so one placed only on the
+backends' switch does not serve clients routed in from another switch."""
+
+import pytest
+
+from pytest_ovnlb import checks
+
+pytestmark = pytest.mark.switch
+
+
+def test_lb_on_client_switch_serves_client(ovn_lbs, ovn_hub, roles, client_node, placement):
+    lb = ovn_lbs(ovn_hub.backends(2), attach_to=[roles.client_switch])
+    results = ovn_hub.fresh(client_node("internal"), lb.vip, lb.port, 60)
+    assert all(r.ok for r in results), f"connections failed: {checks.summary(results)}"
+    assert {r.target for r in results} == set(lb.targets), checks.summary(results)
+
+
+def test_lb_only_on_server_switch_does_not_serve_other_switch(ovn_lbs, ovn_hub, roles,
+                                                             client_node, placement):
+    lb = ovn_lbs(ovn_hub.backends(2), attach_to=[roles.server_switch])
+    results = ovn_hub.fresh(client_node("internal"), lb.vip, lb.port, 16, timeout=1.0)
+    assert checks.tally(results) == {"error:timeout": 16}, (
+        f"a load balancer only on {roles.server_switch} answered a client on "
+        f"{roles.client_switch}: {checks.summary(results)}")
+
+
+def test_server_switch_lb_ignores_traffic_from_router_port(ovn_lab, ovn_lbs, ovn_hub, roles,
+                                                           client_node, placement, request):
+    """Route the VIP into the server switch, towards the first backend: the
+    client's SYNs arrive there with the VIP still as destination (not
+    translated), and no backend accepts them."""
+    backends = ovn_hub.backends(2)
+    lb = ovn_lbs(backends, attach_to=[roles.server_switch])
+    gateway_vm = backends[0]
+    nb = ovn_lab.nb
+    prefix = f"{lb.vip}/32"
+    nb.api.lr_route_add(roles.distributed_router, prefix, gateway_vm.ip).execute(check_error=True)
+    request.addfinalizer(lambda: nb.api.lr_route_del(
+        roles.distributed_router, prefix, if_exists=True).execute(check_error=True))
+    ovn_lbs.sync()
+
+    node = client_node("internal")
+    source = ovn_lab.topology.address(node)
+    with ovn_hub.agent(backends[0].vm).capture("tcp", dport=lb.port) as first, \
+            ovn_hub.agent(backends[1].vm).capture("tcp", dport=lb.port) as second:
+        results = ovn_hub.fresh(node, lb.vip, lb.port, 4, timeout=1.5)
+    arrived = [p for p in first.packets if p.direction == "in" and "S" in p.flags]
+    assert checks.tally(results) == {"error:timeout": 4}, (
+        f"routed to {gateway_vm.vm}, the VIP answered: {checks.summary(results)}")
+    assert arrived, f"no SYN reached {gateway_vm.vm} although {prefix} is routed to it"
+    assert {(p.src, p.dst) for p in arrived} == {(source, lb.vip)}, (
+        f"SYNs should reach {gateway_vm.vm} untranslated ({source} -> {lb.vip}); "
+        f"saw {sorted({(p.src, p.dst) for p in arrived})}")
+    translated = [p for p in first.packets + second.packets if p.dst != lb.vip]
+    assert not translated, f"the switch load balancer translated routed traffic: {translated}"
