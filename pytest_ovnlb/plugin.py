@@ -89,7 +89,10 @@ def pytest_runtest_makereport(item: pytest.Item, call):
         item.config.stash[FAILED] = True
         lab = getattr(item, "funcargs", {}).get("ovn_lab")
         if lab is not None:
-            report.sections.append(("ovnlb lab", lab.status()))
+            keep = item.config.stash[SETTINGS].keep_on_failure
+            note = ("kept after the run (--ovnlb-keep-on-failure)" if keep else
+                    "removed at the end of the run; --ovnlb-keep-on-failure keeps it")
+            report.sections.append(("ovnlb lab", f"{lab.status()}\n  this lab is {note}"))
     return report
 
 
