@@ -35,3 +35,16 @@ def test_gateway_router_spreads_new_connections(ovn_lbs, ovn_hub, ovn_lab, clien
 def test_client_switch_spreads_new_connections(ovn_lbs, ovn_hub, ovn_lab, client_node,
                                                placement, k, samples):
     spread(ovn_lbs, ovn_hub, ovn_lab, client_node("internal"), k, samples)
+
+
+def test_udp_flows_spread_over_backends(ovn_lbs, ovn_hub, ovn_lab, client_node,
+                                        placement, samples):
+    """UDP: each new source port is a new flow, balanced like a TCP connection."""
+    lb = ovn_lbs(ovn_hub.backends(3), protocol="udp")
+    node = client_node("internal")
+    results = ovn_hub.fresh(node, lb.vip, lb.port, samples, proto="udp")
+    shares = checks.dp_hash_shares(lb.targets, ovn_lab.install.ovs_version)
+    verdict = checks.distribution(results, shares)
+    assert verdict.passed, (
+        f"UDP flows from {node} to {lb.vip_key} on {'/'.join(lb.attached)} "
+        f"({ovn_lab.install.summary})\n{verdict.report()}")

@@ -38,7 +38,7 @@ class Hub:
     def __init__(self, lab: Lab):
         self.lab = lab
         self.agents: dict[str, Agent] = {}
-        self.serving: set[Backend] = set()
+        self.serving: set[tuple[Backend, str]] = set()
 
     def agent(self, node: str) -> Agent:
         if node not in self.agents:
@@ -56,16 +56,17 @@ class Hub:
         return [Backend(vms[i % len(vms)], topo.address(vms[i % len(vms)]),
                         base + i // len(vms)) for i in range(k)]
 
-    def serve(self, backends: list[Backend]) -> None:
+    def serve(self, backends: list[Backend], proto: str = "tcp") -> None:
+        """Make sure each backend's server runs (an HTTP server for tcp)."""
         for b in backends:
-            if b not in self.serving:
-                self.agent(b.vm).serve(b.port, name=b.vm)
-                self.serving.add(b)
+            if (b, proto) not in self.serving:
+                self.agent(b.vm).serve(b.port, proto=proto, name=b.vm)
+                self.serving.add((b, proto))
 
-    def stop(self, backend: Backend) -> None:
-        """Stop a web server as if its process died: new connections are refused."""
-        self.agent(backend.vm).unserve(backend.port)
-        self.serving.discard(backend)
+    def stop(self, backend: Backend, proto: str = "tcp") -> None:
+        """Stop a server as if its process died: new connections are refused."""
+        self.agent(backend.vm).unserve(backend.port, proto=proto)
+        self.serving.discard((backend, proto))
 
     def fresh(self, node: str, host: str, port: int, count: int, **kw) -> list[Result]:
         return self.agent(node).fresh(host, port, count, **kw)
@@ -121,7 +122,7 @@ class LoadBalancers:
                           port=self.lab.topology.roles.backend_port, backends=list(backends),
                           attached=list(attach_to or self.default_attach), protocol=protocol)
         if serve:
-            self.hub.serve(lb.backends)
+            self.hub.serve(lb.backends, protocol)
         nb, api = self.lab.nb, self.lab.nb.api
         with nb.transaction() as txn:
             txn.add(api.lb_add(lb.name, lb.vip_key, [b.endpoint for b in lb.backends],
@@ -137,7 +138,7 @@ class LoadBalancers:
 
     def set_backends(self, lb: LoadBalancer, backends: list[Backend]) -> None:
         """Change the VIP's backend list in place (same Load_Balancer row)."""
-        self.hub.serve(backends)
+        self.hub.serve(backends, lb.protocol)
         value = ",".join(b.endpoint for b in backends)
         row = self.lab.nb.api.lb_get(lb.name).execute(check_error=True)
         self.lab.nb.api.db_set("Load_Balancer", row.uuid,

@@ -1,0 +1,54 @@
+"""Topologies are data: the shipped ones are consistent, mistakes are named."""
+
+import dataclasses
+
+import pytest
+
+from pytest_ovnlb import topology
+from pytest_ovnlb.errors import LabError
+
+
+def test_reference_lab_has_the_blog_names_and_addresses():
+    lab = topology.get("lab")
+    assert [c.name for c in lab.chassis] == ["ubuntu1", "ubuntu2", "ubuntu3"]
+    assert lab.central.name == "ubuntu1"
+    assert {s.name for s in lab.switches} == {"dmz", "inside", "transit", "outside"}
+    assert lab.router("edge1").chassis == "ubuntu1"
+    assert lab.router("edge1").snat == (("172.16.255.128/25", "10.127.0.129"),)
+    assert {(v.name, v.chassis, v.switch, v.ip) for v in lab.vms} == {
+        ("vm1", "ubuntu2", "dmz", "172.16.255.130/26"),
+        ("vm2", "ubuntu3", "dmz", "172.16.255.131/26"),
+        ("vm3", "ubuntu2", "inside", "172.16.255.194/26"),
+    }
+    assert lab.address("ubuntu1") == "10.127.0.130"
+    assert lab.address("vm3") == "172.16.255.194"
+    assert lab.roles.router_vip == "10.127.0.254" and lab.roles.switch_vip == "172.16.255.62"
+
+
+@pytest.mark.parametrize("name", sorted(topology.TOPOLOGIES))
+def test_shipped_topologies_validate(name):
+    t = topology.get(name)
+    assert t.validate() is t
+    assert set(t.roles.backends) <= {v.name for v in t.vms}
+
+
+def test_unknown_topology_names_the_known_ones():
+    with pytest.raises(LabError, match=r"unknown topology 'x' \(known: lab, single\)"):
+        topology.get("x")
+
+
+def test_validation_names_each_mistake():
+    lab = topology.get("lab")
+    vm = dataclasses.replace(lab.vms[0], chassis="nowhere", ip="10.9.9.9/24")
+    broken = dataclasses.replace(lab, vms=(vm,) + lab.vms[1:])
+    with pytest.raises(LabError) as err:
+        broken.validate()
+    assert "vm1: unknown chassis nowhere" in str(err.value)
+    assert "vm1: 10.9.9.9/24 is not on dmz" in str(err.value)
+
+
+def test_node_names_fit_interface_names():
+    lab = topology.get("lab")
+    bad = dataclasses.replace(lab.vms[0], name="a-name-far-too-long")
+    with pytest.raises(LabError, match="must match"):
+        dataclasses.replace(lab, vms=(bad,) + lab.vms[1:]).validate()

@@ -1,0 +1,53 @@
+"""The version table: parsing, ordering, releases and backports."""
+
+import pytest
+
+from pytest_ovnlb.versions import BEHAVIOURS, Version, expects
+
+
+@pytest.mark.parametrize("text, version", [
+    ("23.03.1", Version(23, 3, 1)), ("20.03", Version(20, 3, 0)),
+    ("v24.09.0-rc1", Version(24, 9, 0)), ("3.1.0", Version(3, 1, 0)),
+])
+def test_parse(text, version):
+    assert Version.parse(text) == version
+
+
+def test_printing_follows_each_project():
+    assert str(Version(23, 3, 1)) == "23.03.1"  # OVN: YY.MM.patch
+    assert str(Version(3, 1, 0)) == "3.1.0"  # OVS
+
+
+def test_order():
+    assert Version.parse("20.03.0") < Version.parse("20.06.0") < Version.parse("21.03.0")
+
+
+def test_bad_version():
+    with pytest.raises(ValueError):
+        Version.parse("main")
+
+
+@pytest.mark.parametrize("version, expected", [
+    ("20.03.0", True), ("20.06.2", True), ("26.03.1", True), ("2.12.0", False),
+    ("2.6.0", False)])
+def test_switch_self_hairpin_since_20_03(version, expected):
+    assert expects("switch_self_hairpin", Version.parse(version)) is expected
+
+
+@pytest.mark.parametrize("version, expected", [
+    ("23.06.0", True), ("23.03.1", True), ("23.03.0", False), ("22.12.1", True),
+    ("22.12.0", False), ("22.03.3", True), ("22.03.2", False), ("22.06.0", False),
+    ("21.12.5", False)])
+def test_backports_count_only_on_their_branch(version, expected):
+    assert expects("empty_lb_drops", Version.parse(version)) is expected
+
+
+@pytest.mark.parametrize("version, expected", [
+    ("3.1.0", False), ("3.1.6", True), ("3.2.3", False), ("3.2.4", True),
+    ("3.4.0", False), ("3.4.1", True), ("3.5.0", True), ("2.17.9", False)])
+def test_ovs_dp_hash_slot_rule(version, expected):
+    assert expects("ovs_dp_hash_4_slots_per_bucket", Version.parse(version)) is expected
+
+
+def test_every_behaviour_says_what_changed():
+    assert all(b.what and b.since for b in BEHAVIOURS.values())
