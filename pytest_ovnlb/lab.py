@@ -78,7 +78,8 @@ class Lab:
                 record.build_seconds = round(time.monotonic() - started, 3)
                 record.own(owner)
         except BaseException:
-            registry.destroy(record)
+            with procs.deferred_interrupts():  # a second Ctrl-C must not cut the cleanup short
+                registry.destroy(record)
             raise
         return lab
 

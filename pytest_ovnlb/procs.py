@@ -15,6 +15,10 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from pyroute2 import netns
+
+from .errors import LabError
+
 NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -89,6 +93,30 @@ def kill_all(pids: set[int], timeout: float = 3.0) -> set[int]:
     return remaining
 
 
+def create_netns(names: list[str]) -> None:
+    """Create named network namespaces, as `ip netns add` does, without
+    forking (pyroute2's netns.create() forks this multi-threaded process):
+    a short-lived thread unshares into each new namespace in turn and
+    pyroute2 bind-mounts that thread's namespace under its name."""
+    errors: list[BaseException] = []
+
+    def work():
+        task = f"self/task/{threading.get_native_id()}"
+        try:
+            for name in names:
+                if _libc.unshare(CLONE_NEWNET) != 0:
+                    raise OSError(ctypes.get_errno(), f"cannot create namespace {name}")
+                netns.attach(name, task)
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=work, name="create-netns")
+    thread.start()
+    thread.join()
+    if errors:
+        raise LabError(f"cannot create network namespaces: {errors[0]}")
+
+
 @contextmanager
 def in_netns(name: str):
     """Run the body with this thread inside namespace `name`.  Sockets made
@@ -107,3 +135,50 @@ def in_netns(name: str):
     finally:
         os.close(target)
         os.close(home)
+
+
+class _Held:
+    """Signal handler that records signals while held, then forwards them."""
+
+    def __init__(self):
+        self.held = True
+        self.received: list[int] = []
+        self.saved: dict[int, object] = {}
+
+    def __call__(self, signum, frame):
+        if self.held:
+            self.received.append(signum)
+        else:
+            _dispatch(self.saved.get(signum), signum)
+
+
+def _dispatch(handler, signum: int) -> None:
+    if callable(handler):
+        handler(signum, None)
+    elif handler == signal.SIG_DFL or handler is None:
+        signal.raise_signal(signum)
+
+
+@contextmanager
+def deferred_interrupts():
+    """Hold SIGINT and SIGTERM until the block is done, then act on them as
+    usual (Ctrl-C raises KeyboardInterrupt there).  For short steps that must
+    not be cut in half: starting worker threads (one interrupted while
+    starting is never joined, and goes on starting daemons while the cleanup
+    runs) and calls into libraries that do not survive an exception at an
+    arbitrary point.  Outside the main thread it does nothing (signal
+    handlers only run in the main thread)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held = _Held()
+    try:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            held.saved[signum] = signal.signal(signum, held)
+        yield
+    finally:
+        held.held = False  # from here on a signal goes straight to its handler
+        for signum, handler in held.saved.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
+        for signum in dict.fromkeys(held.received):
+            _dispatch(held.saved[signum], signum)

@@ -124,8 +124,10 @@ def destroy(record: Record) -> None:
     if survivors:
         raise LabError(f"lab {record.name}: processes {sorted(survivors)} survive SIGKILL")
     for ns in record.namespaces:
-        if (procs.NETNS_DIR / ns).exists():
+        try:
             netns.remove(ns)
+        except OSError:  # already gone (another sweeper got there first)
+            pass
     shutil.rmtree(record.rundir, ignore_errors=True)
     try:
         base_dir().rmdir()  # only when no other lab is left

@@ -30,7 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from pyroute2 import IPRoute, netns
+from pyroute2 import IPRoute
 
 from .. import logical, procs
 from ..errors import LabError
@@ -86,6 +86,7 @@ class NetnsBackend:
         self.install = install
         self.rundir = record.rundir
         self.ns = record.namespace
+        self.underlay_macs: dict[str, str] = {}  # chassis -> MAC of its br-phy
 
     # --- paths ------------------------------------------------------------
     def central_dir(self) -> Path:
@@ -141,12 +142,16 @@ class NetnsBackend:
     def build(self, timeout: float) -> None:
         """Bring the lab up; returns when every chassis is registered, every
         VM port is up and every chassis has installed the NB contents."""
-        for ns in self.record.namespaces:
-            netns.create(ns)
-        self._wire()
-        with ThreadPoolExecutor(max_workers=len(self.topo.chassis) + 1) as pool:
-            central = pool.submit(self._start_central)
-            chassis = [pool.submit(self._start_chassis, c.name) for c in self.topo.chassis]
+        # Ctrl-C is held over the quick, bounded steps that must not be cut
+        # in half (see procs.deferred_interrupts) and acted on right after.
+        with procs.deferred_interrupts():
+            procs.create_netns(self.record.namespaces)
+            self._wire()
+        pool = ThreadPoolExecutor(max_workers=len(self.topo.chassis) + 1)
+        try:
+            with procs.deferred_interrupts():  # submit() starts the worker threads
+                central = pool.submit(self._start_central)
+                chassis = [pool.submit(self._start_chassis, c.name) for c in self.topo.chassis]
             central.result()
             nb = Northbound(self.nb_remote())
             try:
@@ -156,34 +161,22 @@ class NetnsBackend:
                 self._wait_ready(nb, timeout)
             finally:
                 nb.close()
-        self._resolve_tunnel_neighbours(timeout)
+        finally:
+            # Every daemon launch has finished before the caller cleans up.
+            with procs.deferred_interrupts():
+                pool.shutdown(wait=True)
+        self._set_tunnel_neighbours()
 
-    def _resolve_tunnel_neighbours(self, timeout: float) -> None:
+    def _set_tunnel_neighbours(self) -> None:
         """Userspace geneve drops packets to a chassis whose underlay MAC it
-        has not learned yet (it snoops ARP replies on br-phy).  Resolve every
-        pair now, so that the first connections of a test are not lost."""
-        chassis = self.topo.chassis
-        for c in chassis:
-            with procs.in_netns(self.ns(c.name)):
-                sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-            with sock:
-                for peer in chassis:
-                    if peer is not c:
-                        sock.sendto(b"ovnlb", (peer.underlay_ip, 9))  # discard port
-
-        def unresolved():
-            for c in chassis:
-                known = self._appctl(c.name, "tnl/neigh/show")
-                for peer in chassis:
-                    if peer is not c and f"{peer.underlay_ip} " not in known:
-                        return c.name
-            return None
-        try:
-            wait_for(lambda: unresolved() is None, timeout, "tunnel neighbours")
-        except TimeoutError:
-            raise LabError(f"chassis {unresolved()} did not learn its geneve peers' "
-                           f"underlay MACs; its log: {self.chassis_dir(unresolved())}"
-                           "/ovs-vswitchd.log") from None
+        has not learned yet (it learns from ARP replies it sees on br-phy,
+        which the first connections of a test would pay for).  Every br-phy
+        MAC is known once the bridges exist, so tell each chassis directly."""
+        for c in self.topo.chassis:
+            for peer in self.topo.chassis:
+                if peer is not c:
+                    self._appctl(c.name, "tnl/neigh/set", "br-phy", peer.underlay_ip,
+                                 self.underlay_macs[peer.name])
 
     def _appctl(self, chassis: str, *command: str) -> str:
         ctl = self.chassis_dir(chassis) / "ovs-vswitchd.ctl"
@@ -291,6 +284,7 @@ class NetnsBackend:
         with iproute(self.ns(name)) as r:
             wait_for(lambda: r.link_lookup(ifname="br-phy"), 10,
                      f"ovs-vswitchd on {name} did not create br-phy")
+            self.underlay_macs[name] = r.get_links(ifname="br-phy")[0].get("IFLA_ADDRESS")
             prefix = topo.underlay_prefix
             self._address(r, "br-phy", f"{chassis.underlay_ip}/{prefix}")
             if bridged:
@@ -337,5 +331,17 @@ class NetnsBackend:
         return behind[0] if behind else "some chassis"
 
     def _blame(self, chassis: str, what: str) -> str:
+        """One line: the chassis, what it failed to do, and what its
+        ovn-controller last complained about (the failed lab's run directory,
+        log included, is removed right after)."""
         log = self.chassis_dir(chassis) / "ovn-controller.log"
-        return f"chassis {chassis} {what}; its log: {log}"
+        try:
+            lines = log.read_text(errors="replace").splitlines()
+        except OSError:
+            lines = []
+        complaints = [line.split("|") for line in lines
+                      if "failed" in line or any(f"|{level}|" in line
+                                                 for level in ("WARN", "ERR", "EMER"))]
+        last = (f"; it last logged: {complaints[-1][2]}: {'|'.join(complaints[-1][4:])}"
+                if complaints and len(complaints[-1]) >= 5 else "")
+        return f"chassis {chassis} {what}; its log was {log}{last}"
