@@ -33,6 +33,9 @@ def _parser() -> argparse.ArgumentParser:
     up = named("up", "build a lab and return when traffic can flow")
     up.add_argument("--topology", default="lab",
                     help=f"one of: {', '.join(sorted(topology.TOPOLOGIES))} (default lab)")
+    up.add_argument("--ovn-root", default=None, metavar="DIR",
+                    help="run the OVN installed in this root filesystem (e.g. made with "
+                         "debootstrap) instead of the one on PATH; default $OVNLB_OVN_ROOT")
     up.add_argument("--timeout", type=float, default=20.0,
                     help="seconds to wait for the chassis to be ready (default 20)")
     named("status", "describe a lab: state, versions, run directory, logs")
@@ -62,7 +65,8 @@ def run(args: argparse.Namespace) -> int:
     require_root()
     if args.command == "up":
         started = time.monotonic()
-        lab = Lab.up(args.name, args.topology, owner=None, timeout=args.timeout)
+        lab = Lab.up(args.name, args.topology, owner=None, timeout=args.timeout,
+                     ovn_root=args.ovn_root)
         print(f"lab {lab.name} ({lab.topology.name}) is up in "
               f"{time.monotonic() - started:.2f} s; {lab.install.summary}; "
               f"run directory {lab.record.rundir}")

@@ -26,7 +26,7 @@ def ovn_lab(request: pytest.FixtureRequest):
     settings = request.config.stash[SETTINGS]
     try:
         lab = Lab.up(f"pytest{os.getpid()}", settings.topology, owner=os.getpid(),
-                     timeout=settings.ready_timeout)
+                     timeout=settings.ready_timeout, ovn_root=settings.ovn_root)
     except LabError as exc:
         pytest.exit(f"ovnlb: {exc}", returncode=3)
     yield lab

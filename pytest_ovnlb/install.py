@@ -1,9 +1,15 @@
 """The OVN/OVS installation under test: where its programs and schemas are,
-and which versions they are.
+how to run them, and which versions they are.
 
-Programs are looked up on PATH, so a packager's build is tested by putting
-its bin directories first.  Schemas are looked up beside the programs
-(`<prefix>/share/{ovn,openvswitch}`) before the distribution's paths.
+Two kinds of installation:
+- on this machine (the distribution's packages, or a packager's build put
+  first on PATH): programs are looked up on PATH, schemas beside them
+  (`<prefix>/share/{ovn,openvswitch}`) before the distribution's paths;
+- in a root filesystem (`ovn_root`, e.g. another Debian release made with
+  debootstrap): programs run under `chroot`, each in a private mount
+  namespace where /dev, /proc, /sys and /run are bound into the root, so the
+  lab's run directory has the same path inside and out and nothing is left
+  mounted when the program exits.
 """
 
 from __future__ import annotations
@@ -30,74 +36,115 @@ PROGRAMS = {
     "ovn-controller": "ovn-host",
     "ovn-nbctl": "ovn-common",
     "ovn-sbctl": "ovn-common",
-    "ovn-appctl": "ovn-common",
 }
 SCHEMAS = {
     "vswitch": ("openvswitch", "vswitch.ovsschema", "openvswitch-common"),
     "nb": ("ovn", "ovn-nb.ovsschema", "ovn-common"),
     "sb": ("ovn", "ovn-sb.ovsschema", "ovn-common"),
 }
+ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Runs "$@" chrooted into $1 with the host's /dev, /proc, /sys and /run bound
+# in (private mounts: they vanish with the program's mount namespace).
+_CHROOT = ('root=$1; shift; for d in dev proc sys run; do '
+           'mount --rbind "/$d" "$root/$d" || exit 126; done; exec chroot "$root" "$@"')
 
 
 @dataclass(frozen=True)
 class Install:
-    programs: dict[str, str]
+    programs: dict[str, str]  # paths as the program sees them (inside `root`)
     schemas: dict[str, str]
     ovn_version: Version
     ovs_version: Version
+    root: str | None = None
 
     def __getitem__(self, program: str) -> str:
         return self.programs[program]
 
+    def command(self, program: str, *args: str) -> list[str]:
+        """argv that runs `program` of this installation."""
+        argv = [self.programs[program], *args]
+        if self.root is None:
+            return argv
+        return ["unshare", "--mount", "--propagation", "slave",
+                "sh", "-c", _CHROOT, "ovnlb-chroot", self.root, *argv]
+
     @property
     def summary(self) -> str:
-        return f"OVN {self.ovn_version}, OVS {self.ovs_version}"
+        where = f" in {self.root}" if self.root else ""
+        return f"OVN {self.ovn_version}, OVS {self.ovs_version}{where}"
 
 
-def _find_schema(subdir: str, filename: str, bindirs: list[Path]) -> str | None:
-    candidates = [b.parent / "share" / subdir / filename for b in bindirs]
-    candidates += [Path("/usr/share") / subdir / filename,
-                   Path("/usr/local/share") / subdir / filename]
+def _find_schema(subdir: str, filename: str, prefixes: list[Path],
+                 use_env: bool) -> Path | None:
+    candidates = [p / "share" / subdir / filename for p in prefixes]
     env = os.environ.get("OVNLB_SCHEMA_DIR")
-    if env:
-        candidates.insert(0, Path(env) / filename)
-    return next((str(c) for c in candidates if c.is_file()), None)
+    if env and use_env:
+        candidates = [Path(d) / filename for d in env.split(":")] + candidates
+    return next((c for c in candidates if c.is_file()), None)
 
 
-def _version_of(program: str) -> Version:
-    out = subprocess.run([program, "--version"], capture_output=True, text=True,
-                         timeout=10).stdout
-    match = re.search(r"\) (\d+\.\d+\.\d+)|\b(\d+\.\d+\.\d+)", out.splitlines()[0] if out else "")
+def _version(install: Install, program: str) -> Version:
+    try:
+        out = subprocess.run(install.command(program, "--version"), capture_output=True,
+                             text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise LabError(f"cannot run {program} --version: {exc}") from None
+    first = out.splitlines()[0] if out else ""
+    match = re.search(r"(\d+\.\d+\.\d+)", first)
     if not match:
-        raise LabError(f"cannot read the version of {program} from {out.strip()!r}")
-    return Version.parse(match.group(1) or match.group(2))
+        raise LabError(f"cannot read the version of {program} from {first!r}")
+    return Version.parse(match.group(1))
+
+
+def find(root: str | None = None) -> Install:
+    """Locate every program and schema (in `root` if given, else on PATH);
+    one clear line if anything is missing."""
+    root = root or os.environ.get("OVNLB_OVN_ROOT") or None
+    return _find(root, os.environ.get("PATH", ""))
 
 
 @functools.lru_cache(maxsize=None)
-def find(path: str | None = None) -> Install:
-    """Locate every program and schema; one clear line if anything is missing."""
-    path = path if path is not None else os.environ.get("PATH", "")
+def _find(root: str | None, path: str) -> Install:
+    if root is not None:
+        root = os.path.abspath(root)
+        if not os.path.isdir(root):
+            raise LabError(f"OVN root {root} is not a directory")
+        if not shutil.which("unshare") or not shutil.which("chroot"):
+            raise LabError("running an OVN root needs unshare and chroot (package util-linux, coreutils)")
+    inside = (lambda p: Path(root + str(p))) if root else Path  # noqa: E731
     programs, missing = {}, []
     for prog, package in PROGRAMS.items():
-        found = shutil.which(prog, path=path)
+        if root:
+            found = next((f"{d}/{prog}" for d in ROOT_PATH.split(":")
+                          if os.access(inside(f"{d}/{prog}"), os.X_OK)), None)
+        else:
+            found = shutil.which(prog, path=path)
         if found:
             programs[prog] = found
         else:
             missing.append(f"{prog} (package {package})")
+    where = f"in {root}" if root else "on PATH"
     if missing:
-        raise LabError("OVN/OVS programs not found: " + ", ".join(missing)
-                       + "; install them or put your build's bin directories on PATH")
-    bindirs = sorted({Path(p).parent for p in programs.values()})
+        hint = ("install those packages in it" if root else
+                "install them or put your build's bin directories first on PATH")
+        raise LabError(f"OVN/OVS programs not found {where}: " + ", ".join(missing)
+                       + f"; {hint}")
+    # Schemas: beside the programs (<prefix>/share), then the usual places.
+    prefixes = sorted({Path(p).parent.parent for p in programs.values()})
+    prefixes += [Path("/usr"), Path("/usr/local")]
     schemas, missing = {}, []
     for key, (subdir, filename, package) in SCHEMAS.items():
-        found = _find_schema(subdir, filename, bindirs)
+        found = _find_schema(subdir, filename, [inside(p) for p in prefixes], root is None)
         if found:
-            schemas[key] = found
+            schemas[key] = str(found)[len(root):] if root else str(found)
         else:
             missing.append(f"{filename} (package {package})")
     if missing:
-        raise LabError("OVSDB schemas not found: " + ", ".join(missing)
-                       + "; set OVNLB_SCHEMA_DIR to the directory holding them")
-    return Install(programs, schemas,
-                   ovn_version=_version_of(programs["ovn-northd"]),
-                   ovs_version=_version_of(programs["ovs-vswitchd"]))
+        raise LabError(f"OVSDB schemas not found {where}: " + ", ".join(missing)
+                       + "; set OVNLB_SCHEMA_DIR to the directories holding them")
+    install = Install(programs, schemas, Version(0, 0), Version(0, 0), root)
+    return Install(programs, schemas, _version(install, "ovn-northd"),
+                   _version(install, "ovs-vswitchd"), root)
+
+
+find.cache_clear = _find.cache_clear  # type: ignore[attr-defined]

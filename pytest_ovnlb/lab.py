@@ -47,21 +47,22 @@ class Lab:
     def __init__(self, record: Record):
         self.record = record
         self.topology = topology.get(record.topology)
-        self.install = install_mod.find()
+        self.install = install_mod.find(record.ovn_root)
         self.backend = NetnsBackend(record, self.topology, self.install)
         self._nb: Northbound | None = None
 
     # --- life cycle -------------------------------------------------------
     @classmethod
     def up(cls, name: str, topology_name: str = "lab", owner: int | None = None,
-           timeout: float = 20.0) -> "Lab":
-        """Build a lab owned by process `owner` (None: it stays until `down`)."""
+           timeout: float = 20.0, ovn_root: str | None = None) -> "Lab":
+        """Build a lab owned by process `owner` (None: it stays until `down`),
+        running the OVN found on PATH, or the one in root filesystem `ovn_root`."""
         require_root()
         registry.check_name(name)
         topo = topology.get(topology_name)
-        install_mod.find()
+        found = install_mod.find(ovn_root)
         registry.sweep()
-        record = Record(name=name, topology=topo.name)
+        record = Record(name=name, topology=topo.name, ovn_root=found.root)
         record.namespaces = namespaces(record, topo)
         # The builder owns the lab while building: if it is killed, the
         # record says so and the next sweep removes what it made.
@@ -122,7 +123,7 @@ class Lab:
     def ctl_command(self, which: str) -> list[str]:
         """`ovn-nbctl`/`ovn-sbctl` pointed at this lab's database."""
         remote = self.backend.nb_remote() if which == "nb" else self.backend.sb_remote()
-        return [self.install[f"ovn-{which}ctl"], f"--db={remote}"]
+        return self.install.command(f"ovn-{which}ctl", f"--db={remote}")
 
     def flush_conntrack(self) -> None:
         self.backend.flush_conntrack()

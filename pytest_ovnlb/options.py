@@ -16,6 +16,7 @@ class Settings:
     keep_on_failure: bool
     samples: int
     ready_timeout: float
+    ovn_root: str | None
 
 
 SETTINGS = pytest.StashKey[Settings]()
@@ -25,6 +26,9 @@ OPTIONS = [
     # (flag, ini key, help, default, type)
     ("--ovn-topology", "ovn_topology", "topology to build (lab, single)", "lab", str),
     ("--ovn-backend", "ovn_backend", "deployment backend (netns)", "netns", str),
+    ("--ovn-root", "ovn_root",
+     "root filesystem holding the OVN under test (default: the one on PATH; "
+     "$OVNLB_OVN_ROOT)", "", str),
     ("--ovnlb-samples", "ovnlb_samples",
      "new connections per distribution check", "1000", int),
     ("--ovnlb-ready-timeout", "ovnlb_ready_timeout",

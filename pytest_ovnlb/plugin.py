@@ -36,6 +36,7 @@ def pytest_configure(config: pytest.Config) -> None:
         keep_on_failure=setting(config, "ovnlb_keep_on_failure", bool),
         samples=setting(config, "ovnlb_samples", int),
         ready_timeout=setting(config, "ovnlb_ready_timeout", float),
+        ovn_root=setting(config, "ovn_root") or None,
     )
     if settings.backend not in BACKENDS:
         raise pytest.UsageError(f"unknown --ovn-backend {settings.backend!r} "
@@ -51,7 +52,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     settings = config.stash[SETTINGS]
     try:
-        found = install.find().summary
+        found = install.find(settings.ovn_root).summary
     except LabError as exc:
         found = str(exc)
     return [f"ovnlb: {found}; topology {settings.topology}, backend {settings.backend}"]
@@ -65,7 +66,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     try:
         require_root()
-        install.find()
+        install.find(config.stash[SETTINGS].ovn_root)
     except LabError as exc:
         raise pytest.UsageError(str(exc)) from None
 

@@ -45,6 +45,7 @@ class Record:
     state: str = "building"  # building | ready
     build_seconds: float | None = None
     kept_for: int | None = None  # pytest process that kept it after failures
+    ovn_root: str | None = None  # root filesystem of the OVN under test, if not /
     created: float = field(default_factory=time.time)
 
     @property

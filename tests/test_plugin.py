@@ -105,7 +105,7 @@ def test_missing_ovn_is_one_line_usage_error(pytester, monkeypatch):
     finally:
         install.find.cache_clear()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["ERROR: OVN/OVS programs not found: ovsdb-server "
+    result.stderr.fnmatch_lines(["ERROR: OVN/OVS programs not found on PATH: ovsdb-server "
                                  "(package openvswitch-switch)*"])
 
 

@@ -34,7 +34,7 @@ from pyroute2 import IPRoute
 
 from .. import logical, procs
 from ..errors import LabError
-from ..install import Install
+from ..install import PROGRAMS, Install
 from ..ovsdb import Northbound, Southbound, wait_for
 from ..registry import Record
 from ..topology import Topology
@@ -125,7 +125,9 @@ class NetnsBackend:
                                 timeout=30)
         if result.returncode != 0:
             err = (result.stderr.strip().splitlines() or ["no output"])[-1]
-            raise LabError(f"{Path(argv[0]).name} failed on {node}: {err}")
+            program = next((Path(a).name for a in argv if Path(a).name in PROGRAMS),
+                           Path(argv[0]).name)
+            raise LabError(f"{program} failed on {node}: {err}")
         return result.stdout
 
     def _daemon_args(self, directory: Path, name: str) -> list[str]:
@@ -180,7 +182,7 @@ class NetnsBackend:
 
     def _appctl(self, chassis: str, *command: str) -> str:
         ctl = self.chassis_dir(chassis) / "ovs-vswitchd.ctl"
-        return subprocess.run([self.install["ovs-appctl"], "-t", str(ctl), *command],
+        return subprocess.run(self.install.command("ovs-appctl", "-t", str(ctl), *command),
                               check=True, capture_output=True, text=True, timeout=10).stdout
 
     def _wire(self) -> None:
@@ -243,11 +245,13 @@ class NetnsBackend:
         d, node, ins = self.central_dir(), self.topo.central.name, self.install
         d.mkdir()
         for db in ("nb", "sb"):
-            self._run(node, [ins["ovsdb-tool"], "create", str(d / f"{db}.db"), ins.schemas[db]])
-            self._run(node, [ins["ovsdb-server"], *self._daemon_args(d, db),
-                             f"--remote=punix:{d / db}.sock", str(d / f"{db}.db")])
-        self._run(node, [ins["ovn-northd"], *self._daemon_args(d, "northd"),
-                         f"--ovnnb-db={self.nb_remote()}", f"--ovnsb-db={self.sb_remote()}"])
+            self._run(node, ins.command("ovsdb-tool", "create", str(d / f"{db}.db"),
+                                        ins.schemas[db]))
+            self._run(node, ins.command("ovsdb-server", *self._daemon_args(d, db),
+                                        f"--remote=punix:{d / db}.sock", str(d / f"{db}.db")))
+        self._run(node, ins.command("ovn-northd", *self._daemon_args(d, "northd"),
+                                    f"--ovnnb-db={self.nb_remote()}",
+                                    f"--ovnsb-db={self.sb_remote()}"))
 
     def _start_chassis(self, name: str) -> None:
         d, ins, topo = self.chassis_dir(name), self.install, self.topo
@@ -255,16 +259,17 @@ class NetnsBackend:
         env = self._env(d)
         chassis = next(c for c in topo.chassis if c.name == name)
         db = f"unix:{d / 'db.sock'}"
-        self._run(name, [ins["ovsdb-tool"], "create", str(d / "conf.db"), ins.schemas["vswitch"]])
-        self._run(name, [ins["ovsdb-server"], *self._daemon_args(d, "ovsdb-server"),
-                         f"--remote=punix:{d / 'db.sock'}", str(d / "conf.db")], env)
+        self._run(name, ins.command("ovsdb-tool", "create", str(d / "conf.db"),
+                                    ins.schemas["vswitch"]))
+        self._run(name, ins.command("ovsdb-server", *self._daemon_args(d, "ovsdb-server"),
+                                    f"--remote=punix:{d / 'db.sock'}", str(d / "conf.db")), env)
         bridged = topo.provider and topo.provider.bridge_chassis == name
         ids = {"system-id": name, "hostname": name, "ovn-remote": self.sb_remote(),
                "ovn-encap-type": "geneve", "ovn-encap-ip": chassis.underlay_ip,
                "ovn-bridge-datapath-type": "netdev"}
         if bridged:
             ids["ovn-bridge-mappings"] = f"{topo.provider.network_name}:br-provider"
-        vsctl = [ins["ovs-vsctl"], "--no-wait", f"--db={db}", "--", "init",
+        vsctl = ["--no-wait", f"--db={db}", "--", "init",
                  "--", "add-br", "br-int", "--", "set", "Bridge", "br-int",
                  "datapath_type=netdev", "fail-mode=secure",
                  "other-config:disable-in-band=true",
@@ -279,8 +284,9 @@ class NetnsBackend:
             if vm.chassis == name:
                 vsctl += ["--", "add-port", "br-int", vm.name, "--", "set", "Interface",
                           vm.name, f"external_ids:iface-id={vm.name}"]
-        self._run(name, vsctl)
-        self._run(name, [ins["ovs-vswitchd"], *self._daemon_args(d, "ovs-vswitchd"), db], env)
+        self._run(name, ins.command("ovs-vsctl", *vsctl))
+        self._run(name, ins.command("ovs-vswitchd", *self._daemon_args(d, "ovs-vswitchd"), db),
+                  env)
         with iproute(self.ns(name)) as r:
             wait_for(lambda: r.link_lookup(ifname="br-phy"), 10,
                      f"ovs-vswitchd on {name} did not create br-phy")
@@ -292,9 +298,9 @@ class NetnsBackend:
                 wait_for(lambda: r.link_lookup(ifname="br-provider"), 10,
                          f"ovs-vswitchd on {name} did not create br-provider")
                 self._address(r, "br-provider", host_ip)
-        self._run(name, [ins["ovn-controller"], "--detach", "--no-chdir",
-                         f"--pidfile={d / 'ovn-controller.pid'}",
-                         f"--log-file={d / 'ovn-controller.log'}", db], env)
+        self._run(name, ins.command("ovn-controller", "--detach", "--no-chdir",
+                                    f"--pidfile={d / 'ovn-controller.pid'}",
+                                    f"--log-file={d / 'ovn-controller.log'}", db), env)
 
     def _wait_ready(self, nb: Northbound, timeout: float) -> None:
         deadline = time.monotonic() + timeout
