@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Run the conformance suite against several OVN installations and publish a
+pass/fail matrix (one column per OVN/OVS version).
+
+    ci/matrix.py [--out DIR] [INSTALL ...]
+
+Each INSTALL is `host` (the OVN on PATH) or a root filesystem holding
+another OVN, e.g. one made by `ci/make-root.sh trixie /srv/ovn-trixie`.
+Writes DIR/<label>.xml (JUnit) per installation, DIR/matrix.md and
+DIR/matrix.json; exits non-zero if any test failed anywhere.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pytest_ovnlb import install  # noqa: E402
+from pytest_ovnlb.errors import LabError  # noqa: E402
+
+
+def outcomes(junit: Path) -> dict[str, str]:
+    result = {}
+    for case in ET.parse(junit).getroot().iter("testcase"):
+        name = f"{case.get('classname', '').split('.')[-1]}::{case.get('name')}"
+        kinds = {child.tag for child in case}
+        result[name] = ("failed" if kinds & {"failure", "error"} else
+                        "skipped" if "skipped" in kinds else "passed")
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("installs", nargs="*", default=["host"])
+    parser.add_argument("--out", default="matrix", type=Path)
+    parser.add_argument("pytest_args", nargs=argparse.REMAINDER,
+                        help="after --: extra pytest arguments")
+    args = parser.parse_args()
+    args.out.mkdir(parents=True, exist_ok=True)
+
+    columns, results = [], {}
+    for where in args.installs:
+        root = None if where == "host" else where
+        try:
+            found = install.find(root)
+        except LabError as exc:
+            print(f"{where}: {exc}", file=sys.stderr)
+            return 2
+        label = f"OVN {found.ovn_version} / OVS {found.ovs_version}"
+        junit = args.out / f"ovn-{found.ovn_version}.xml"
+        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "conformance",
+               f"--junitxml={junit}", *(["--ovn-root", root] if root else []),
+               *[a for a in args.pytest_args if a != "--"]]
+        print(f"== {label} ({where})", flush=True)
+        subprocess.run(cmd, cwd=ROOT)
+        columns.append(label)
+        results[label] = outcomes(junit) if junit.exists() else {}
+
+    tests = sorted({t for r in results.values() for t in r})
+    mark = {"passed": "pass", "failed": "FAIL", "skipped": "skip", None: "-"}
+    lines = ["| test | " + " | ".join(columns) + " |",
+             "|---|" + "---|" * len(columns)]
+    lines += [f"| {t} | " + " | ".join(mark[results[c].get(t)] for c in columns) + " |"
+              for t in tests]
+    table = "\n".join(lines)
+    (args.out / "matrix.md").write_text(table + "\n")
+    (args.out / "matrix.json").write_text(json.dumps(results, indent=1))
+    print(table)
+    failed = any(v == "failed" for r in results.values() for v in r.values())
+    empty = any(not r for r in results.values())
+    return 1 if failed or empty else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
