@@ -65,8 +65,12 @@ def run(args: argparse.Namespace) -> int:
     require_root()
     if args.command == "up":
         started = time.monotonic()
-        lab = Lab.up(args.name, args.topology, owner=None, timeout=args.timeout,
-                     ovn_root=args.ovn_root)
+        try:
+            lab = Lab.up(args.name, args.topology, owner=None, timeout=args.timeout,
+                         ovn_root=args.ovn_root)
+        except KeyboardInterrupt:  # Lab.up removed what it had made
+            print("ovnlb-lab: interrupted; nothing left behind", file=sys.stderr)
+            return 130
         print(f"lab {lab.name} ({lab.topology.name}) is up in "
               f"{time.monotonic() - started:.2f} s; {lab.install.summary}; "
               f"run directory {lab.record.rundir}")
@@ -106,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ovnlb-lab: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("ovnlb-lab: interrupted; nothing left behind", file=sys.stderr)
+        print("ovnlb-lab: interrupted", file=sys.stderr)
         return 130
 
 
