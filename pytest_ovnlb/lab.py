@@ -27,6 +27,12 @@ def require_root() -> None:
                        "run as root or with sudo")
 
 
+def preflight(ovn_root: str | None = None) -> install_mod.Install:
+    """Everything a lab needs before anything is made: root, OVN/OVS."""
+    require_root()
+    return install_mod.find(ovn_root)
+
+
 @contextmanager
 def _sigterm_as_interrupt():
     """SIGTERM during a build unwinds like Ctrl-C, so cleanup runs."""
@@ -57,10 +63,11 @@ class Lab:
            timeout: float = 20.0, ovn_root: str | None = None) -> "Lab":
         """Build a lab owned by process `owner` (None: it stays until `down`),
         running the OVN found on PATH, or the one in root filesystem `ovn_root`."""
-        require_root()
+        found = preflight(ovn_root)
         registry.check_name(name)
         topo = topology.get(topology_name)
-        found = install_mod.find(ovn_root)
+        if owner == os.getpid():
+            procs.become_subreaper()
         registry.sweep()
         record = Record(name=name, topology=topo.name, ovn_root=found.root)
         record.namespaces = namespaces(record, topo)

@@ -17,7 +17,7 @@ from .fixtures import (  # noqa: F401  (re-exported so pytest finds them)
     placement,
 )
 from .harness import PLACEMENTS
-from .lab import require_root
+from .lab import preflight
 from .options import BACKENDS, FAILED, SETTINGS, Settings, add_options, setting
 
 
@@ -65,8 +65,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if config.option.collectonly:
         return
     try:
-        require_root()
-        install.find(config.stash[SETTINGS].ovn_root)
+        preflight(config.stash[SETTINGS].ovn_root)
     except LabError as exc:
         raise pytest.UsageError(str(exc)) from None
 

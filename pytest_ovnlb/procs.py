@@ -78,6 +78,21 @@ def pids_from_pidfiles(rundir: Path) -> set[int]:
     return pids
 
 
+def become_subreaper() -> None:
+    """Adopt the daemons this process starts (they detach from their parent)
+    so that their exit status is collected here when the lab goes down,
+    rather than left as zombies for init."""
+    PR_SET_CHILD_SUBREAPER = 36
+    _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # not ours: its parent (or init) collects it
+        pass
+
+
 def kill_all(pids: set[int], timeout: float = 3.0) -> set[int]:
     """SIGKILL every pid and wait until they are gone; returns survivors."""
     for pid in pids:
@@ -86,10 +101,15 @@ def kill_all(pids: set[int], timeout: float = 3.0) -> set[int]:
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + timeout
-    remaining = {p for p in pids if alive(p)}
+    remaining = set(pids)
     while remaining and time.monotonic() < deadline:
-        time.sleep(0.005)
+        for pid in remaining:
+            _reap(pid)
         remaining = {p for p in remaining if alive(p)}
+        if remaining:
+            time.sleep(0.005)
+    for pid in pids:  # dead (zombie) but maybe not yet collected
+        _reap(pid)
     return remaining
 
 

@@ -26,22 +26,10 @@ from pathlib import Path
 import pytest
 
 from pytest_ovnlb import install, registry, topology
-from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.procs import NETNS_DIR
 
 
-def _skip_reason() -> str | None:
-    if os.geteuid() != 0:
-        return "the embedded lab needs root (network namespaces, OVS daemons)"
-    try:
-        install.find()
-    except LabError as exc:
-        return f"OVN/OVS not usable here: {exc}"
-    return None
-
-
-SKIP_REASON = _skip_reason()
-pytestmark = pytest.mark.skipif(SKIP_REASON is not None, reason=SKIP_REASON or "")
+pytestmark = pytest.mark.lab
 
 BIN = Path(sys.executable).parent
 CLI = ([str(BIN / "ovnlb-lab")] if (BIN / "ovnlb-lab").exists()

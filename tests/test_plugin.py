@@ -2,29 +2,17 @@
 parametrization, bad input, keep-on-failure, and that the conformance
 verdicts fail when OVN misbehaves."""
 
-import os
 import shutil
 from pathlib import Path
 
 import pytest
 
 from pytest_ovnlb import install, registry
-from pytest_ovnlb.errors import LabError
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _lab_possible() -> str | None:
-    if os.geteuid() != 0:
-        return "needs root"
-    try:
-        install.find()
-    except LabError as exc:
-        return str(exc)
-    return None
-
-
-needs_lab = pytest.mark.skipif(_lab_possible() is not None, reason=str(_lab_possible()))
+needs_lab = pytest.mark.lab
 
 PLACEMENT_TESTS = """
 import pytest

@@ -182,8 +182,13 @@ class NetnsBackend:
 
     def _appctl(self, chassis: str, *command: str) -> str:
         ctl = self.chassis_dir(chassis) / "ovs-vswitchd.ctl"
-        return subprocess.run(self.install.command("ovs-appctl", "-t", str(ctl), *command),
-                              check=True, capture_output=True, text=True, timeout=10).stdout
+        result = subprocess.run(self.install.command("ovs-appctl", "-t", str(ctl), *command),
+                                capture_output=True, text=True, timeout=10)
+        if result.returncode != 0:
+            err = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            raise LabError(f"ovs-appctl {command[0]} on {chassis} failed: {err}; "
+                           f"log: {self.chassis_dir(chassis) / 'ovs-vswitchd.log'}")
+        return result.stdout
 
     def _wire(self) -> None:
         topo, ns = self.topo, self.ns
