@@ -148,6 +148,9 @@ class Lab:
             f"  {self.install.summary}",
             f"  owner: {'pid ' + str(r.owner_pid) if r.owner_pid else 'none (stays until down)'}",
             f"  run directory (databases, sockets, logs): {r.rundir}",
+            f"  Northbound: {self.backend.nb_remote()}, Southbound: {self.backend.sb_remote()}",
+            "  in `ovnlb-lab exec`, ovs-vsctl/ovs-appctl/ovs-ofctl reach the node's own "
+            "daemons and ovn-nbctl/ovn-sbctl the lab's databases",
             f"  nodes: {', '.join(t.nodes)}",
             f"  namespaces: {', '.join(r.namespaces)}",
             "  logs:",

@@ -223,6 +223,17 @@ def test_up_status_exec_nbctl_down(names, topo):
     for switch in t.switches:
         assert f"({switch.name})" in show.stdout
 
+    # Inside a node, the OVS/OVN tools reach the node's daemons and the
+    # lab's databases, as on the hosts of the reference lab.
+    for chassis in t.chassis:
+        vsctl = cli("exec", "--name", name, chassis.name, "--", "ovs-vsctl", "get",
+                    "Open_vSwitch", ".", "external_ids:system-id")
+        assert vsctl.stdout.strip() == f'"{chassis.name}"', vsctl.stderr
+        appctl = cli("exec", "--name", name, chassis.name, "--", "ovs-appctl", "version")
+        assert appctl.returncode == 0, appctl.stderr
+    nbctl = cli("exec", "--name", name, t.central.name, "--", "ovn-nbctl", "ls-list")
+    assert {s.name for s in t.switches} <= set(re.findall(r"\((\w+)\)", nbctl.stdout))
+
     down = cli("down", "--name", name)
     assert down.returncode == 0, down.stderr
     assert leftovers(name) == []

@@ -110,7 +110,15 @@ class NetnsBackend:
         return logs
 
     def exec_prefix(self, node: str) -> list[str]:
-        return ["ip", "netns", "exec", self.ns(node)]
+        """Enter the node, with the environment that points OVS/OVN tools at
+        this lab: `ovs-vsctl show`, `ovs-appctl`, `ovs-ofctl dump-flows
+        br-int` reach the node's own daemons, `ovn-nbctl`/`ovn-sbctl` the
+        lab's databases."""
+        env = {"OVN_NB_DB": self.nb_remote(), "OVN_SB_DB": self.sb_remote()}
+        if node in {c.name for c in self.topo.chassis}:
+            env.update(self._env(self.chassis_dir(node)))
+        return ["ip", "netns", "exec", self.ns(node), "env",
+                *[f"{k}={v}" for k, v in env.items()]]
 
     def flush_conntrack(self) -> None:
         """Forget every connection the userspace datapaths track."""
@@ -130,9 +138,14 @@ class NetnsBackend:
             raise LabError(f"{program} failed on {node}: {err}")
         return result.stdout
 
-    def _daemon_args(self, directory: Path, name: str) -> list[str]:
+    @staticmethod
+    def _daemon_args(directory: Path, name: str) -> list[str]:
         return ["--detach", "--no-chdir", f"--pidfile={directory / name}.pid",
                 f"--log-file={directory / name}.log", f"--unixctl={directory / name}.ctl"]
+
+    # A chassis's daemons keep the default names in their own directory
+    # (OVS_RUNDIR etc.), where the OVS tools look for them.
+    CHASSIS_DAEMON_ARGS = ["--detach", "--no-chdir", "--pidfile", "--log-file"]
 
     @staticmethod
     def _env(directory: Path) -> dict:
@@ -181,8 +194,8 @@ class NetnsBackend:
                                  self.underlay_macs[peer.name])
 
     def _appctl(self, chassis: str, *command: str) -> str:
-        ctl = self.chassis_dir(chassis) / "ovs-vswitchd.ctl"
-        result = subprocess.run(self.install.command("ovs-appctl", "-t", str(ctl), *command),
+        result = subprocess.run(self.install.command("ovs-appctl", *command),
+                                env=dict(os.environ, **self._env(self.chassis_dir(chassis))),
                                 capture_output=True, text=True, timeout=10)
         if result.returncode != 0:
             err = (result.stderr.strip().splitlines() or ["no output"])[-1]
@@ -266,7 +279,7 @@ class NetnsBackend:
         db = f"unix:{d / 'db.sock'}"
         self._run(name, ins.command("ovsdb-tool", "create", str(d / "conf.db"),
                                     ins.schemas["vswitch"]))
-        self._run(name, ins.command("ovsdb-server", *self._daemon_args(d, "ovsdb-server"),
+        self._run(name, ins.command("ovsdb-server", *self.CHASSIS_DAEMON_ARGS,
                                     f"--remote=punix:{d / 'db.sock'}", str(d / "conf.db")), env)
         bridged = topo.provider and topo.provider.bridge_chassis == name
         ids = {"system-id": name, "hostname": name, "ovn-remote": self.sb_remote(),
@@ -290,7 +303,7 @@ class NetnsBackend:
                 vsctl += ["--", "add-port", "br-int", vm.name, "--", "set", "Interface",
                           vm.name, f"external_ids:iface-id={vm.name}"]
         self._run(name, ins.command("ovs-vsctl", *vsctl))
-        self._run(name, ins.command("ovs-vswitchd", *self._daemon_args(d, "ovs-vswitchd"), db),
+        self._run(name, ins.command("ovs-vswitchd", *self.CHASSIS_DAEMON_ARGS, db),
                   env)
         with iproute(self.ns(name)) as r:
             wait_for(lambda: r.link_lookup(ifname="br-phy"), 10,
@@ -303,9 +316,7 @@ class NetnsBackend:
                 wait_for(lambda: r.link_lookup(ifname="br-provider"), 10,
                          f"ovs-vswitchd on {name} did not create br-provider")
                 self._address(r, "br-provider", host_ip)
-        self._run(name, ins.command("ovn-controller", "--detach", "--no-chdir",
-                                    f"--pidfile={d / 'ovn-controller.pid'}",
-                                    f"--log-file={d / 'ovn-controller.log'}", db), env)
+        self._run(name, ins.command("ovn-controller", *self.CHASSIS_DAEMON_ARGS, db), env)
 
     def _wait_ready(self, nb: Northbound, timeout: float) -> None:
         deadline = time.monotonic() + timeout
