@@ -228,7 +228,7 @@ def test_up_status_exec_nbctl_down(names, topo):
     for chassis in t.chassis:
         vsctl = cli("exec", "--name", name, chassis.name, "--", "ovs-vsctl", "get",
                     "Open_vSwitch", ".", "external_ids:system-id")
-        assert vsctl.stdout.strip() == f'"{chassis.name}"', vsctl.stderr
+        assert vsctl.stdout.strip().strip('"') == chassis.name, vsctl.stderr
         appctl = cli("exec", "--name", name, chassis.name, "--", "ovs-appctl", "version")
         assert appctl.returncode == 0, appctl.stderr
     nbctl = cli("exec", "--name", name, t.central.name, "--", "ovn-nbctl", "ls-list")
