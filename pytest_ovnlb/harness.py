@@ -117,7 +117,8 @@ class LoadBalancers:
 
     def __call__(self, backends: list[Backend], *, vip: str | None = None,
                  attach_to: list[str] | None = None, protocol: str = "tcp",
-                 options: dict | None = None, serve: bool = True) -> LoadBalancer:
+                 options: dict | None = None, selection_fields: list[str] | None = None,
+                 serve: bool = True) -> LoadBalancer:
         lb = LoadBalancer(name=f"ovnlb-lb{next(self._names)}", vip=vip or self.default_vip,
                           port=self.lab.topology.roles.backend_port, backends=list(backends),
                           attached=list(attach_to or self.default_attach), protocol=protocol)
@@ -125,8 +126,11 @@ class LoadBalancers:
             self.hub.serve(lb.backends, protocol)
         nb, api = self.lab.nb, self.lab.nb.api
         with nb.transaction() as txn:
+            columns = {"options": options or {}}
+            if selection_fields:
+                columns["selection_fields"] = selection_fields
             txn.add(api.lb_add(lb.name, lb.vip_key, [b.endpoint for b in lb.backends],
-                               protocol=protocol, options=options or {}))
+                               protocol=protocol, **columns))
         self.created.append(lb)
         routers = {r.name for r in self.lab.topology.routers}
         with nb.transaction() as txn:

@@ -180,6 +180,18 @@ def other_hairpin_source(monkeypatch):
         return create(self, backends, **kw)
     monkeypatch.setattr(LoadBalancers, "__call__", broken)
 """),
+    # options:reject is ignored: connections to a VIP without backends hang.
+    "reject_ignored": ("test_options.py", "reject",
+                       """
+@pytest.fixture(autouse=True)
+def ignore_options(monkeypatch):
+    from pytest_ovnlb.harness import LoadBalancers
+    create = LoadBalancers.__call__
+    def broken(self, backends, **kw):
+        kw.pop("options", None)
+        return create(self, backends, **kw)
+    monkeypatch.setattr(LoadBalancers, "__call__", broken)
+"""),
     # The switch load balancer also acts on the client's switch.
     "switch_lb_everywhere": ("test_placement.py", "only_on_server_switch",
                              """
