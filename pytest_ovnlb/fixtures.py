@@ -16,7 +16,7 @@ import os
 import pytest
 
 from .harness import Hub, LoadBalancers
-from .lab import Lab
+from .lab import Lab, sigterm_as_interrupt
 from .errors import LabError
 from .options import FAILED, SETTINGS
 
@@ -29,7 +29,8 @@ def ovn_lab(request: pytest.FixtureRequest):
                      timeout=settings.ready_timeout, ovn_root=settings.ovn_root)
     except LabError as exc:
         pytest.exit(f"ovnlb: {exc}", returncode=3)
-    yield lab
+    with sigterm_as_interrupt():  # a terminated run tears its lab down too
+        yield lab
     if settings.keep_on_failure and request.config.stash[FAILED]:
         lab.close()
         # xdist workers are children of the controller, which prints the note

@@ -34,8 +34,8 @@ def preflight(ovn_root: str | None = None) -> install_mod.Install:
 
 
 @contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM during a build unwinds like Ctrl-C, so cleanup runs."""
+def sigterm_as_interrupt():
+    """SIGTERM unwinds like Ctrl-C while the block runs, so cleanup runs."""
     def handler(signum, frame):
         raise KeyboardInterrupt
     try:
@@ -78,7 +78,7 @@ class Lab:
         registry.claim(record)
         lab = None
         try:
-            with _sigterm_as_interrupt():
+            with sigterm_as_interrupt():
                 lab = cls(record)
                 started = time.monotonic()
                 lab.backend.build(timeout)
