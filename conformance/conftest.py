@@ -4,6 +4,7 @@ the lab, the placement parametrization and the load balancer factory."""
 import pytest
 
 from pytest_ovnlb.options import SETTINGS
+from pytest_ovnlb.versions import BEHAVIOURS, expects
 
 
 @pytest.fixture
@@ -27,3 +28,15 @@ def client_node(ovn_lab, roles):
             pytest.skip(f"topology {ovn_lab.topology.name} has no {role} client")
         return name
     return node
+
+
+@pytest.fixture
+def requires(ovn_lab):
+    """`requires("health_check")`: skip, saying why, on an OVN release that
+    predates the behaviour (see pytest_ovnlb/versions.py)."""
+    def check(behaviour: str) -> None:
+        version = ovn_lab.install.ovn_version
+        if not expects(behaviour, version):
+            b = BEHAVIOURS[behaviour]
+            pytest.skip(f"OVN {version} predates {b.since}: {b.what}")
+    return check

@@ -1,23 +1,14 @@
 """Load balancer options whose effect is exact, each checked only on the OVN
 releases that have it (see pytest_ovnlb/versions.py)."""
 
-import pytest
-
 from pytest_ovnlb import checks
-from pytest_ovnlb.versions import BEHAVIOURS, expects
 
 
-def requires(behaviour, ovn_lab):
-    b = BEHAVIOURS[behaviour]
-    if not expects(behaviour, ovn_lab.install.ovn_version):
-        pytest.skip(f"OVN {ovn_lab.install.ovn_version} predates {b.since}: {b.what}")
-
-
-def test_selection_fields_ip_src_pins_a_client(ovn_lbs, ovn_hub, ovn_lab, client_node,
+def test_selection_fields_ip_src_pins_a_client(ovn_lbs, ovn_hub, client_node, requires,
                                                placement):
     """Hashing on the source address only: every new connection of one
     client reaches the same backend."""
-    requires("selection_fields", ovn_lab)
+    requires("selection_fields")
     lb = ovn_lbs(ovn_hub.backends(3), selection_fields=["ip_src"])
     results = ovn_hub.fresh(client_node("internal"), lb.vip, lb.port, 200)
     assert all(r.ok for r in results), f"connections failed: {checks.summary(results)}"
@@ -25,11 +16,11 @@ def test_selection_fields_ip_src_pins_a_client(ovn_lbs, ovn_hub, ovn_lab, client
         f"selection_fields=ip_src spread one client over backends: {checks.summary(results)}")
 
 
-def test_reject_answers_a_vip_without_backends(ovn_lbs, ovn_hub, ovn_lab, client_node,
+def test_reject_answers_a_vip_without_backends(ovn_lbs, ovn_hub, client_node, requires,
                                                placement):
     """options:reject=true: connections to a VIP with no backends are
     refused at once (TCP RST) instead of hanging."""
-    requires("reject_no_backends", ovn_lab)
+    requires("reject_no_backends")
     lb = ovn_lbs([], options={"reject": "true"})
     results = ovn_hub.fresh(client_node("internal"), lb.vip, lb.port, 16, timeout=1.0)
     assert checks.tally(results) == {"error:refused": 16}, (

@@ -118,7 +118,12 @@ class LoadBalancers:
     def __call__(self, backends: list[Backend], *, vip: str | None = None,
                  attach_to: list[str] | None = None, protocol: str = "tcp",
                  options: dict | None = None, selection_fields: list[str] | None = None,
-                 serve: bool = True) -> LoadBalancer:
+                 health_check: dict | None = None, serve: bool = True) -> LoadBalancer:
+        """`health_check`: options of a Load_Balancer_Health_Check row for the
+        VIP (interval, timeout, success_count, failure_count), whose `vip` is
+        the VIP key as in `vips` ("IP:PORT"; northd ignores any other form);
+        with it, each backend is mapped in `ip_port_mappings` to its logical
+        port and a probe source address on its switch (`Topology.free_address`)."""
         lb = LoadBalancer(name=f"ovnlb-lb{next(self._names)}", vip=vip or self.default_vip,
                           port=self.lab.topology.roles.backend_port, backends=list(backends),
                           attached=list(attach_to or self.default_attach), protocol=protocol)
@@ -129,16 +134,26 @@ class LoadBalancers:
             columns = {"options": options or {}}
             if selection_fields:
                 columns["selection_fields"] = selection_fields
+            if health_check is not None:
+                columns["ip_port_mappings"] = self.ip_port_mappings(lb.backends)
             txn.add(api.lb_add(lb.name, lb.vip_key, [b.endpoint for b in lb.backends],
                                protocol=protocol, **columns))
         self.created.append(lb)
         routers = {r.name for r in self.lab.topology.routers}
         with nb.transaction() as txn:
+            if health_check is not None:
+                txn.add(api.lb_add_health_check(
+                    lb.name, lb.vip_key, **{k: str(v) for k, v in health_check.items()}))
             for datapath in lb.attached:
                 add = api.lr_lb_add if datapath in routers else api.ls_lb_add
                 txn.add(add(datapath, lb.name))
         self.sync()
         return lb
+
+    def ip_port_mappings(self, backends: list[Backend]) -> dict[str, str]:
+        """Load_Balancer:ip_port_mappings: backend IP -> "PORT:PROBE_SOURCE"."""
+        topo = self.lab.topology
+        return {b.ip: f"{b.vm}:{topo.free_address(topo.vm(b.vm).switch)}" for b in backends}
 
     def set_backends(self, lb: LoadBalancer, backends: list[Backend]) -> None:
         """Change the VIP's backend list in place (same Load_Balancer row)."""

@@ -121,6 +121,21 @@ class Topology:
                 return ip.split("/")[0]
         raise LabError(f"node {node} has no client address in topology {self.name}")
 
+    def free_address(self, switch: str) -> str:
+        """The highest host address of `switch`'s subnet that nothing in the
+        topology uses (e.g. as the source of OVN's health check probes)."""
+        roles = self.roles
+        used = {vm.ip for vm in self.vms} | {p.ip for r in self.routers for p in r.ports}
+        used |= {ip for _, ip in self.provider.hosts} if self.provider else set()
+        used = {ipaddress.ip_interface(ip).ip for ip in used}
+        used |= {ipaddress.ip_address(ip) for ip in (roles.switch_vip, roles.router_vip,
+                                                     roles.router_snat_ip) if ip}
+        net = ipaddress.ip_network(self.switch(switch).subnet)
+        free = [ip for ip in reversed(list(net.hosts())) if ip not in used]
+        if not free:
+            raise LabError(f"switch {switch} has no free address")
+        return str(free[0])
+
     def validate(self) -> "Topology":
         problems = list(_problems(self))
         if problems:

@@ -57,6 +57,9 @@ BEHAVIOURS = {b.name: b for b in (
     Behaviour("switch_self_hairpin", _v("20.3.0"),
               "a backend that connects to a switch VIP and is picked itself gets "
               "the connection, seen with the VIP as source"),
+    Behaviour("health_check", _v("20.3.0"),
+              "load balancer health checks (ip_port_mappings + Load_Balancer_Health_Check) "
+              "take a backend whose server is down out of the rotation"),
     Behaviour("selection_fields", _v("20.6.0"),
               "load balancers hash on chosen fields (selection_fields)"),
     Behaviour("reject_no_backends", _v("21.3.0"),

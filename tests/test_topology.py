@@ -52,3 +52,12 @@ def test_node_names_fit_interface_names():
     bad = dataclasses.replace(lab.vms[0], name="a-name-far-too-long")
     with pytest.raises(LabError, match="must match"):
         dataclasses.replace(lab, vms=(bad,) + lab.vms[1:]).validate()
+
+
+def test_free_address_avoids_everything_in_use():
+    lab = topology.get("lab")
+    assert lab.free_address("dmz") == "172.16.255.190"
+    with pytest.raises(LabError, match="transit has no free address"):
+        lab.free_address("transit")  # a /30 holding both routers
+    single = topology.get("single")
+    assert single.free_address("web") == "10.0.1.254"

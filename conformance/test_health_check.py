@@ -1,0 +1,93 @@
+"""With a health check (Load_Balancer_Health_Check for the VIP, and
+`ip_port_mappings` naming each backend's logical port and a probe source
+address on its switch), ovn-controller probes every backend; one whose server
+is stopped is marked offline in the Southbound Service_Monitor table and taken
+out of the rotation, so every new connection succeeds on the others; once its
+server is back it is marked online and gets new connections again.  Pairs
+with test_no_health_check.py.
+
+Both placements: ovn-northd builds the gateway router's DNAT flows from the
+same healthy-backend list as a switch load balancer's (ovn-northd(8)), and
+the probes do not depend on where the load balancer is attached."""
+
+import time
+
+import pytest
+
+from pytest_ovnlb import checks
+from pytest_ovnlb.ovsdb import Southbound
+
+# Probe every second; offline after 2 failed probes, online after 1 answer.
+HEALTH_CHECK = {"interval": 1, "timeout": 1, "failure_count": 2, "success_count": 1}
+STATUS_TIMEOUT = 15.0
+SAMPLES = 200
+
+
+@pytest.fixture(scope="module")
+def ovn_sb(ovn_lab):
+    sb = Southbound(ovn_lab.backend.sb_remote())
+    yield sb
+    sb.close()
+
+
+def monitors(sb):
+    """Service_Monitor rows: (ip, port, logical_port, protocol, status)."""
+    return sorted((r.ip, r.port, r.logical_port, (r.protocol or ["tcp"])[0],
+                   (r.status or [""])[0]) for r in sb.rows("Service_Monitor"))
+
+
+def status_of(sb, backend):
+    found = [m[4] for m in monitors(sb)
+             if (m[0], m[1], m[2]) == (backend.ip, backend.port, backend.vm)]
+    return found[0] if len(found) == 1 else None
+
+
+def wait_status(sb, wanted, why):
+    """Poll until each backend in `wanted` has its status; fail showing every row."""
+    expected = {b.target: status for b, status in wanted.items()}
+    deadline = time.monotonic() + STATUS_TIMEOUT
+    while True:
+        seen = {b.target: status_of(sb, b) for b in wanted}
+        if seen == expected:
+            return
+        if time.monotonic() > deadline:
+            rows = "\n".join(f"  {m}" for m in monitors(sb)) or "  (none)"
+            pytest.fail(f"{why}: after {STATUS_TIMEOUT:.0f}s Service_Monitor status is {seen}, "
+                        f"expected {expected}; every Service_Monitor row "
+                        f"(ip, port, logical_port, protocol, status):\n{rows}", pytrace=False)
+        time.sleep(0.05)
+
+
+def test_health_check_takes_dead_backend_out_and_back(ovn_lbs, ovn_hub, ovn_lab, ovn_sb,
+                                                     client_node, requires, placement):
+    requires("health_check")
+    backends = ovn_hub.backends(2)
+    dead, alive = backends
+    lb = ovn_lbs(backends, health_check=HEALTH_CHECK)
+    node = client_node("internal")
+    where = f"{lb.vip_key} on {'/'.join(lb.attached)} ({ovn_lab.install.summary})"
+
+    wait_status(ovn_sb, {dead: "online", alive: "online"},
+                f"health check on {where}: both servers run")
+    ovn_lbs.sync()
+    before = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES)
+    assert all(r.ok for r in before) and set(checks.tally(before)) == set(lb.targets), (
+        f"{where}, both backends online: {checks.summary(before)}")
+
+    ovn_hub.stop(dead)
+    wait_status(ovn_sb, {dead: "offline", alive: "online"},
+                f"health check on {where}: {dead.target}'s server stopped")
+    ovn_lbs.sync()
+    down = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES)
+    assert checks.tally(down) == {alive.target: SAMPLES}, (
+        f"{where}, {dead.target} offline: every new connection should reach "
+        f"{alive.target}; {checks.summary(down)}")
+
+    ovn_hub.serve([dead])
+    wait_status(ovn_sb, {dead: "online", alive: "online"},
+                f"health check on {where}: {dead.target}'s server restarted")
+    ovn_lbs.sync()
+    back = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES)
+    assert all(r.ok for r in back) and checks.tally(back)[dead.target] > 0, (
+        f"{where}, {dead.target} back online: new connections should reach it again; "
+        f"{checks.summary(back)}")
