@@ -1,10 +1,11 @@
 # Two entry points; each sets itself up (apt packages, virtualenv) first.
 #   make conformance   the conformance suite on the embedded lab (OVN installed here)
 #   make check         the project's own tests, then the conformance suite
+#   make bench, make matrix   benchmarks; the suite over several OVN releases
 PYTEST = .venv/bin/python -m pytest -p no:cacheprovider
 ARGS ?=
 
-.PHONY: setup conformance check bench
+.PHONY: setup conformance check bench matrix
 
 setup:
 	@bash ci/setup.sh
@@ -19,3 +20,10 @@ check: setup
 bench: setup
 	.venv/bin/python ci/bench_lab.py
 	.venv/bin/python ci/bench_suite.py
+
+# Pass/fail matrix over OVN releases: this machine's, and Debian trixie's and
+# sid's installed into root filesystems under .roots/ (debootstrap, ~50 s each).
+SUITES ?= trixie sid
+matrix: setup
+	for s in $(SUITES); do bash ci/make-root.sh $$s .roots/$$s; done
+	.venv/bin/python ci/matrix.py --out matrix host $(addprefix .roots/,$(SUITES))
