@@ -86,11 +86,15 @@ def become_subreaper() -> None:
     _libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
 
 
-def _reap(pid: int) -> None:
+def _gone(pid: int) -> bool:
+    """Dead and, if it is our child, collected.  A killed multi-threaded
+    daemon shows as a zombie before its last thread has exited; only
+    waitpid() tells when it is really over."""
     try:
-        os.waitpid(pid, os.WNOHANG)
+        reaped, _ = os.waitpid(pid, os.WNOHANG)
+        return reaped == pid
     except ChildProcessError:  # not ours: its parent (or init) collects it
-        pass
+        return not alive(pid)
 
 
 def kill_all(pids: set[int], timeout: float = 3.0) -> set[int]:
@@ -101,15 +105,10 @@ def kill_all(pids: set[int], timeout: float = 3.0) -> set[int]:
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + timeout
-    remaining = set(pids)
+    remaining = {p for p in pids if not _gone(p)}
     while remaining and time.monotonic() < deadline:
-        for pid in remaining:
-            _reap(pid)
-        remaining = {p for p in remaining if alive(p)}
-        if remaining:
-            time.sleep(0.005)
-    for pid in pids:  # dead (zombie) but maybe not yet collected
-        _reap(pid)
+        time.sleep(0.005)
+        remaining = {p for p in remaining if not _gone(p)}
     return remaining
 
 
