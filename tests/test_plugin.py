@@ -139,27 +139,33 @@ def test_lab_is_removed_after_a_failing_run(pytester):
 
 # --- the verdicts have teeth: break OVN's behaviour, watch the suite fail ----
 
-BREAKS = {
-    # Every connection from one client to one backend: hash on the source only.
-    "one_backend": ("test_distribution.py", "internal",
-                    """
+def _every_lb(body: str) -> str:
+    """conftest code that runs `body` (which may change `kw`, the factory's
+    arguments) around every load balancer the tests create."""
+    return f"""
 @pytest.fixture(autouse=True)
-def hash_on_source_only(monkeypatch):
+def break_every_lb(monkeypatch):
     from pytest_ovnlb.harness import LoadBalancers
     create = LoadBalancers.__call__
     def broken(self, backends, **kw):
+{body}
+    monkeypatch.setattr(LoadBalancers, "__call__", broken)
+"""
+
+
+BREAKS = {
+    # Every connection from one client to one backend: hash on the source only.
+    "one_backend": ("test_distribution.py", "internal", "NOT consistent", _every_lb("""
         lb = create(self, backends, **kw)
         api = self.lab.nb.api
         row = api.lb_get(lb.name).execute(check_error=True)
         api.db_set("Load_Balancer", row.uuid, ("selection_fields", ["ip_src"])).execute(
             check_error=True)
         self.sync()
-        return lb
-    monkeypatch.setattr(LoadBalancers, "__call__", broken)
-"""),
-    # The gateway router forgets its SNAT: no proxy-mode source rewrite.
-    "no_snat": ("test_source_ip.py", "snats_internal",
-                """
+        return lb""")),
+    # The gateway router forgets its SNAT: backends answer vm3 directly
+    # through tenant1, bypassing edge1's un-DNAT, so connections fail.
+    "no_snat": ("test_source_ip.py", "snats_internal", "connections failed", """
 @pytest.fixture(autouse=True)
 def drop_snat(ovn_lab):
     api = ovn_lab.nb.api
@@ -169,48 +175,26 @@ def drop_snat(ovn_lab):
         check_error=True)
 """),
     # Hairpinned connections come from another address than the VIP.
-    "no_hairpin": ("test_source_ip.py", "reaching_the_vip and switch",
-                   """
-@pytest.fixture(autouse=True)
-def other_hairpin_source(monkeypatch):
-    from pytest_ovnlb.harness import LoadBalancers
-    create = LoadBalancers.__call__
-    def broken(self, backends, **kw):
+    "no_hairpin": ("test_source_ip.py", "reaching_the_vip and switch", "expected sources",
+                   _every_lb("""
         kw["options"] = {"hairpin_snat_ip": "172.16.255.140"}
-        return create(self, backends, **kw)
-    monkeypatch.setattr(LoadBalancers, "__call__", broken)
-"""),
+        return create(self, backends, **kw)""")),
     # options:reject is ignored: connections to a VIP without backends hang.
-    "reject_ignored": ("test_options.py", "reject",
-                       """
-@pytest.fixture(autouse=True)
-def ignore_options(monkeypatch):
-    from pytest_ovnlb.harness import LoadBalancers
-    create = LoadBalancers.__call__
-    def broken(self, backends, **kw):
+    "reject_ignored": ("test_options.py", "reject", "reject=true", _every_lb("""
         kw.pop("options", None)
-        return create(self, backends, **kw)
-    monkeypatch.setattr(LoadBalancers, "__call__", broken)
-"""),
+        return create(self, backends, **kw)""")),
     # The switch load balancer also acts on the client's switch.
-    "switch_lb_everywhere": ("test_placement.py", "only_on_server_switch",
-                             """
-@pytest.fixture(autouse=True)
-def attach_everywhere(monkeypatch):
-    from pytest_ovnlb.harness import LoadBalancers
-    create = LoadBalancers.__call__
-    def broken(self, backends, **kw):
+    "switch_lb_everywhere": ("test_placement.py", "only_on_server_switch", "answered a client",
+                             _every_lb("""
         kw["attach_to"] = ["inside", "dmz"]
-        return create(self, backends, **kw)
-    monkeypatch.setattr(LoadBalancers, "__call__", broken)
-"""),
+        return create(self, backends, **kw)""")),
 }
 
 
 @needs_lab
 @pytest.mark.parametrize("breakage", sorted(BREAKS))
 def test_suite_fails_when_ovn_misbehaves(pytester, breakage):
-    test_file, selection, conftest_extra = BREAKS[breakage]
+    test_file, selection, symptom, conftest_extra = BREAKS[breakage]
     _copy_suite(pytester, test_file)
     conftest = pytester.path / "conftest.py"
     conftest.write_text(conftest.read_text() + "\n" + conftest_extra)
@@ -218,3 +202,4 @@ def test_suite_fails_when_ovn_misbehaves(pytester, breakage):
     outcomes = result.parseoutcomes()
     assert outcomes.get("failed", 0) >= 1, result.stdout.str()
     assert outcomes.get("error", 0) == 0, result.stdout.str()
+    assert symptom in result.stdout.str()  # failed for the reason it should
