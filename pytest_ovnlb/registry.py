@@ -82,10 +82,15 @@ def check_name(name: str) -> str:
 def claim(record: Record) -> None:
     """Create the lab's run directory with its record, or fail if the name is taken."""
     base = base_dir()
-    base.mkdir(parents=True, exist_ok=True)
     staging = base / f".claim-{record.name}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
+    for _ in range(10):
+        base.mkdir(parents=True, exist_ok=True)
+        try:
+            staging.mkdir()
+            break
+        except FileNotFoundError:  # the last lab going down removed `base`
+            continue
     record.save(staging)
     try:
         os.rename(staging, record.rundir)  # atomic; fails if the name exists
