@@ -14,9 +14,8 @@ import os
 import sys
 import time
 
-from . import registry, topology
+from . import topology
 from .errors import LabError
-from .lab import Lab, require_root
 
 DEFAULT_NAME = "lab"
 
@@ -62,6 +61,11 @@ def run(args: argparse.Namespace) -> int:
         for t in topology.TOPOLOGIES.values():
             print(f"{t.name}: {t.description}")
         return 0
+    # Imported here, inside main()'s handlers: a Ctrl-C while these heavy
+    # modules load is then an ordinary interrupt, not a traceback.
+    from . import registry
+    from .lab import Lab, require_root
+
     require_root()
     if args.command == "up":
         started = time.monotonic()
