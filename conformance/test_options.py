@@ -26,3 +26,27 @@ def test_reject_answers_a_vip_without_backends(ovn_lbs, ovn_hub, client_node, re
     assert checks.tally(results) == {"error:refused": 16}, (
         f"{lb.vip_key} has no backends and reject=true: {checks.summary(results)}")
 
+
+
+def test_affinity_timeout_keeps_a_client_on_its_backend(ovn_lbs, ovn_hub, client_node,
+                                                        requires, placement):
+    """options:affinity_timeout: once a client has been balanced, all its new
+    connections go to the same backend.
+
+    The client's first connection opens the affinity session.  On the
+    userspace datapath that connection can be lost: with a switch load
+    balancer it never completes here (OVN 23.03, 25.03, 26.03; upstream only
+    tests affinity on the kernel datapath), so only what follows it is
+    asserted, and that it went to the same backend when it did complete."""
+    requires("affinity_timeout")
+    lb = ovn_lbs(ovn_hub.backends(3), options={"affinity_timeout": "60"})
+    node = client_node("internal")
+    first = ovn_hub.fresh(node, lb.vip, lb.port, 1)[0]
+    results = ovn_hub.fresh(node, lb.vip, lb.port, 200)
+    targets = checks.tally(results)
+    assert len(targets) == 1 and all(r.ok for r in results), (
+        f"with affinity_timeout=60, every new connection from {node} should reach one "
+        f"backend: {checks.summary(results)}")
+    if first.ok:
+        assert first.target in targets, (
+            f"the first connection went to {first.target}, the next ones to {set(targets)}")

@@ -183,6 +183,10 @@ def drop_snat(ovn_lab):
     "reject_ignored": ("test_options.py", "reject", "reject=true", _every_lb("""
         kw.pop("options", None)
         return create(self, backends, **kw)""")),
+    # options:affinity_timeout is ignored: a client's connections spread.
+    "affinity_ignored": ("test_options.py", "affinity", "should reach one backend", _every_lb("""
+        kw.pop("options", None)
+        return create(self, backends, **kw)""")),
     # The switch load balancer also acts on the client's switch.
     "switch_lb_everywhere": ("test_placement.py", "only_on_server_switch", "answered a client",
                              _every_lb("""
