@@ -25,5 +25,5 @@ bench: setup
 # sid's installed into root filesystems under .roots/ (debootstrap, ~50 s each).
 SUITES ?= trixie sid
 matrix: setup
-	for s in $(SUITES); do bash ci/make-root.sh $$s .roots/$$s; done
+	for s in $(SUITES); do bash ci/make-root.sh $$s $(CURDIR)/.roots/$$s; done
 	.venv/bin/python ci/matrix.py --out matrix host $(addprefix .roots/,$(SUITES))
