@@ -1,6 +1,8 @@
 """Finding the OVN/OVS under test, on PATH or in another root filesystem."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 
@@ -44,6 +46,47 @@ def test_root_commands_run_chrooted_in_a_private_mount_namespace():
 
 
 ROOTS = [r for r in os.environ.get("OVNLB_TEST_ROOTS", "").split(":") if r]
+
+
+# Runs in its own mount namespace (`unshare --mount`): the bind mounts that
+# make this machine's /usr and /etc a root filesystem vanish with it, even if
+# it is killed, so nothing (pytest's tmp_path clean-up included) ever sees them.
+CHROOTED_LAB = """
+import os, subprocess, sys
+from pytest_ovnlb.lab import Lab
+root = sys.argv[1]
+for d in ("usr", "etc"):
+    subprocess.run(["mount", "--bind", "/" + d, os.path.join(root, d)], check=True)
+lab = Lab.up("tchroot%d" % os.getpid(), "single", owner=os.getpid(), ovn_root=root)
+try:
+    assert lab.install.summary.endswith("in " + root), lab.install.summary
+    names = {s.name for s in lab.nb.api.ls_list().execute(check_error=True)}
+    assert names == {"web", "clients"}, names
+    daemons = lab.daemon_pids()
+    assert all(daemons.values()), daemons
+    roots = {os.readlink("/proc/%d/root" % pid) for pid in daemons.values()}
+    assert roots == {root}, roots
+finally:
+    lab.down()
+print("chrooted lab ok")
+"""
+
+
+@pytest.mark.lab
+@pytest.mark.skipif(not all(os.path.islink(f"/{d}") for d in ("bin", "sbin", "lib")),
+                    reason="needs a merged-/usr system to assemble a root from /usr")
+def test_lab_runs_chrooted(tmp_path):
+    """The chroot path end to end, on a root made of this machine's /usr."""
+    root = tmp_path / "root"
+    for d in ("dev", "proc", "sys", "run", "tmp", "usr", "etc"):
+        (root / d).mkdir(parents=True)
+    for link in ("bin", "sbin", "lib", "lib64"):
+        if os.path.islink(f"/{link}"):
+            os.symlink(os.readlink(f"/{link}"), root / link)
+    result = subprocess.run(["unshare", "--mount", "--propagation", "private",
+                             sys.executable, "-c", CHROOTED_LAB, str(root)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0 and "chrooted lab ok" in result.stdout, result.stderr
 
 
 @pytest.mark.skipif(not ROOTS or os.geteuid() != 0,
