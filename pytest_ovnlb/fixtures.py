@@ -6,7 +6,6 @@
 - `ovn_hub` (session): traffic agents per node and the backends' web servers.
 - `ovn_lbs` (test): load balancer factory for the test's `placement`; the lab
   is reset before each test (load balancers removed, conntrack flushed).
-- `ovn_versions`: the OVN and OVS versions under test.
 """
 
 from __future__ import annotations
@@ -75,8 +74,3 @@ def _reset(lab: Lab) -> None:
                 txn.add(lab.nb.api.lb_del(row.uuid, if_exists=True))
         lab.nb.sync(timeout=20)
     lab.flush_conntrack()
-
-
-@pytest.fixture(scope="session")
-def ovn_versions(ovn_lab: Lab):
-    return ovn_lab.install

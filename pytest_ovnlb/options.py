@@ -6,6 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from .stats import DEFAULT_SAMPLES
+
 BACKENDS = ("netns",)  # the attach backend (fake-multinode) plugs in here
 
 
@@ -30,7 +32,7 @@ OPTIONS = [
      "root filesystem holding the OVN under test (default: the one on PATH; "
      "$OVNLB_OVN_ROOT)", "", str),
     ("--ovnlb-samples", "ovnlb_samples",
-     "new connections per distribution check", "1000", int),
+     "new connections per distribution check", str(DEFAULT_SAMPLES), int),
     ("--ovnlb-ready-timeout", "ovnlb_ready_timeout",
      "seconds to wait for the lab's chassis", "30", float),
 ]

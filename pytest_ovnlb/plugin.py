@@ -13,7 +13,6 @@ from .fixtures import (  # noqa: F401  (re-exported so pytest finds them)
     ovn_hub,
     ovn_lab,
     ovn_lbs,
-    ovn_versions,
     placement,
 )
 from .harness import PLACEMENTS
