@@ -143,9 +143,9 @@ class Lab:
         dead = [key for key, pid in self.daemon_pids().items() if not pid]
         lines = [
             f"lab {r.name}: topology {t.name} ({t.description})",
-            f"  state: {r.state}" + (f" (built in {r.build_seconds} s)" if r.build_seconds else "")
-            + (f", DEGRADED: not running: {', '.join(dead)}" if dead else
-               ", all daemons running"),
+            f"  state: {r.state}" + (f", DEGRADED: not running: {', '.join(dead)}" if dead else
+                                    ", all daemons running")
+            + (f" (built in {r.build_seconds} s)" if r.build_seconds else ""),
             f"  {self.install.summary}",
             f"  owner: {'pid ' + str(r.owner_pid) if r.owner_pid else 'none (stays until down)'}",
             f"  run directory (databases, sockets, logs): {r.rundir}",
