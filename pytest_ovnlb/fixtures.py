@@ -15,7 +15,8 @@ import os
 import pytest
 
 from .harness import Hub, LoadBalancers
-from .lab import Lab, sigterm_as_interrupt
+from .lab import Lab
+from .procs import sigterm_as_interrupt
 from .errors import LabError
 from .options import FAILED, SETTINGS
 
@@ -72,5 +73,5 @@ def _reset(lab: Lab) -> None:
         with lab.nb.transaction() as txn:
             for row in rows:
                 txn.add(lab.nb.api.lb_del(row.uuid, if_exists=True))
-        lab.nb.sync(timeout=20)
+        lab.sync()
     lab.flush_conntrack()

@@ -166,11 +166,7 @@ class LoadBalancers:
         self.sync()
 
     def sync(self) -> None:
-        try:
-            self.lab.nb.sync(timeout=20)
-        except TimeoutError as exc:
-            raise LabError(f"chassis did not install the load balancer: {exc}; "
-                           f"logs in {self.lab.record.rundir}") from None
+        self.lab.sync()
 
     def remove_all(self) -> None:
         if not self.created:

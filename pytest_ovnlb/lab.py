@@ -8,10 +8,8 @@ flow; any failure or interrupt on the way removes everything it made.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
-from contextlib import contextmanager
 
 from . import install as install_mod
 from . import procs, registry, topology
@@ -31,22 +29,6 @@ def preflight(ovn_root: str | None = None) -> install_mod.Install:
     """Everything a lab needs before anything is made: root, OVN/OVS."""
     require_root()
     return install_mod.find(ovn_root)
-
-
-@contextmanager
-def sigterm_as_interrupt():
-    """SIGTERM unwinds like Ctrl-C while the block runs, so cleanup runs."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 class Lab:
@@ -78,7 +60,7 @@ class Lab:
         registry.claim(record)
         lab = None
         try:
-            with sigterm_as_interrupt():
+            with procs.sigterm_as_interrupt():
                 lab = cls(record)
                 started = time.monotonic()
                 lab.backend.build(timeout)
@@ -131,6 +113,15 @@ class Lab:
         """`ovn-nbctl`/`ovn-sbctl` pointed at this lab's database."""
         remote = self.backend.nb_remote() if which == "nb" else self.backend.sb_remote()
         return self.install.command(f"ovn-{which}ctl", f"--db={remote}")
+
+    def sync(self, timeout: float = 20.0) -> None:
+        """Return once every chassis has installed the current Northbound."""
+        try:
+            self.nb.sync(timeout)
+        except TimeoutError as exc:
+            raise LabError(f"lab {self.name}: chassis did not catch up with the "
+                           f"Northbound DB within {timeout:g} s ({exc}); logs in "
+                           f"{self.record.rundir}") from None
 
     def flush_conntrack(self) -> None:
         self.backend.flush_conntrack()

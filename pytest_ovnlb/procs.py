@@ -201,3 +201,19 @@ def deferred_interrupts():
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
         for signum in dict.fromkeys(held.received):
             _dispatch(held.saved[signum], signum)
+
+
+@contextmanager
+def sigterm_as_interrupt():
+    """SIGTERM unwinds like Ctrl-C while the block runs, so cleanup runs."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -70,6 +70,11 @@ def _tx_checksum_off(ns: str, ifname: str) -> None:
         fcntl.ioctl(sock.fileno(), SIOCETHTOOL, ifreq)
 
 
+def _last_line(stderr: str) -> str:
+    """What a failed program said last: usually the one line that matters."""
+    return (stderr.strip().splitlines() or ["no output"])[-1]
+
+
 def _sysctl(ns: str, key: str, value: str) -> None:
     # /proc/sys/net follows the network namespace of the thread that opens it
     with procs.in_netns(ns):
@@ -132,7 +137,7 @@ class NetnsBackend:
         result = subprocess.run(cmd, env=full_env, capture_output=True, text=True,
                                 timeout=30)
         if result.returncode != 0:
-            err = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            err = _last_line(result.stderr)
             program = next((Path(a).name for a in argv if Path(a).name in PROGRAMS),
                            Path(argv[0]).name)
             raise LabError(f"{program} failed on {node}: {err}")
@@ -198,7 +203,7 @@ class NetnsBackend:
                                 env=dict(os.environ, **self._env(self.chassis_dir(chassis))),
                                 capture_output=True, text=True, timeout=10)
         if result.returncode != 0:
-            err = (result.stderr.strip().splitlines() or ["no output"])[-1]
+            err = _last_line(result.stderr)
             raise LabError(f"ovs-appctl {command[0]} on {chassis} failed: {err}; "
                            f"log: {self.chassis_dir(chassis) / 'ovs-vswitchd.log'}")
         return result.stdout
