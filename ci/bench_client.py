@@ -13,7 +13,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from pytest_ovnlb.traffic import Agent  # noqa: E402
+from pytest_ovnlb.traffic.client import Agent  # noqa: E402
 
 
 def sh(*cmd):

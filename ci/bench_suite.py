@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pytest_ovnlb.harness import Hub, LoadBalancers  # noqa: E402
 from pytest_ovnlb.lab import Lab  # noqa: E402
+from pytest_ovnlb.traffic.harness import Hub, LoadBalancers  # noqa: E402
 
 CONN_TARGET = 1500.0
 SUITE_TARGET = 120.0
@@ -34,7 +34,7 @@ def connection_rates(count: int, rounds: int, concurrency: int) -> dict[str, lis
     try:
         for placement in ("switch", "router"):
             lbs = LoadBalancers(lab, hub, placement)
-            lb = lbs(hub.backends(2))
+            lb = lbs(hub.servers(2))
             hub.fresh("vm3", lb.vip, lb.port, 200)  # start the agents' servers
             rates[placement] = []
             for _ in range(rounds):

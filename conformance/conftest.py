@@ -4,7 +4,7 @@ the lab, the placement parametrization and the load balancer factory."""
 import pytest
 
 from pytest_ovnlb.options import SETTINGS
-from pytest_ovnlb.versions import BEHAVIOURS, expects
+from pytest_ovnlb.verdicts.versions import BEHAVIOURS, expects
 
 
 @pytest.fixture
@@ -33,7 +33,7 @@ def client_node(ovn_lab, roles):
 @pytest.fixture
 def requires(ovn_lab):
     """`requires("health_check")`: skip, saying why, on an OVN release that
-    predates the behaviour (see pytest_ovnlb/versions.py)."""
+    predates the behaviour (see pytest_ovnlb/verdicts/versions.py)."""
     def check(behaviour: str) -> None:
         version = ovn_lab.install.ovn_version
         if not expects(behaviour, version):

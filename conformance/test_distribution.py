@@ -3,13 +3,13 @@ group shares them out, from every kind of client and for every placement."""
 
 import pytest
 
-from pytest_ovnlb import checks
+from pytest_ovnlb.verdicts import checks
 
 K_BACKENDS = [2, 3, 5]
 
 
 def spread(ovn_lbs, ovn_hub, ovn_lab, node, k, samples):
-    backends = ovn_hub.backends(k)
+    backends = ovn_hub.servers(k)
     lb = ovn_lbs(backends)
     results = ovn_hub.fresh(node, lb.vip, lb.port, samples)
     shares = checks.dp_hash_shares(lb.targets, ovn_lab.install.ovs_version)
@@ -40,7 +40,7 @@ def test_client_switch_spreads_new_connections(ovn_lbs, ovn_hub, ovn_lab, client
 def test_udp_flows_spread_over_backends(ovn_lbs, ovn_hub, ovn_lab, client_node,
                                         placement, samples):
     """UDP: each new source port is a new flow, balanced like a TCP connection."""
-    lb = ovn_lbs(ovn_hub.backends(3), protocol="udp")
+    lb = ovn_lbs(ovn_hub.servers(3), protocol="udp")
     node = client_node("internal")
     results = ovn_hub.fresh(node, lb.vip, lb.port, samples, proto="udp")
     shares = checks.dp_hash_shares(lb.targets, ovn_lab.install.ovs_version)

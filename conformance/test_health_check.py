@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from pytest_ovnlb import checks
-from pytest_ovnlb.ovsdb import Southbound
+from pytest_ovnlb.engine.ovsdb import Southbound
+from pytest_ovnlb.verdicts import checks
 
 # Probe every second; offline after 2 failed probes, online after 1 answer.
 HEALTH_CHECK = {"interval": 1, "timeout": 1, "failure_count": 2, "success_count": 1}
@@ -61,7 +61,7 @@ def wait_status(sb, wanted, why):
 def test_health_check_takes_dead_backend_out_and_back(ovn_lbs, ovn_hub, ovn_lab, ovn_sb,
                                                      client_node, requires, placement):
     requires("health_check")
-    backends = ovn_hub.backends(2)
+    backends = ovn_hub.servers(2)
     dead, alive = backends
     lb = ovn_lbs(backends, health_check=HEALTH_CHECK)
     node = client_node("internal")

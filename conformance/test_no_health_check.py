@@ -1,12 +1,12 @@
 """Without a health check OVN keeps balancing to a backend whose server is
 down: about its share of new connections is refused, the rest succeed."""
 
-from pytest_ovnlb import checks
+from pytest_ovnlb.verdicts import checks
 
 
 def test_dead_backend_keeps_its_share_as_refusals(ovn_lbs, ovn_hub, ovn_lab, client_node,
                                                   placement, samples):
-    backends = ovn_hub.backends(2)
+    backends = ovn_hub.servers(2)
     lb = ovn_lbs(backends)
     dead, alive = backends
     ovn_hub.stop(dead)

@@ -1,7 +1,7 @@
 """Load balancer options whose effect is exact, each checked only on the OVN
-releases that have it (see pytest_ovnlb/versions.py)."""
+releases that have it (see pytest_ovnlb/verdicts/versions.py)."""
 
-from pytest_ovnlb import checks
+from pytest_ovnlb.verdicts import checks
 
 
 def test_selection_fields_ip_src_pins_a_client(ovn_lbs, ovn_hub, client_node, requires,
@@ -9,7 +9,7 @@ def test_selection_fields_ip_src_pins_a_client(ovn_lbs, ovn_hub, client_node, re
     """Hashing on the source address only: every new connection of one
     client reaches the same backend."""
     requires("selection_fields")
-    lb = ovn_lbs(ovn_hub.backends(3), selection_fields=["ip_src"])
+    lb = ovn_lbs(ovn_hub.servers(3), selection_fields=["ip_src"])
     results = ovn_hub.fresh(client_node("internal"), lb.vip, lb.port, 200)
     assert all(r.ok for r in results), f"connections failed: {checks.summary(results)}"
     assert len({r.target for r in results}) == 1, (
@@ -39,7 +39,7 @@ def test_affinity_timeout_keeps_a_client_on_its_backend(ovn_lbs, ovn_hub, client
     tests affinity on the kernel datapath), so only what follows it is
     asserted, and that it went to the same backend when it did complete."""
     requires("affinity_timeout")
-    lb = ovn_lbs(ovn_hub.backends(3), options={"affinity_timeout": "60"})
+    lb = ovn_lbs(ovn_hub.servers(3), options={"affinity_timeout": "60"})
     node = client_node("internal")
     first = ovn_hub.fresh(node, lb.vip, lb.port, 1)[0]
     results = ovn_hub.fresh(node, lb.vip, lb.port, 200)

@@ -5,13 +5,13 @@ backends' switch does not serve clients routed in from another switch."""
 
 import pytest
 
-from pytest_ovnlb import checks
+from pytest_ovnlb.verdicts import checks
 
 pytestmark = pytest.mark.switch
 
 
 def test_lb_on_client_switch_serves_client(ovn_lbs, ovn_hub, roles, client_node, placement):
-    lb = ovn_lbs(ovn_hub.backends(2), attach_to=[roles.client_switch])
+    lb = ovn_lbs(ovn_hub.servers(2), attach_to=[roles.client_switch])
     results = ovn_hub.fresh(client_node("internal"), lb.vip, lb.port, 60)
     assert all(r.ok for r in results), f"connections failed: {checks.summary(results)}"
     assert {r.target for r in results} == set(lb.targets), checks.summary(results)
@@ -19,7 +19,7 @@ def test_lb_on_client_switch_serves_client(ovn_lbs, ovn_hub, roles, client_node,
 
 def test_lb_only_on_server_switch_does_not_serve_other_switch(ovn_lbs, ovn_hub, roles,
                                                              client_node, placement):
-    lb = ovn_lbs(ovn_hub.backends(2), attach_to=[roles.server_switch])
+    lb = ovn_lbs(ovn_hub.servers(2), attach_to=[roles.server_switch])
     results = ovn_hub.fresh(client_node("internal"), lb.vip, lb.port, 16, timeout=1.0)
     assert checks.tally(results) == {"error:timeout": 16}, (
         f"a load balancer only on {roles.server_switch} answered a client on "
@@ -31,7 +31,7 @@ def test_server_switch_lb_ignores_traffic_from_router_port(ovn_lab, ovn_lbs, ovn
     """Route the VIP into the server switch, towards the first backend: the
     client's SYNs arrive there with the VIP still as destination (not
     translated), and no backend accepts them."""
-    backends = ovn_hub.backends(2)
+    backends = ovn_hub.servers(2)
     lb = ovn_lbs(backends, attach_to=[roles.server_switch])
     gateway_vm = backends[0]
     nb = ovn_lab.nb

@@ -5,12 +5,12 @@ the source, except when a backend is balanced to itself (hairpin)."""
 
 import pytest
 
-from pytest_ovnlb import checks
-from pytest_ovnlb.versions import expects
+from pytest_ovnlb.verdicts import checks
+from pytest_ovnlb.verdicts.versions import expects
 
 
 def seen_sources(ovn_lbs, ovn_hub, node, count=60):
-    lb = ovn_lbs(ovn_hub.backends(2))
+    lb = ovn_lbs(ovn_hub.servers(2))
     results = ovn_hub.fresh(node, lb.vip, lb.port, count)
     assert all(r.ok for r in results), f"connections failed: {checks.summary(results)}"
     seen = checks.peers_by_backend(results)
@@ -51,7 +51,7 @@ def test_backend_reaching_the_vip(ovn_lbs, ovn_hub, ovn_lab, roles, placement):
     SNATed like any inside client.  On its own switch, OVN hairpins: when it
     is picked itself it sees the VIP as source (since OVN 20.03), otherwise
     the other backend sees its real address."""
-    backends = ovn_hub.backends(2)
+    backends = ovn_hub.servers(2)
     me, other = backends
     attach = None if placement == "router" else [roles.server_switch]
     lb = ovn_lbs(backends, attach_to=attach)

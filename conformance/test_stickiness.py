@@ -2,11 +2,11 @@
 keep-alive connection reaches the same web server, and an established
 connection survives edits of the VIP's backend list."""
 
-from pytest_ovnlb import checks
+from pytest_ovnlb.verdicts import checks
 
 
 def test_keepalive_requests_all_reach_one_backend(ovn_lbs, ovn_hub, client_node, placement):
-    lb = ovn_lbs(ovn_hub.backends(3))
+    lb = ovn_lbs(ovn_hub.servers(3))
     with ovn_hub.agent(client_node("internal")).session(lb.vip, lb.port) as session:
         results = session.get(200)
     assert all(r.ok for r in results), f"requests failed: {checks.summary(results)}"
@@ -20,7 +20,7 @@ def test_keepalive_requests_all_reach_one_backend(ovn_lbs, ovn_hub, client_node,
 def test_established_connection_survives_backend_list_changes(ovn_lbs, ovn_hub, client_node,
                                                               placement):
     node = client_node("internal")
-    pool = ovn_hub.backends(4)
+    pool = ovn_hub.servers(4)
     backends = pool[:3]
     lb = ovn_lbs(backends)
     with ovn_hub.agent(node).session(lb.vip, lb.port) as session:
@@ -39,14 +39,14 @@ def test_established_connection_survives_backend_list_changes(ovn_lbs, ovn_hub, 
         # Remove a backend other than the pinned one: new connections avoid it.
         removed = next(b for b in backends if b.target != first.target)
         remaining = [b for b in backends if b != removed]
-        ovn_lbs.set_backends(lb, remaining)
+        ovn_lbs.set_servers(lb, remaining)
         fresh = still_pinned(f"removing {removed.target}")
         assert checks.tally(fresh)[removed.target] == 0 and all(r.ok for r in fresh), (
             f"new connections after removing {removed.target}: {checks.summary(fresh)}")
 
         # Add a backend that was never in the list: new connections reach it.
         added = pool[3]
-        ovn_lbs.set_backends(lb, remaining + [added])
+        ovn_lbs.set_servers(lb, remaining + [added])
         fresh = still_pinned(f"adding {added.target}")
         assert checks.tally(fresh)[added.target] > 0 and all(r.ok for r in fresh), (
             f"new connections never reached the added {added.target}: {checks.summary(fresh)}")

@@ -14,8 +14,8 @@ import os
 import sys
 import time
 
-from . import topology
-from .errors import LabError
+from pytest_ovnlb.engine import topology
+from pytest_ovnlb.errors import LabError
 
 DEFAULT_NAME = "lab"
 
@@ -63,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     # Imported here, inside main()'s handlers: a Ctrl-C while these heavy
     # modules load is then an ordinary interrupt, not a traceback.
-    from . import registry
-    from .lab import Lab, require_root
+    from pytest_ovnlb.engine import records
+    from pytest_ovnlb.lab import Lab, require_root
 
     require_root()
     if args.command == "up":
@@ -82,14 +82,14 @@ def run(args: argparse.Namespace) -> int:
     elif args.command == "status":
         print(Lab.attach(args.name, require_ready=False).status())
     elif args.command == "list":
-        for r in registry.all_records():
+        for r in records.all_records():
             owner = f"owner pid {r.owner_pid}" if r.owner_pid else "no owner"
             stale = " (stale: owner gone)" if r.stale else ""
             print(f"{r.name}\t{r.topology}\t{r.state}\t{owner}{stale}\t{r.rundir}")
     elif args.command == "down":
-        registry.destroy(registry.load(args.name))
+        records.destroy(records.load(args.name))
     elif args.command == "sweep":
-        swept = registry.sweep(everything=args.all)
+        swept = records.sweep(everything=args.all)
         print(f"swept {len(swept)} lab(s)" + (f": {', '.join(swept)}" if swept else ""))
     elif args.command == "exec":
         argv = _strip_dashes(args.argv)

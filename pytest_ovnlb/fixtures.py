@@ -14,11 +14,11 @@ import os
 
 import pytest
 
-from .harness import Hub, LoadBalancers
-from .lab import Lab
-from .procs import sigterm_as_interrupt
-from .errors import LabError
-from .options import FAILED, SETTINGS
+from pytest_ovnlb.engine.procs import sigterm_as_interrupt
+from pytest_ovnlb.errors import LabError
+from pytest_ovnlb.lab import Lab
+from pytest_ovnlb.options import FAILED, SETTINGS
+from pytest_ovnlb.traffic.harness import Hub, LoadBalancers
 
 
 @pytest.fixture(scope="session")

@@ -11,12 +11,12 @@ import os
 import subprocess
 import time
 
-from . import install as install_mod
-from . import procs, registry, topology
-from .backends.netns import NetnsBackend, namespaces
-from .errors import LabError
-from .ovsdb import Northbound
-from .registry import Record
+from pytest_ovnlb.backends.netns import NetnsBackend, namespaces
+from pytest_ovnlb.engine import install as install_mod
+from pytest_ovnlb.engine import procs, records, topology
+from pytest_ovnlb.engine.ovsdb import Northbound
+from pytest_ovnlb.engine.records import Record
+from pytest_ovnlb.errors import LabError
 
 
 def require_root() -> None:
@@ -46,18 +46,18 @@ class Lab:
         """Build a lab owned by process `owner` (None: it stays until `down`),
         running the OVN found on PATH, or the one in root filesystem `ovn_root`."""
         found = preflight(ovn_root)
-        registry.check_name(name)
+        records.check_name(name)
         topo = topology.get(topology_name)
         if owner == os.getpid():
             procs.become_subreaper()
-        registry.sweep()
+        records.sweep()
         record = Record(name=name, topology=topo.name, ovn_root=found.root)
         record.namespaces = namespaces(record, topo)
         # The builder owns the lab while building: if it is killed, the
         # record says so and the next sweep removes what it made.
         record.owner_pid = os.getpid()
         record.owner_start = procs.start_time(record.owner_pid)
-        registry.claim(record)
+        records.claim(record)
         lab = None
         try:
             with procs.sigterm_as_interrupt():
@@ -69,20 +69,20 @@ class Lab:
                 record.own(owner)
         except BaseException:
             with procs.deferred_interrupts():  # a second Ctrl-C must not cut the cleanup short
-                registry.destroy(record)
+                records.destroy(record)
             raise
         return lab
 
     @classmethod
     def attach(cls, name: str, require_ready: bool = True) -> "Lab":
-        record = registry.load(name)
+        record = records.load(name)
         if require_ready and record.state != "ready":
             raise LabError(f"lab {name!r} is not ready (state {record.state})")
         return cls(record)
 
     def down(self) -> None:
         self.close()
-        registry.destroy(self.record)
+        records.destroy(self.record)
 
     def close(self) -> None:
         if self._nb:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from .stats import DEFAULT_SAMPLES
+from pytest_ovnlb.verdicts.stats import DEFAULT_SAMPLES
 
 BACKENDS = ("netns",)  # the attach backend (fake-multinode) plugs in here
 

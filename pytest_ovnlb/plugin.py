@@ -7,17 +7,24 @@ import os
 
 import pytest
 
-from . import install, registry, topology
-from .errors import LabError
-from .fixtures import (  # noqa: F401  (re-exported so pytest finds them)
+from pytest_ovnlb.engine import install, records, topology
+from pytest_ovnlb.errors import LabError
+from pytest_ovnlb.fixtures import (  # noqa: F401  (re-exported so pytest finds them)
     ovn_hub,
     ovn_lab,
     ovn_lbs,
     placement,
 )
-from .harness import PLACEMENTS
-from .lab import preflight
-from .options import BACKENDS, FAILED, SETTINGS, Settings, add_options, setting
+from pytest_ovnlb.lab import preflight
+from pytest_ovnlb.options import (
+    BACKENDS,
+    FAILED,
+    SETTINGS,
+    Settings,
+    add_options,
+    setting,
+)
+from pytest_ovnlb.traffic.harness import PLACEMENTS
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -96,7 +103,7 @@ def pytest_runtest_makereport(item: pytest.Item, call):
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:
-    kept = [r for r in registry.all_records() if r.kept_for == os.getpid()]
+    kept = [r for r in records.all_records() if r.kept_for == os.getpid()]
     for record in kept:
         terminalreporter.write_line(
             f"ovnlb: lab {record.name} kept after failures: "

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from pytest_ovnlb import install
+from pytest_ovnlb.engine import install
 from pytest_ovnlb.errors import LabError
 
 

@@ -25,9 +25,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_ovnlb import install, registry, topology
-from pytest_ovnlb.procs import NETNS_DIR
-
+from pytest_ovnlb.engine import install, records, topology
+from pytest_ovnlb.engine.procs import NETNS_DIR
 
 pytestmark = pytest.mark.lab
 
@@ -40,7 +39,7 @@ _counter = itertools.count()
 # --- helpers ---------------------------------------------------------------
 
 def _base(base: str | Path | None) -> Path:
-    return Path(base) if base else registry.base_dir()
+    return Path(base) if base else records.base_dir()
 
 
 def _lab_pids(name: str, base: str | Path | None = None) -> dict[int, str]:
@@ -60,7 +59,7 @@ def _lab_pids(name: str, base: str | Path | None = None) -> dict[int, str]:
 
 
 def _lab_namespaces(name: str) -> list[str]:
-    prefix = f"{registry.NS_PREFIX}{name}-"
+    prefix = f"{records.NS_PREFIX}{name}-"
     try:
         return sorted(n for n in os.listdir(NETNS_DIR) if n.startswith(prefix))
     except FileNotFoundError:
@@ -199,7 +198,7 @@ def test_up_status_exec_nbctl_down(names, topo):
     name = names()
     t = topology.get(topo)
     result = up(name, topo)
-    rundir = registry.base_dir() / name
+    rundir = records.base_dir() / name
     assert f"lab {name} ({topo}) is up" in result.stdout
     assert leftovers(name), "up made nothing?"
 
@@ -273,7 +272,7 @@ def test_failed_up_leaves_nothing(names, tmp_path):
     line = one_line_error(result)
     assert result.returncode == 1
     assert "chassis host1" in line and "Southbound" in line
-    assert str(registry.base_dir() / name / "host1" / "ovn-controller.log") in line
+    assert str(records.base_dir() / name / "host1" / "ovn-controller.log") in line
     assert "unix:/nonexistent" in line  # what the controller last complained about
     assert result.stdout == ""
     assert leftovers(name) == []
@@ -293,7 +292,7 @@ def test_ctrl_c_during_up_leaves_nothing(names, phase):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             start_new_session=True)
     try:
-        reached = wait_for_path(str(registry.base_dir() / name / PHASES[phase]), proc)
+        reached = wait_for_path(str(records.base_dir() / name / PHASES[phase]), proc)
         if reached:
             os.killpg(proc.pid, signal.SIGINT)
         out, err = proc.communicate(timeout=60)
@@ -308,7 +307,7 @@ def test_ctrl_c_during_up_leaves_nothing(names, phase):
     # Finished before the interrupt took effect: a complete lab, to remove.
     assert phase == "controllers", f"up was not interrupted: {proc.returncode} {err}"
     assert proc.returncode in (0, -signal.SIGINT), err
-    assert registry.load(name).state == "ready"
+    assert records.load(name).state == "ready"
     assert cli("down", "--name", name).returncode == 0
     assert leftovers(name) == []
 
@@ -318,14 +317,15 @@ def test_ctrl_c_during_up_leaves_nothing(names, phase):
 # (else it goes on starting daemons behind the cleanup's back).
 WORKER_RACE = """
 import json, os, signal, sys, threading, time
-from pytest_ovnlb import lab, registry
+from pytest_ovnlb import lab
+from pytest_ovnlb.engine import records
 from pytest_ovnlb.backends.netns import NetnsBackend
-from pytest_ovnlb.topology import get
+from pytest_ovnlb.engine.topology import get
 
 topo = get("lab")
 workers, busy = [], []
 real_start, real_chassis, real_destroy = (
-    threading.Thread.start, NetnsBackend._start_chassis, registry.destroy)
+    threading.Thread.start, NetnsBackend._start_chassis, records.destroy)
 
 def start(self):
     real_start(self)
@@ -346,7 +346,7 @@ def destroy(record):
 
 threading.Thread.start = start
 NetnsBackend._start_chassis = start_chassis
-registry.destroy = destroy
+records.destroy = destroy
 try:
     lab.Lab.up(sys.argv[1], "lab")
     outcome = "up"
@@ -375,13 +375,13 @@ def _kill_up_midway(name: str, phase: str) -> None:
     proc = subprocess.Popen(CLI + ["up", "--name", name, "--topology", "lab"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        assert wait_for_path(str(registry.base_dir() / name / PHASES[phase]), proc), \
+        assert wait_for_path(str(records.base_dir() / name / PHASES[phase]), proc), \
             "up finished before it could be killed"
     finally:
         proc.kill()
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    if registry.load(name).state == "building":  # killed midway: it left things
+    if records.load(name).state == "building":  # killed midway: it left things
         assert any(item.startswith("namespace") for item in leftovers(name))
         assert "stale" in listed(name)
 
@@ -453,7 +453,7 @@ def test_sweep_removes_labs_of_dead_owners_only(private_base, names):
 def test_sweep_leaves_foreign_namespaces(private_base):
     """Sweeping goes by the labs' records, never by namespace names."""
     _, private_env = private_base
-    foreign = f"{registry.NS_PREFIX}foreign-{os.getpid()}"
+    foreign = f"{records.NS_PREFIX}foreign-{os.getpid()}"
     subprocess.run(["ip", "netns", "add", foreign], check=True, capture_output=True)
     try:
         assert cli("sweep").returncode == 0
@@ -476,7 +476,7 @@ def test_unknown_topology(names):
 def test_invalid_lab_name(bad):
     line = one_line_error(cli("up", "--name", bad, "--topology", "single"))
     assert "invalid lab name" in line
-    assert not (registry.base_dir() / bad).exists()
+    assert not (records.base_dir() / bad).exists()
     assert not any(bad in ns for ns in (os.listdir(NETNS_DIR) if NETNS_DIR.exists() else ()))
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_ovnlb import install, registry
+from pytest_ovnlb.engine import install, records
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -117,12 +117,12 @@ def test_keep_on_failure_leaves_lab_and_says_how_to_reach_it(pytester):
     kept = [line for line in result.stdout.lines if "kept after failures" in line]
     assert len(kept) == 1, result.stdout.str()
     name = kept[0].split("lab ")[1].split()[0]
-    record = registry.load(name)
+    record = records.load(name)
     try:
         assert record.owner_pid is None and record.state == "ready"
         assert "run directory" in result.stdout.str()  # the failure names the lab's logs
     finally:
-        registry.destroy(record)
+        records.destroy(record)
 
 
 @needs_lab
@@ -133,7 +133,7 @@ def test_lab_is_removed_after_a_failing_run(pytester):
     # The failure report describes the lab: "lab NAME: topology single ..."
     name = next(line.split()[1].rstrip(":") for line in result.stdout.lines
                 if line.startswith("lab pytest"))
-    assert name not in [r.name for r in registry.all_records()]
+    assert name not in [r.name for r in records.all_records()]
     assert not list(Path("/run/netns").glob(f"ovnlb-{name}-*"))
 
 
@@ -145,7 +145,7 @@ def _every_lb(body: str) -> str:
     return f"""
 @pytest.fixture(autouse=True)
 def break_every_lb(monkeypatch):
-    from pytest_ovnlb.harness import LoadBalancers
+    from pytest_ovnlb.traffic.harness import LoadBalancers
     create = LoadBalancers.__call__
     def broken(self, backends, **kw):
 {body}

@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from pytest_ovnlb.stats import (
+from pytest_ovnlb.verdicts.stats import (
     ALPHA,
     DEFAULT_SAMPLES,
     chi2_sf,

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from pytest_ovnlb import topology
+from pytest_ovnlb.engine import topology
 from pytest_ovnlb.errors import LabError
 
 
@@ -29,7 +29,7 @@ def test_reference_lab_has_the_blog_names_and_addresses():
 def test_shipped_topologies_validate(name):
     t = topology.get(name)
     assert t.validate() is t
-    assert set(t.roles.backends) <= {v.name for v in t.vms}
+    assert set(t.roles.servers) <= {v.name for v in t.vms}
 
 
 def test_unknown_topology_names_the_known_ones():

@@ -6,7 +6,7 @@ import subprocess
 
 import pytest
 
-from pytest_ovnlb.traffic import Agent, AgentError
+from pytest_ovnlb.traffic.client import Agent, AgentError
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root to create network namespaces")

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pytest_ovnlb.versions import BEHAVIOURS, Version, expects
+from pytest_ovnlb.verdicts.versions import BEHAVIOURS, Version, expects
 
 
 @pytest.mark.parametrize("text, version", [

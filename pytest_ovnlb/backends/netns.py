@@ -32,12 +32,12 @@ from pathlib import Path
 
 from pyroute2 import IPRoute
 
-from .. import logical, procs
-from ..errors import LabError
-from ..install import PROGRAMS, Install
-from ..ovsdb import Northbound, Southbound, wait_for
-from ..registry import Record
-from ..topology import Topology
+from pytest_ovnlb.engine import logical, procs
+from pytest_ovnlb.engine.install import PROGRAMS, Install
+from pytest_ovnlb.engine.ovsdb import Northbound, Southbound, wait_for
+from pytest_ovnlb.engine.records import Record
+from pytest_ovnlb.engine.topology import Topology
+from pytest_ovnlb.errors import LabError
 
 UNDERLAY = "underlay"
 ETHTOOL_STXCSUM = 0x17

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 
-from .ovsdb import Northbound
-from .topology import Topology
+from pytest_ovnlb.engine.ovsdb import Northbound
+from pytest_ovnlb.engine.topology import Topology
 
 
 def router_port(router: str, switch: str) -> str:

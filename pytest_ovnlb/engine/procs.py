@@ -17,7 +17,7 @@ from pathlib import Path
 
 from pyroute2 import netns
 
-from .errors import LabError
+from pytest_ovnlb.errors import LabError
 
 NETNS_DIR = Path("/run/netns")
 CLONE_NEWNET = 0x40000000

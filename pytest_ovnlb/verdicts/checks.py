@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 
-from . import stats
-from .traffic import Result
-from .versions import Version, expects
+from pytest_ovnlb.traffic.client import Result
+from pytest_ovnlb.verdicts import stats
+from pytest_ovnlb.verdicts.versions import Version, expects
 
 
 def outcome(result: Result) -> str:

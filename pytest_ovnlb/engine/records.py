@@ -23,8 +23,8 @@ from pathlib import Path
 
 from pyroute2 import netns
 
-from . import procs
-from .errors import LabError
+from pytest_ovnlb.engine import procs
+from pytest_ovnlb.errors import LabError
 
 NS_PREFIX = "ovnlb-"
 NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_]{0,23}$")

@@ -13,7 +13,7 @@ import ipaddress
 import re
 from dataclasses import dataclass
 
-from .errors import LabError
+from pytest_ovnlb.errors import LabError
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class Provider:
 
 @dataclass(frozen=True)
 class Roles:
-    backends: tuple[str, ...]  # VMs that run the web servers
+    servers: tuple[str, ...]  # VMs that run the web servers
     internal_client: str  # a VM on another switch than the backends
     client_switch: str  # the internal client's switch
     server_switch: str  # the backends' switch
@@ -78,7 +78,7 @@ class Roles:
     router_snat_ip: str | None = None  # what backends see for routed clients
     external_client: str | None = None  # a host on the provider network
     distributed_router: str | None = None  # routes between the switches
-    backend_port: int = 8000
+    server_port: int = 8000
 
 
 @dataclass(frozen=True)
@@ -179,7 +179,7 @@ def _problems(t: Topology):
             if c not in chassis:
                 yield f"provider: unknown chassis {c}"
     roles = t.roles
-    for vm in roles.backends + (roles.internal_client,):
+    for vm in roles.servers + (roles.internal_client,):
         if vm not in {v.name for v in t.vms}:
             yield f"roles: unknown VM {vm}"
 
@@ -239,7 +239,7 @@ LAB = Topology(
         ),
     ),
     roles=Roles(
-        backends=("vm1", "vm2"),
+        servers=("vm1", "vm2"),
         internal_client="vm3",
         client_switch="inside",
         server_switch="dmz",
@@ -274,7 +274,7 @@ SINGLE = Topology(
         VM("vm3", "host1", "clients", "02:00:00:00:02:0d", "10.0.2.13/24", "10.0.2.1"),
     ),
     roles=Roles(
-        backends=("vm1", "vm2"),
+        servers=("vm1", "vm2"),
         internal_client="vm3",
         client_switch="clients",
         server_switch="web",

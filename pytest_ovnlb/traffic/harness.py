@@ -10,15 +10,15 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from .errors import LabError
-from .lab import Lab
-from .traffic import Agent, Result
+from pytest_ovnlb.errors import LabError
+from pytest_ovnlb.lab import Lab
+from pytest_ovnlb.traffic.client import Agent, Result
 
 PLACEMENTS = ("router", "switch")
 
 
 @dataclass(frozen=True)
-class Backend:
+class Server:
     """A web server: VM, address, port.  `target` matches Result.target."""
 
     vm: str
@@ -38,7 +38,7 @@ class Hub:
     def __init__(self, lab: Lab):
         self.lab = lab
         self.agents: dict[str, Agent] = {}
-        self.serving: set[tuple[Backend, str]] = set()
+        self.serving: set[tuple[Server, str]] = set()
 
     def agent(self, node: str) -> Agent:
         if node not in self.agents:
@@ -46,27 +46,27 @@ class Hub:
             self.agents[node] = Agent.start(node, self.lab.exec_prefix(node), log_path=str(log))
         return self.agents[node]
 
-    def backends(self, k: int) -> list[Backend]:
+    def servers(self, k: int) -> list[Server]:
         """k web servers spread over the backend VMs (vm1:8000, vm2:8000,
         vm1:8001, ...): OVN balances over ip:port pairs, so k may exceed the
         number of VMs."""
         topo = self.lab.topology
-        vms = topo.roles.backends
-        base = topo.roles.backend_port
-        return [Backend(vms[i % len(vms)], topo.address(vms[i % len(vms)]),
+        vms = topo.roles.servers
+        base = topo.roles.server_port
+        return [Server(vms[i % len(vms)], topo.address(vms[i % len(vms)]),
                         base + i // len(vms)) for i in range(k)]
 
-    def serve(self, backends: list[Backend], proto: str = "tcp") -> None:
+    def serve(self, servers: list[Server], proto: str = "tcp") -> None:
         """Make sure each backend's server runs (an HTTP server for tcp)."""
-        for b in backends:
+        for b in servers:
             if (b, proto) not in self.serving:
                 self.agent(b.vm).serve(b.port, proto=proto, name=b.vm)
                 self.serving.add((b, proto))
 
-    def stop(self, backend: Backend, proto: str = "tcp") -> None:
+    def stop(self, server: Server, proto: str = "tcp") -> None:
         """Stop a server as if its process died: new connections are refused."""
-        self.agent(backend.vm).unserve(backend.port, proto=proto)
-        self.serving.discard((backend, proto))
+        self.agent(server.vm).unserve(server.port, proto=proto)
+        self.serving.discard((server, proto))
 
     def fresh(self, node: str, host: str, port: int, count: int, **kw) -> list[Result]:
         return self.agent(node).fresh(host, port, count, **kw)
@@ -83,7 +83,7 @@ class LoadBalancer:
     name: str
     vip: str
     port: int
-    backends: list[Backend]
+    servers: list[Server]
     attached: list[str]
     protocol: str = "tcp"
 
@@ -93,11 +93,11 @@ class LoadBalancer:
 
     @property
     def targets(self) -> list[str]:
-        return [b.target for b in self.backends]
+        return [b.target for b in self.servers]
 
 
 class LoadBalancers:
-    """Factory: `lbs(backends, ...)` creates a load balancer where the
+    """Factory: `lbs(servers, ...)` creates a load balancer where the
     placement says, waits until every chassis has it, and removes it later."""
 
     _names = itertools.count(1)
@@ -115,7 +115,7 @@ class LoadBalancers:
         else:
             self.default_vip, self.default_attach = roles.switch_vip, [roles.client_switch]
 
-    def __call__(self, backends: list[Backend], *, vip: str | None = None,
+    def __call__(self, servers: list[Server], *, vip: str | None = None,
                  attach_to: list[str] | None = None, protocol: str = "tcp",
                  options: dict | None = None, selection_fields: list[str] | None = None,
                  health_check: dict | None = None, serve: bool = True) -> LoadBalancer:
@@ -125,18 +125,18 @@ class LoadBalancers:
         with it, each backend is mapped in `ip_port_mappings` to its logical
         port and a probe source address on its switch (`Topology.free_address`)."""
         lb = LoadBalancer(name=f"ovnlb-lb{next(self._names)}", vip=vip or self.default_vip,
-                          port=self.lab.topology.roles.backend_port, backends=list(backends),
+                          port=self.lab.topology.roles.server_port, servers=list(servers),
                           attached=list(attach_to or self.default_attach), protocol=protocol)
         if serve:
-            self.hub.serve(lb.backends, protocol)
+            self.hub.serve(lb.servers, protocol)
         nb, api = self.lab.nb, self.lab.nb.api
         with nb.transaction() as txn:
             columns = {"options": options or {}}
             if selection_fields:
                 columns["selection_fields"] = selection_fields
             if health_check is not None:
-                columns["ip_port_mappings"] = self.ip_port_mappings(lb.backends)
-            txn.add(api.lb_add(lb.name, lb.vip_key, [b.endpoint for b in lb.backends],
+                columns["ip_port_mappings"] = self.ip_port_mappings(lb.servers)
+            txn.add(api.lb_add(lb.name, lb.vip_key, [b.endpoint for b in lb.servers],
                                protocol=protocol, **columns))
         self.created.append(lb)
         routers = {r.name for r in self.lab.topology.routers}
@@ -150,19 +150,19 @@ class LoadBalancers:
         self.sync()
         return lb
 
-    def ip_port_mappings(self, backends: list[Backend]) -> dict[str, str]:
+    def ip_port_mappings(self, servers: list[Server]) -> dict[str, str]:
         """Load_Balancer:ip_port_mappings: backend IP -> "PORT:PROBE_SOURCE"."""
         topo = self.lab.topology
-        return {b.ip: f"{b.vm}:{topo.free_address(topo.vm(b.vm).switch)}" for b in backends}
+        return {b.ip: f"{b.vm}:{topo.free_address(topo.vm(b.vm).switch)}" for b in servers}
 
-    def set_backends(self, lb: LoadBalancer, backends: list[Backend]) -> None:
+    def set_servers(self, lb: LoadBalancer, servers: list[Server]) -> None:
         """Change the VIP's backend list in place (same Load_Balancer row)."""
-        self.hub.serve(backends, lb.protocol)
-        value = ",".join(b.endpoint for b in backends)
+        self.hub.serve(servers, lb.protocol)
+        value = ",".join(b.endpoint for b in servers)
         row = self.lab.nb.api.lb_get(lb.name).execute(check_error=True)
         self.lab.nb.api.db_set("Load_Balancer", row.uuid,
                                ("vips", {lb.vip_key: value})).execute(check_error=True)
-        lb.backends = list(backends)
+        lb.servers = list(servers)
         self.sync()
 
     def sync(self) -> None:

@@ -22,8 +22,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import LabError
-from .versions import Version
+from pytest_ovnlb.errors import LabError
+from pytest_ovnlb.verdicts.versions import Version
 
 # program -> Debian package that ships it
 PROGRAMS = {

@@ -14,7 +14,7 @@ from ovsdbapp.backend.ovs_idl import connection
 from ovsdbapp.schema.ovn_northbound import impl_idl as nb_idl
 from ovsdbapp.schema.ovn_southbound import impl_idl as sb_idl
 
-from .errors import LabError
+from pytest_ovnlb.errors import LabError
 
 POLL = 0.01
 

@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass
 from typing import Optional
 
-PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class AgentError(Exception):
@@ -72,7 +72,7 @@ class Agent:
         env["PYTHONPATH"] = os.pathsep.join(
             p for p in (PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
         cmd = list(enter_cmd) + [
-            sys.executable, "-m", "pytest_ovnlb.agent", "--name", node_name]
+            sys.executable, "-m", "pytest_ovnlb.traffic.agent", "--name", node_name]
         stderr = open(log_path, "ab") if log_path else subprocess.DEVNULL
         try:
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE,
