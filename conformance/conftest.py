@@ -35,7 +35,7 @@ def requires(ovn_lab):
     """`requires("health_check")`: skip, saying why, on an OVN release that
     predates the behaviour (see pytest_ovnlb/verdicts/versions.py)."""
     def check(behaviour: str) -> None:
-        version = ovn_lab.install.ovn_version
+        version = ovn_lab.versions.ovn
         if not expects(behaviour, version):
             b = BEHAVIOURS[behaviour]
             pytest.skip(f"OVN {version} predates {b.since}: {b.what}")

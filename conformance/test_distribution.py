@@ -12,13 +12,13 @@ def spread(ovn_lbs, ovn_hub, ovn_lab, node, k, samples):
     backends = ovn_hub.servers(k)
     lb = ovn_lbs(backends)
     results = ovn_hub.fresh(node, lb.vip, lb.port, samples)
-    shares = checks.dp_hash_shares(lb.targets, ovn_lab.install.ovs_version)
+    shares = checks.dp_hash_shares(lb.targets, ovn_lab.versions.ovs)
     verdict = checks.distribution(results, shares)
     used = checks.tally(results)
     assert verdict.passed, (
         f"{k} backends behind {lb.vip_key} on {'/'.join(lb.attached)}, {samples} new "
         f"connections from {node}: OVN's split does not match OVS dp_hash shares "
-        f"({ovn_lab.install.summary})\n{verdict.report()}")
+        f"({ovn_lab.summary})\n{verdict.report()}")
     assert all(used[t] > 0 for t in lb.targets), f"a backend got nothing: {checks.summary(results)}"
 
 
@@ -43,8 +43,8 @@ def test_udp_flows_spread_over_backends(ovn_lbs, ovn_hub, ovn_lab, client_node,
     lb = ovn_lbs(ovn_hub.servers(3), protocol="udp")
     node = client_node("internal")
     results = ovn_hub.fresh(node, lb.vip, lb.port, samples, proto="udp")
-    shares = checks.dp_hash_shares(lb.targets, ovn_lab.install.ovs_version)
+    shares = checks.dp_hash_shares(lb.targets, ovn_lab.versions.ovs)
     verdict = checks.distribution(results, shares)
     assert verdict.passed, (
         f"UDP flows from {node} to {lb.vip_key} on {'/'.join(lb.attached)} "
-        f"({ovn_lab.install.summary})\n{verdict.report()}")
+        f"({ovn_lab.summary})\n{verdict.report()}")

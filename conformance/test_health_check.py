@@ -25,7 +25,7 @@ SAMPLES = 200
 
 @pytest.fixture(scope="module")
 def ovn_sb(ovn_lab):
-    sb = Southbound(ovn_lab.backend.sb_remote())
+    sb = Southbound(ovn_lab.sb_remote())
     yield sb
     sb.close()
 
@@ -36,18 +36,19 @@ def monitors(sb):
                    (r.status or [""])[0]) for r in sb.rows("Service_Monitor"))
 
 
-def status_of(sb, backend):
+def status_of(sb, server, port):
+    """`server`'s status; `port` is its logical port's Northbound name."""
     found = [m[4] for m in monitors(sb)
-             if (m[0], m[1], m[2]) == (backend.ip, backend.port, backend.vm)]
+             if (m[0], m[1], m[2]) == (server.ip, server.port, port)]
     return found[0] if len(found) == 1 else None
 
 
-def wait_status(sb, wanted, why):
+def wait_status(sb, names, wanted, why):
     """Poll until each backend in `wanted` has its status; fail showing every row."""
     expected = {b.target: status for b, status in wanted.items()}
     deadline = time.monotonic() + STATUS_TIMEOUT
     while True:
-        seen = {b.target: status_of(sb, b) for b in wanted}
+        seen = {b.target: status_of(sb, b, names.nb(b.vm)) for b in wanted}
         if seen == expected:
             return
         if time.monotonic() > deadline:
@@ -65,9 +66,9 @@ def test_health_check_takes_dead_backend_out_and_back(ovn_lbs, ovn_hub, ovn_lab,
     dead, alive = backends
     lb = ovn_lbs(backends, health_check=HEALTH_CHECK)
     node = client_node("internal")
-    where = f"{lb.vip_key} on {'/'.join(lb.attached)} ({ovn_lab.install.summary})"
+    where = f"{lb.vip_key} on {'/'.join(lb.attached)} ({ovn_lab.summary})"
 
-    wait_status(ovn_sb, {dead: "online", alive: "online"},
+    wait_status(ovn_sb, ovn_lab.names, {dead: "online", alive: "online"},
                 f"health check on {where}: both servers run")
     ovn_lbs.sync()
     before = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES)
@@ -75,7 +76,7 @@ def test_health_check_takes_dead_backend_out_and_back(ovn_lbs, ovn_hub, ovn_lab,
         f"{where}, both backends online: {checks.summary(before)}")
 
     ovn_hub.stop(dead)
-    wait_status(ovn_sb, {dead: "offline", alive: "online"},
+    wait_status(ovn_sb, ovn_lab.names, {dead: "offline", alive: "online"},
                 f"health check on {where}: {dead.target}'s server stopped")
     ovn_lbs.sync()
     down = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES)
@@ -84,7 +85,7 @@ def test_health_check_takes_dead_backend_out_and_back(ovn_lbs, ovn_hub, ovn_lab,
         f"{alive.target}; {checks.summary(down)}")
 
     ovn_hub.serve([dead])
-    wait_status(ovn_sb, {dead: "online", alive: "online"},
+    wait_status(ovn_sb, ovn_lab.names, {dead: "online", alive: "online"},
                 f"health check on {where}: {dead.target}'s server restarted")
     ovn_lbs.sync()
     back = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES)

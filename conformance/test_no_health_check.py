@@ -11,7 +11,7 @@ def test_dead_backend_keeps_its_share_as_refusals(ovn_lbs, ovn_hub, ovn_lab, cli
     dead, alive = backends
     ovn_hub.stop(dead)
     results = ovn_hub.fresh(client_node("internal"), lb.vip, lb.port, samples)
-    shares = checks.dp_hash_shares(lb.targets, ovn_lab.install.ovs_version)
+    shares = checks.dp_hash_shares(lb.targets, ovn_lab.versions.ovs)
     expected = {"error:refused": shares[dead.target], alive.target: shares[alive.target]}
     verdict = checks.distribution(results, expected)
     assert verdict.passed, (

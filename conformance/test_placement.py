@@ -36,9 +36,10 @@ def test_server_switch_lb_ignores_traffic_from_router_port(ovn_lab, ovn_lbs, ovn
     gateway_vm = backends[0]
     nb = ovn_lab.nb
     prefix = f"{lb.vip}/32"
-    nb.api.lr_route_add(roles.distributed_router, prefix, gateway_vm.ip).execute(check_error=True)
+    router = ovn_lab.names.nb(roles.distributed_router)
+    nb.api.lr_route_add(router, prefix, gateway_vm.ip).execute(check_error=True)
     request.addfinalizer(lambda: nb.api.lr_route_del(
-        roles.distributed_router, prefix, if_exists=True).execute(check_error=True))
+        router, prefix, if_exists=True).execute(check_error=True))
     ovn_lbs.sync()
 
     node = client_node("internal")

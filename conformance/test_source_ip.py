@@ -58,7 +58,7 @@ def test_backend_reaching_the_vip(ovn_lbs, ovn_hub, ovn_lab, roles, placement):
     results = ovn_hub.fresh(me.vm, lb.vip, lb.port, 60)
     counts = checks.tally(results)
     seen = checks.peers_by_backend(results)
-    version = ovn_lab.install.ovn_version
+    version = ovn_lab.versions.ovn
     if placement == "router":
         expected = {me.target: {roles.router_snat_ip}, other.target: {roles.router_snat_ip}}
     elif expects("switch_self_hairpin", version):

@@ -1,6 +1,6 @@
 """`ovnlb-lab`: bring up, inspect, drive and remove embedded labs by hand.
 
-    ovnlb-lab up [--topology lab] [--name NAME]
+    ovnlb-lab up [--topology lab] [--name NAME] [--backend netns|fake-multinode]
     ovnlb-lab status [--name NAME] | list
     ovnlb-lab exec [--name NAME] NODE -- CMD...
     ovnlb-lab nbctl [--name NAME] -- ARGS...   (and sbctl)
@@ -32,6 +32,15 @@ def _parser() -> argparse.ArgumentParser:
     up = named("up", "build a lab and return when traffic can flow")
     up.add_argument("--topology", default="lab",
                     help=f"one of: {', '.join(sorted(topology.TOPOLOGIES))} (default lab)")
+    up.add_argument("--backend", default="netns",
+                    help="netns (an embedded lab of namespaces, default) or fake-multinode "
+                         "(the topology inside a running ovn-fake-multinode cluster)")
+    up.add_argument("--fmn-dir", default=None, metavar="DIR",
+                    help="fake-multinode: the ovn-fake-multinode checkout whose "
+                         "ovn_cluster.sh starts a cluster if none runs (it keeps running)")
+    up.add_argument("--runtime", default=None,
+                    help="fake-multinode: podman or docker (default $RUNC_CMD, else "
+                         "whichever is installed, podman first)")
     up.add_argument("--ovn-root", default=None, metavar="DIR",
                     help="run the OVN installed in this root filesystem (e.g. made with "
                          "debootstrap) instead of the one on PATH; default $OVNLB_OVN_ROOT")
@@ -63,21 +72,23 @@ def run(args: argparse.Namespace) -> int:
         return 0
     # Imported here, inside main()'s handlers: a Ctrl-C while these heavy
     # modules load is then an ordinary interrupt, not a traceback.
-    from pytest_ovnlb.engine import records
-    from pytest_ovnlb.lab import Lab, require_root
+    from pytest_ovnlb.backends.base import Request
+    from pytest_ovnlb.engine import procs, records
+    from pytest_ovnlb.lab import Lab, destroy, sweep
 
-    require_root()
+    procs.require_root("ovnlb-lab")
     if args.command == "up":
         started = time.monotonic()
+        request = Request(ovn_root=args.ovn_root, fmn_dir=args.fmn_dir, runtime=args.runtime)
         try:
             lab = Lab.up(args.name, args.topology, owner=None, timeout=args.timeout,
-                         ovn_root=args.ovn_root)
+                         backend=args.backend, request=request)
         except KeyboardInterrupt:  # Lab.up removed what it had made
             print("ovnlb-lab: interrupted; nothing left behind", file=sys.stderr)
             return 130
         print(f"lab {lab.name} ({lab.topology.name}) is up in "
-              f"{time.monotonic() - started:.2f} s; {lab.install.summary}; "
-              f"run directory {lab.record.rundir}")
+              f"{time.monotonic() - started:.2f} s; {lab.summary}; "
+              f"`ovnlb-lab status --name {lab.name}` describes it")
         lab.close()
     elif args.command == "status":
         print(Lab.attach(args.name, require_ready=False).status())
@@ -85,11 +96,11 @@ def run(args: argparse.Namespace) -> int:
         for r in records.all_records():
             owner = f"owner pid {r.owner_pid}" if r.owner_pid else "no owner"
             stale = " (stale: owner gone)" if r.stale else ""
-            print(f"{r.name}\t{r.topology}\t{r.state}\t{owner}{stale}\t{r.rundir}")
+            print(f"{r.name}\t{r.backend}\t{r.topology}\t{r.state}\t{owner}{stale}\t{r.rundir}")
     elif args.command == "down":
-        records.destroy(records.load(args.name))
+        destroy(records.load(args.name))
     elif args.command == "sweep":
-        swept = records.sweep(everything=args.all)
+        swept = sweep(everything=args.all)
         print(f"swept {len(swept)} lab(s)" + (f": {', '.join(swept)}" if swept else ""))
     elif args.command == "exec":
         argv = _strip_dashes(args.argv)

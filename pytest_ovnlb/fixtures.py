@@ -26,7 +26,8 @@ def ovn_lab(request: pytest.FixtureRequest):
     settings = request.config.stash[SETTINGS]
     try:
         lab = Lab.up(f"pytest{os.getpid()}", settings.topology, owner=os.getpid(),
-                     timeout=settings.ready_timeout, ovn_root=settings.ovn_root)
+                     timeout=settings.ready_timeout, backend=settings.backend,
+                     request=settings.request)
     except LabError as exc:
         pytest.exit(f"ovnlb: {exc}", returncode=3)
     with sigterm_as_interrupt():  # a terminated run tears its lab down too
@@ -60,18 +61,6 @@ def ovn_lbs(ovn_lab: Lab, ovn_hub: Hub, placement: str):
         lbs = LoadBalancers(ovn_lab, ovn_hub, placement)
     except LabError as exc:
         pytest.skip(str(exc))
-    _reset(ovn_lab)
+    ovn_lab.reset()
     yield lbs
     lbs.remove_all()
-
-
-def _reset(lab: Lab) -> None:
-    """Start each test from the topology alone: no load balancers, no
-    conntrack state from earlier connections."""
-    rows = lab.nb.rows("Load_Balancer")
-    if rows:
-        with lab.nb.transaction() as txn:
-            for row in rows:
-                txn.add(lab.nb.api.lb_del(row.uuid, if_exists=True))
-        lab.sync()
-    lab.flush_conntrack()

@@ -1,8 +1,8 @@
 """A running lab: what the CLI and the pytest fixtures hold.
 
-`Lab.up()` claims a name, builds the topology and returns once traffic can
-flow; any failure or interrupt on the way removes everything it made.
-`Lab.attach()` reopens a lab by name from its record.
+`Lab.up()` claims a name, has the chosen backend make the topology and
+returns once traffic can flow; any failure or interrupt on the way removes
+everything it made.  `Lab.attach()` reopens a lab by name from its record.
 """
 
 from __future__ import annotations
@@ -11,56 +11,65 @@ import os
 import subprocess
 import time
 
-from pytest_ovnlb.backends.netns import NetnsBackend, namespaces
-from pytest_ovnlb.engine import install as install_mod
-from pytest_ovnlb.engine import procs, records, topology
+from pytest_ovnlb import backends
+from pytest_ovnlb.backends.base import Backend, Request, Versions
+from pytest_ovnlb.engine import logical, procs, records, topology
 from pytest_ovnlb.engine.ovsdb import Northbound
 from pytest_ovnlb.engine.records import Record
+from pytest_ovnlb.engine.topology import Names
 from pytest_ovnlb.errors import LabError
 
 
-def require_root() -> None:
-    if os.geteuid() != 0:
-        raise LabError("the embedded lab needs root (network namespaces, OVS daemons); "
-                       "run as root or with sudo")
+def preflight(backend: str = "netns", request: Request = Request()) -> str:
+    """Everything a lab needs before anything is made; a one-line summary."""
+    return backends.get(backend).preflight(request)
 
 
-def preflight(ovn_root: str | None = None) -> install_mod.Install:
-    """Everything a lab needs before anything is made: root, OVN/OVS."""
-    require_root()
-    return install_mod.find(ovn_root)
+def destroy(record: Record) -> None:
+    """Remove every trace of a lab, whichever backend made it."""
+    backends.get(record.backend).destroy(record)
+    records.remove(record)
+
+
+def sweep(everything: bool = False) -> list[str]:
+    return records.sweep(destroy, everything)
 
 
 class Lab:
     def __init__(self, record: Record):
         self.record = record
-        self.topology = topology.get(record.topology)
-        self.install = install_mod.find(record.ovn_root)
-        self.backend = NetnsBackend(record, self.topology, self.install)
+        kind = backends.get(record.backend)
+        self.backend: Backend = kind(record, kind.topology_of(record))
+        self.topology = self.backend.topo
         self._nb: Northbound | None = None
 
     # --- life cycle -------------------------------------------------------
     @classmethod
     def up(cls, name: str, topology_name: str = "lab", owner: int | None = None,
-           timeout: float = 20.0, ovn_root: str | None = None) -> "Lab":
-        """Build a lab owned by process `owner` (None: it stays until `down`),
-        running the OVN found on PATH, or the one in root filesystem `ovn_root`."""
-        found = preflight(ovn_root)
+           timeout: float = 20.0, backend: str = "netns",
+           request: Request = Request()) -> "Lab":
+        """Build a lab owned by process `owner` (None: it stays until `down`)
+        with deployment `backend` (netns: the OVN on PATH, or the one in
+        root filesystem `request.ovn_root`)."""
+        kind = backends.get(backend)
+        kind.preflight(request)
         records.check_name(name)
-        topo = topology.get(topology_name)
+        topology.get(topology_name)
         if owner == os.getpid():
             procs.become_subreaper()
-        records.sweep()
-        record = Record(name=name, topology=topo.name, ovn_root=found.root)
-        record.namespaces = namespaces(record, topo)
+        sweep()
+        record = Record(name=name, topology=topology_name, backend=backend)
         # The builder owns the lab while building: if it is killed, the
         # record says so and the next sweep removes what it made.
         record.owner_pid = os.getpid()
         record.owner_start = procs.start_time(record.owner_pid)
-        records.claim(record)
         lab = None
+        claimed = False
         try:
             with procs.sigterm_as_interrupt():
+                kind.prepare(record, request)
+                records.claim(record)
+                claimed = True
                 lab = cls(record)
                 started = time.monotonic()
                 lab.backend.build(timeout)
@@ -68,8 +77,11 @@ class Lab:
                 record.build_seconds = round(time.monotonic() - started, 3)
                 record.own(owner)
         except BaseException:
-            with procs.deferred_interrupts():  # a second Ctrl-C must not cut the cleanup short
-                records.destroy(record)
+            if claimed:
+                with procs.deferred_interrupts():  # a second Ctrl-C must not cut the cleanup short
+                    if lab:
+                        lab.close()
+                    destroy(record)
             raise
         return lab
 
@@ -82,7 +94,7 @@ class Lab:
 
     def down(self) -> None:
         self.close()
-        records.destroy(self.record)
+        destroy(self.record)
 
     def close(self) -> None:
         if self._nb:
@@ -95,24 +107,45 @@ class Lab:
         return self.record.name
 
     @property
+    def names(self) -> Names:
+        return self.backend.names
+
+    @property
+    def versions(self) -> Versions:
+        return self.backend.versions
+
+    @property
+    def summary(self) -> str:
+        return f"{self.versions.summary}, backend {self.record.backend}"
+
+    @property
     def nb(self) -> Northbound:
         if self._nb is None:
             self._nb = Northbound(self.backend.nb_remote())
         return self._nb
 
+    def sb_remote(self) -> str:
+        return self.backend.sb_remote()
+
     def exec_prefix(self, node: str) -> list[str]:
+        self._check_node(node)
+        return self.backend.exec_prefix(node)
+
+    def enter_prefix(self, node: str) -> list[str]:
+        self._check_node(node)
+        return self.backend.enter_prefix(node)
+
+    def _check_node(self, node: str) -> None:
         if node not in self.topology.nodes:
             raise LabError(f"unknown node {node!r} in lab {self.name} "
                            f"(nodes: {', '.join(self.topology.nodes)})")
-        return self.backend.exec_prefix(node)
 
     def run(self, node: str, argv: list[str], **kwargs) -> subprocess.CompletedProcess:
         return subprocess.run(self.exec_prefix(node) + argv, **kwargs)
 
     def ctl_command(self, which: str) -> list[str]:
         """`ovn-nbctl`/`ovn-sbctl` pointed at this lab's database."""
-        remote = self.backend.nb_remote() if which == "nb" else self.backend.sb_remote()
-        return self.install.command(f"ovn-{which}ctl", f"--db={remote}")
+        return self.backend.ctl_command(which)
 
     def sync(self, timeout: float = 20.0) -> None:
         """Return once every chassis has installed the current Northbound."""
@@ -120,13 +153,17 @@ class Lab:
             self.nb.sync(timeout)
         except TimeoutError as exc:
             raise LabError(f"lab {self.name}: chassis did not catch up with the "
-                           f"Northbound DB within {timeout:g} s ({exc}); logs in "
-                           f"{self.record.rundir}") from None
+                           f"Northbound DB within {timeout:g} s ({exc}); logs: "
+                           f"`ovnlb-lab status --name {self.name}`") from None
 
-    def flush_conntrack(self) -> None:
+    def reset(self) -> None:
+        """Back to the topology alone: the lab's load balancers removed (and
+        no one else's), conntrack of its traffic forgotten."""
+        if logical.remove(self.nb, self.names, ("Load_Balancer",)):
+            self.sync()
         self.backend.flush_conntrack()
 
-    def logs(self):
+    def logs(self) -> dict[str, str]:
         return self.backend.logs()
 
     def status(self) -> str:
@@ -137,26 +174,15 @@ class Lab:
             f"  state: {r.state}" + (f", DEGRADED: not running: {', '.join(dead)}" if dead else
                                     ", all daemons running")
             + (f" (built in {r.build_seconds} s)" if r.build_seconds else ""),
-            f"  {self.install.summary}",
+            f"  {self.summary}",
             f"  owner: {'pid ' + str(r.owner_pid) if r.owner_pid else 'none (stays until down)'}",
-            f"  run directory (databases, sockets, logs): {r.rundir}",
             f"  Northbound: {self.backend.nb_remote()}, Southbound: {self.backend.sb_remote()}",
-            "  in `ovnlb-lab exec`, ovs-vsctl/ovs-appctl/ovs-ofctl reach the node's own "
-            "daemons and ovn-nbctl/ovn-sbctl the lab's databases",
+            *self.backend.describe(),
             f"  nodes: {', '.join(t.nodes)}",
-            f"  namespaces: {', '.join(r.namespaces)}",
             "  logs:",
         ]
         lines += [f"    {key}: {path}" for key, path in self.logs().items()]
         return "\n".join(lines)
 
     def daemon_pids(self) -> dict[str, int | None]:
-        result = {}
-        for key, log in self.logs().items():
-            pidfile = log.with_suffix(".pid")
-            try:
-                pid = int(pidfile.read_text().split()[0])
-            except (OSError, ValueError, IndexError):
-                pid = None
-            result[key] = pid if procs.alive(pid) else None
-        return result
+        return self.backend.daemon_pids()

@@ -6,9 +6,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from pytest_ovnlb.backends.base import Request
 from pytest_ovnlb.verdicts.stats import DEFAULT_SAMPLES
-
-BACKENDS = ("netns",)  # the attach backend (fake-multinode) plugs in here
 
 
 @dataclass(frozen=True)
@@ -19,6 +18,12 @@ class Settings:
     samples: int
     ready_timeout: float
     ovn_root: str | None
+    fmn_dir: str | None
+    fmn_runtime: str | None
+
+    @property
+    def request(self) -> Request:
+        return Request(ovn_root=self.ovn_root, fmn_dir=self.fmn_dir, runtime=self.fmn_runtime)
 
 
 SETTINGS = pytest.StashKey[Settings]()
@@ -27,7 +32,15 @@ FAILED = pytest.StashKey[bool]()
 OPTIONS = [
     # (flag, ini key, help, default, type)
     ("--ovn-topology", "ovn_topology", "topology to build (lab, single)", "lab", str),
-    ("--ovn-backend", "ovn_backend", "deployment backend (netns)", "netns", str),
+    ("--ovn-backend", "ovn_backend",
+     "deployment backend: netns (an embedded lab of namespaces) or fake-multinode "
+     "(a running ovn-fake-multinode cluster, or one started from --ovn-fmn-dir)", "netns", str),
+    ("--ovn-fmn-dir", "ovn_fmn_dir",
+     "fake-multinode: checkout of ovn-fake-multinode (images built) whose "
+     "ovn_cluster.sh starts a cluster when none runs, and stops it afterwards", "", str),
+    ("--ovn-fmn-runtime", "ovn_fmn_runtime",
+     "fake-multinode: container runtime (podman or docker; default $RUNC_CMD, else "
+     "podman, else docker)", "", str),
     ("--ovn-root", "ovn_root",
      "root filesystem holding the OVN under test (default: the one on PATH; "
      "$OVNLB_OVN_ROOT)", "", str),

@@ -7,7 +7,8 @@ import os
 
 import pytest
 
-from pytest_ovnlb.engine import install, records, topology
+from pytest_ovnlb import backends
+from pytest_ovnlb.engine import records, topology
 from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.fixtures import (  # noqa: F401  (re-exported so pytest finds them)
     ovn_hub,
@@ -17,7 +18,6 @@ from pytest_ovnlb.fixtures import (  # noqa: F401  (re-exported so pytest finds 
 )
 from pytest_ovnlb.lab import preflight
 from pytest_ovnlb.options import (
-    BACKENDS,
     FAILED,
     SETTINGS,
     Settings,
@@ -43,11 +43,11 @@ def pytest_configure(config: pytest.Config) -> None:
         samples=setting(config, "ovnlb_samples", int),
         ready_timeout=setting(config, "ovnlb_ready_timeout", float),
         ovn_root=setting(config, "ovn_root") or None,
+        fmn_dir=setting(config, "ovn_fmn_dir") or None,
+        fmn_runtime=setting(config, "ovn_fmn_runtime") or None,
     )
-    if settings.backend not in BACKENDS:
-        raise pytest.UsageError(f"unknown --ovn-backend {settings.backend!r} "
-                                f"(available: {', '.join(BACKENDS)})")
     try:
+        backends.get(settings.backend)
         topology.get(settings.topology)
     except LabError as exc:
         raise pytest.UsageError(str(exc)) from None
@@ -58,7 +58,7 @@ def pytest_configure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     settings = config.stash[SETTINGS]
     try:
-        found = install.find(settings.ovn_root).summary
+        found = preflight(settings.backend, settings.request)
     except LabError as exc:
         found = str(exc)
     return [f"ovnlb: {found}; topology {settings.topology}, backend {settings.backend}"]
@@ -70,8 +70,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     if config.option.collectonly:
         return
+    settings = config.stash[SETTINGS]
     try:
-        preflight(config.stash[SETTINGS].ovn_root)
+        preflight(settings.backend, settings.request)
     except LabError as exc:
         raise pytest.UsageError(str(exc)) from None
 

@@ -325,7 +325,7 @@ from pytest_ovnlb.engine.topology import get
 topo = get("lab")
 workers, busy = [], []
 real_start, real_chassis, real_destroy = (
-    threading.Thread.start, NetnsBackend._start_chassis, records.destroy)
+    threading.Thread.start, NetnsBackend._start_chassis, lab.destroy)
 
 def start(self):
     real_start(self)
@@ -346,7 +346,7 @@ def destroy(record):
 
 threading.Thread.start = start
 NetnsBackend._start_chassis = start_chassis
-records.destroy = destroy
+lab.destroy = destroy
 try:
     lab.Lab.up(sys.argv[1], "lab")
     outcome = "up"

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from pytest_ovnlb import lab as lab_mod
 from pytest_ovnlb.engine import install, records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -81,7 +82,7 @@ def test_unknown_topology_is_one_line_usage_error(pytester):
 def test_unknown_backend_is_usage_error(pytester):
     result = pytester.runpytest("--ovn-backend=cloud")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*unknown --ovn-backend 'cloud' (available: netns)*"])
+    result.stderr.fnmatch_lines(["*unknown backend 'cloud' (available: netns, fake-multinode)*"])
 
 
 def test_missing_ovn_is_one_line_usage_error(pytester, monkeypatch):
@@ -122,7 +123,7 @@ def test_keep_on_failure_leaves_lab_and_says_how_to_reach_it(pytester):
         assert record.owner_pid is None and record.state == "ready"
         assert "run directory" in result.stdout.str()  # the failure names the lab's logs
     finally:
-        records.destroy(record)
+        lab_mod.destroy(record)
 
 
 @needs_lab

@@ -22,6 +22,7 @@ import array
 import fcntl
 import ipaddress
 import os
+import shutil
 import socket
 import struct
 import subprocess
@@ -30,13 +31,15 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
-from pyroute2 import IPRoute
+from pyroute2 import IPRoute, netns
 
+from pytest_ovnlb.backends.base import Backend, Request, Versions
+from pytest_ovnlb.engine import install as install_mod
 from pytest_ovnlb.engine import logical, procs
-from pytest_ovnlb.engine.install import PROGRAMS, Install
+from pytest_ovnlb.engine.install import PROGRAMS
 from pytest_ovnlb.engine.ovsdb import Northbound, Southbound, wait_for
 from pytest_ovnlb.engine.records import Record
-from pytest_ovnlb.engine.topology import Topology
+from pytest_ovnlb.engine.topology import Names, Topology
 from pytest_ovnlb.errors import LabError
 
 UNDERLAY = "underlay"
@@ -82,16 +85,74 @@ def _sysctl(ns: str, key: str, value: str) -> None:
             f.write(value)
 
 
-class NetnsBackend:
-    """Builds and removes one lab."""
+class NetnsBackend(Backend):
+    """Builds and removes one lab; the lab owns everything, the whole
+    Northbound included."""
 
-    def __init__(self, record: Record, topo: Topology, install: Install):
-        self.record = record
-        self.topo = topo
-        self.install = install
+    name = "netns"
+
+    def __init__(self, record: Record, topo: Topology):
+        super().__init__(record, topo)
+        self.install = install_mod.find(record.ovn_root)
         self.rundir = record.rundir
         self.ns = record.namespace
         self.underlay_macs: dict[str, str] = {}  # chassis -> MAC of its br-phy
+
+    @classmethod
+    def preflight(cls, request: Request) -> str:
+        procs.require_root("the embedded lab (network namespaces, OVS daemons)")
+        return install_mod.find(request.ovn_root).summary
+
+    @classmethod
+    def prepare(cls, record: Record, request: Request) -> None:
+        record.ovn_root = install_mod.find(request.ovn_root).root
+        record.namespaces = namespaces(record, cls.topology_of(record))
+        record.names = Names(owner=record.name).to_record()
+
+    @classmethod
+    def destroy(cls, record: Record) -> None:
+        survivors = procs.kill_all(procs.pids_in_netns(record.namespaces)
+                                   | procs.pids_from_pidfiles(record.rundir))
+        if survivors:
+            raise LabError(f"lab {record.name}: processes {sorted(survivors)} survive SIGKILL")
+        for ns in record.namespaces:
+            try:
+                netns.remove(ns)
+            except OSError:  # already gone (another sweeper got there first)
+                pass
+
+    @property
+    def versions(self) -> Versions:
+        return Versions(self.install.ovn_version, self.install.ovs_version, "netdev")
+
+    def ctl_command(self, which: str) -> list[str]:
+        remote = self.nb_remote() if which == "nb" else self.sb_remote()
+        return self.install.command(f"ovn-{which}ctl", f"--db={remote}")
+
+    def enter_prefix(self, node: str) -> list[str]:
+        return ["ip", "netns", "exec", self.ns(node)]
+
+    def put_file(self, node: str, source: Path, dest: str) -> None:
+        shutil.copyfile(source, dest)  # nodes share this machine's filesystem
+
+    def daemon_pids(self) -> dict[str, int | None]:
+        result = {}
+        for key, log in self.logs().items():
+            pidfile = Path(log).with_suffix(".pid")
+            try:
+                pid = int(pidfile.read_text().split()[0])
+            except (OSError, ValueError, IndexError):
+                pid = None
+            result[key] = pid if procs.alive(pid) else None
+        return result
+
+    def describe(self) -> list[str]:
+        where = f" in {self.install.root}" if self.install.root else ""
+        return [f"  programs: the OVN/OVS{where} on this machine",
+                f"  run directory (databases, sockets, logs): {self.rundir}",
+                "  in `ovnlb-lab exec`, ovs-vsctl/ovs-appctl/ovs-ofctl reach the node's own "
+                "daemons and ovn-nbctl/ovn-sbctl the lab's databases",
+                f"  namespaces: {', '.join(self.record.namespaces)}"]
 
     # --- paths ------------------------------------------------------------
     def central_dir(self) -> Path:
@@ -106,12 +167,12 @@ class NetnsBackend:
     def chassis_dir(self, chassis: str) -> Path:
         return self.rundir / chassis
 
-    def logs(self) -> dict[str, Path]:
-        logs = {f"central/{n}": self.central_dir() / f"{n}.log"
+    def logs(self) -> dict[str, str]:
+        logs = {f"central/{n}": str(self.central_dir() / f"{n}.log")
                 for n in ("nb", "sb", "northd")}
         for c in self.topo.chassis:
             for daemon in ("ovsdb-server", "ovs-vswitchd", "ovn-controller"):
-                logs[f"{c.name}/{daemon}"] = self.chassis_dir(c.name) / f"{daemon}.log"
+                logs[f"{c.name}/{daemon}"] = str(self.chassis_dir(c.name) / f"{daemon}.log")
         return logs
 
     def exec_prefix(self, node: str) -> list[str]:
@@ -175,7 +236,7 @@ class NetnsBackend:
             central.result()
             nb = Northbound(self.nb_remote())
             try:
-                logical.create(nb, self.topo)
+                logical.create(nb, self.topo, self.names)
                 for job in chassis:
                     job.result()
                 self._wait_ready(nb, timeout)
@@ -335,7 +396,7 @@ class NetnsBackend:
                 missing = sorted(expected - sb.chassis_names())
                 raise LabError(self._blame(missing[0], "did not register with the Southbound DB"
                                            f" within {timeout:g} s")) from None
-            vm_ports = [vm.name for vm in self.topo.vms]
+            vm_ports = [self.names.nb(vm.name) for vm in self.topo.vms]
             try:
                 wait_for(lambda: not logical.ports_down(nb, vm_ports), left(), "ports")
             except TimeoutError:

@@ -24,6 +24,11 @@ CLONE_NEWNET = 0x40000000
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
+def require_root(what: str) -> None:
+    if os.geteuid() != 0:
+        raise LabError(f"{what} needs root; run as root or with sudo")
+
+
 def start_time(pid: int) -> int | None:
     """Kernel start time of `pid` (clock ticks since boot): tells a process
     from a later one that reused its pid."""

@@ -21,8 +21,6 @@ import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from pyroute2 import netns
-
 from pytest_ovnlb.engine import procs
 from pytest_ovnlb.errors import LabError
 
@@ -46,6 +44,8 @@ class Record:
     build_seconds: float | None = None
     kept_for: int | None = None  # pytest process that kept it after failures
     ovn_root: str | None = None  # root filesystem of the OVN under test, if not /
+    names: dict = field(default_factory=dict)  # topology.Names.to_record()
+    data: dict = field(default_factory=dict)  # what the backend made, to remove it
     created: float = field(default_factory=time.time)
 
     @property
@@ -123,17 +123,8 @@ def all_records() -> list[Record]:
     return records
 
 
-def destroy(record: Record) -> None:
-    """Remove every trace of a lab: processes, namespaces, run directory."""
-    survivors = procs.kill_all(procs.pids_in_netns(record.namespaces)
-                               | procs.pids_from_pidfiles(record.rundir))
-    if survivors:
-        raise LabError(f"lab {record.name}: processes {sorted(survivors)} survive SIGKILL")
-    for ns in record.namespaces:
-        try:
-            netns.remove(ns)
-        except OSError:  # already gone (another sweeper got there first)
-            pass
+def remove(record: Record) -> None:
+    """Drop the lab's run directory: the last step of removing a lab."""
     shutil.rmtree(record.rundir, ignore_errors=True)
     try:
         base_dir().rmdir()  # only when no other lab is left
@@ -141,9 +132,10 @@ def destroy(record: Record) -> None:
         pass
 
 
-def sweep(everything: bool = False) -> list[str]:
-    """Destroy labs whose owner is gone (or all labs with `everything`);
-    return their names.  Also removes half-made claims of dead processes."""
+def sweep(destroy, everything: bool = False) -> list[str]:
+    """Destroy (with `destroy(record)`) labs whose owner is gone, or all labs
+    with `everything`; return their names.  Also removes half-made claims of
+    dead processes."""
     swept = []
     for record in all_records():
         if everything or record.stale:

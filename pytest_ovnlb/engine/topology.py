@@ -143,6 +143,33 @@ class Topology:
         return self
 
 
+@dataclass(frozen=True)
+class Names:
+    """How a topology's names appear in one deployment.  On a shared
+    deployment every logical name (switch, router, port, load balancer)
+    carries the run's prefix, and the topology's chassis are the
+    deployment's own; an embedded lab uses the names as they are."""
+
+    prefix: str = ""
+    chassis_map: tuple[tuple[str, str], ...] = ()  # (topology name, deployment name)
+    owner: str = ""  # external_ids value marking the Northbound rows the lab made
+
+    def nb(self, name: str) -> str:
+        return self.prefix + name
+
+    def chassis(self, name: str) -> str:
+        return dict(self.chassis_map).get(name, name)
+
+    def to_record(self) -> dict:
+        return {"prefix": self.prefix, "chassis_map": [list(p) for p in self.chassis_map],
+                "owner": self.owner}
+
+    @classmethod
+    def from_record(cls, data: dict) -> "Names":
+        return cls(data.get("prefix", ""), tuple(tuple(p) for p in data.get("chassis_map", ())),
+                   data.get("owner", ""))
+
+
 NAME_RE = re.compile(r"^[a-z][a-z0-9]{0,11}$")
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
+from pytest_ovnlb.engine.logical import owned
 from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.lab import Lab
 from pytest_ovnlb.traffic.client import Agent, Result
@@ -43,7 +44,7 @@ class Hub:
     def agent(self, node: str) -> Agent:
         if node not in self.agents:
             log = self.lab.record.rundir / f"agent-{node}.log"
-            self.agents[node] = Agent.start(node, self.lab.exec_prefix(node), log_path=str(log))
+            self.agents[node] = Agent.start(node, self.lab.enter_prefix(node), log_path=str(log))
         return self.agents[node]
 
     def servers(self, k: int) -> list[Server]:
@@ -124,14 +125,15 @@ class LoadBalancers:
         the VIP key as in `vips` ("IP:PORT"; northd ignores any other form);
         with it, each backend is mapped in `ip_port_mappings` to its logical
         port and a probe source address on its switch (`Topology.free_address`)."""
-        lb = LoadBalancer(name=f"ovnlb-lb{next(self._names)}", vip=vip or self.default_vip,
+        names = self.lab.names
+        lb = LoadBalancer(name=names.nb(f"lb{next(self._names)}"), vip=vip or self.default_vip,
                           port=self.lab.topology.roles.server_port, servers=list(servers),
                           attached=list(attach_to or self.default_attach), protocol=protocol)
         if serve:
             self.hub.serve(lb.servers, protocol)
         nb, api = self.lab.nb, self.lab.nb.api
         with nb.transaction() as txn:
-            columns = {"options": options or {}}
+            columns = {"options": options or {}, "external_ids": owned(names)}
             if selection_fields:
                 columns["selection_fields"] = selection_fields
             if health_check is not None:
@@ -146,14 +148,15 @@ class LoadBalancers:
                     lb.name, lb.vip_key, **{k: str(v) for k, v in health_check.items()}))
             for datapath in lb.attached:
                 add = api.lr_lb_add if datapath in routers else api.ls_lb_add
-                txn.add(add(datapath, lb.name))
+                txn.add(add(names.nb(datapath), lb.name))
         self.sync()
         return lb
 
     def ip_port_mappings(self, servers: list[Server]) -> dict[str, str]:
         """Load_Balancer:ip_port_mappings: backend IP -> "PORT:PROBE_SOURCE"."""
         topo = self.lab.topology
-        return {b.ip: f"{b.vm}:{topo.free_address(topo.vm(b.vm).switch)}" for b in servers}
+        return {b.ip: f"{self.lab.names.nb(b.vm)}:{topo.free_address(topo.vm(b.vm).switch)}"
+                for b in servers}
 
     def set_servers(self, lb: LoadBalancer, servers: list[Server]) -> None:
         """Change the VIP's backend list in place (same Load_Balancer row)."""

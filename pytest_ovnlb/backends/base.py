@@ -1,0 +1,127 @@
+"""What a deployment offers a lab, whatever runs it.
+
+A backend makes the topology exist (building everything, or attaching to a
+running deployment and adding only what the lab needs), says which OVN/OVS
+it runs, enters nodes, and removes exactly what it made.  It must be able to
+remove a lab from its record alone, so a run killed with SIGKILL is swept by
+the next one.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from pytest_ovnlb.engine import topology
+from pytest_ovnlb.engine.records import Record
+from pytest_ovnlb.engine.topology import Names, Topology
+from pytest_ovnlb.verdicts.versions import Version
+
+
+@dataclass(frozen=True)
+class Versions:
+    """Read from the deployment itself."""
+
+    ovn: Version
+    ovs: Version
+    datapath: str  # "netdev" (userspace) or "system" (kernel)
+
+    @property
+    def summary(self) -> str:
+        return f"OVN {self.ovn}, OVS {self.ovs}, {self.datapath} datapath"
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the user asked of a backend (options of pytest or ovnlb-lab)."""
+
+    ovn_root: str | None = None  # netns: root filesystem of the OVN under test
+    fmn_dir: str | None = None  # fake-multinode: checkout to start a cluster from
+    runtime: str | None = None  # fake-multinode: podman or docker
+
+
+class Backend(ABC):
+    name: ClassVar[str]  # the --ovn-backend value
+
+    def __init__(self, record: Record, topo: Topology):
+        self.record = record
+        self.topo = topo
+
+    @classmethod
+    def topology_of(cls, record: Record) -> Topology:
+        """The topology as this backend lays it out for the lab of `record`."""
+        return topology.get(record.topology)
+
+    # --- before anything exists ------------------------------------------
+    @classmethod
+    @abstractmethod
+    def preflight(cls, request: Request) -> str:
+        """Check that a lab can be made here; return a one-line summary of
+        what will run it (versions, where).  Raises LabError, creating nothing."""
+
+    @classmethod
+    @abstractmethod
+    def prepare(cls, record: Record, request: Request) -> None:
+        """Fill the record with what the lab will own (namespaces, names,
+        addresses) before it is claimed, so a crash at any point is sweepable."""
+
+    # --- life cycle ---------------------------------------------------------
+    @abstractmethod
+    def build(self, timeout: float) -> None:
+        """Make the topology exist; return when traffic can flow."""
+
+    @classmethod
+    @abstractmethod
+    def destroy(cls, record: Record) -> None:
+        """Remove everything the lab of `record` made, and nothing else."""
+
+    # --- what the lab offers tests and people -----------------------------
+    @property
+    @abstractmethod
+    def versions(self) -> Versions: ...
+
+    @property
+    def names(self) -> Names:
+        """Northbound and chassis names of this lab's topology."""
+        return Names.from_record(self.record.names)
+
+    @abstractmethod
+    def nb_remote(self) -> str: ...
+
+    @abstractmethod
+    def sb_remote(self) -> str: ...
+
+    @abstractmethod
+    def ctl_command(self, which: str) -> list[str]:
+        """argv of `ovn-nbctl` ("nb") or `ovn-sbctl` ("sb") for this lab's DB."""
+
+    @abstractmethod
+    def exec_prefix(self, node: str) -> list[str]:
+        """argv prefix running one of the node's own programs in the node."""
+
+    @abstractmethod
+    def enter_prefix(self, node: str) -> list[str]:
+        """argv prefix running a program of this machine (the traffic agent)
+        in the node's network namespace."""
+
+    @abstractmethod
+    def put_file(self, node: str, source: Path, dest: str) -> None:
+        """Copy a file of this machine to path `dest` as the node sees it."""
+
+    @abstractmethod
+    def flush_conntrack(self) -> None:
+        """Forget the connections of this lab's traffic (and only those)."""
+
+    @abstractmethod
+    def logs(self) -> dict[str, str]:
+        """Where to read each daemon's log (a path, or a command)."""
+
+    @abstractmethod
+    def daemon_pids(self) -> dict[str, int | None]:
+        """The pid of each daemon the lab relies on (None: not running)."""
+
+    def describe(self) -> list[str]:
+        """Extra lines for `ovnlb-lab status` and failure reports."""
+        return []
