@@ -40,7 +40,6 @@ class Lab:
         self.record = record
         kind = backends.get(record.backend)
         self.backend: Backend = kind(record, kind.topology_of(record))
-        self.topology = self.backend.topo
         self._nb: Northbound | None = None
 
     # --- life cycle -------------------------------------------------------
@@ -105,6 +104,10 @@ class Lab:
     @property
     def name(self) -> str:
         return self.record.name
+
+    @property
+    def topology(self) -> topology.Topology:
+        return self.backend.topo
 
     @property
     def names(self) -> Names:

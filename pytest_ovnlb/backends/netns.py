@@ -18,71 +18,31 @@ leaves nothing behind in the root namespace.
 
 from __future__ import annotations
 
-import array
-import fcntl
 import ipaddress
 import os
 import shutil
-import socket
-import struct
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 from pyroute2 import IPRoute, netns
 
 from pytest_ovnlb.backends.base import Backend, Request, Versions
 from pytest_ovnlb.engine import install as install_mod
-from pytest_ovnlb.engine import logical, procs
+from pytest_ovnlb.engine import logical, procs, sysctls
 from pytest_ovnlb.engine.install import PROGRAMS
+from pytest_ovnlb.engine.links import iproute, last_line, tx_checksum_off
 from pytest_ovnlb.engine.ovsdb import Northbound, Southbound, wait_for
 from pytest_ovnlb.engine.records import Record
 from pytest_ovnlb.engine.topology import Names, Topology
 from pytest_ovnlb.errors import LabError
 
 UNDERLAY = "underlay"
-ETHTOOL_STXCSUM = 0x17
-SIOCETHTOOL = 0x8946
 
 
 def namespaces(record: Record, topo: Topology) -> list[str]:
     return [record.namespace(n) for n in [UNDERLAY] + topo.nodes]
-
-
-@contextmanager
-def iproute(ns: str):
-    with procs.in_netns(ns):
-        ipr = IPRoute()
-    try:
-        yield ipr
-    finally:
-        ipr.close()
-
-
-def _tx_checksum_off(ns: str, ifname: str) -> None:
-    """`ethtool -K IF tx off`: the userspace datapath does not fill in
-    checksums left to the NIC, so TCP through it would otherwise stall."""
-    with procs.in_netns(ns):
-        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    with sock:
-        value = array.array("B", struct.pack("II", ETHTOOL_STXCSUM, 0))
-        addr, _ = value.buffer_info()
-        ifreq = struct.pack("16sP", ifname.encode(), addr)
-        fcntl.ioctl(sock.fileno(), SIOCETHTOOL, ifreq)
-
-
-def _last_line(stderr: str) -> str:
-    """What a failed program said last: usually the one line that matters."""
-    return (stderr.strip().splitlines() or ["no output"])[-1]
-
-
-def _sysctl(ns: str, key: str, value: str) -> None:
-    # /proc/sys/net follows the network namespace of the thread that opens it
-    with procs.in_netns(ns):
-        with open(f"/proc/sys/{key}", "w") as f:
-            f.write(value)
 
 
 class NetnsBackend(Backend):
@@ -198,7 +158,7 @@ class NetnsBackend(Backend):
         result = subprocess.run(cmd, env=full_env, capture_output=True, text=True,
                                 timeout=30)
         if result.returncode != 0:
-            err = _last_line(result.stderr)
+            err = last_line(result.stderr)
             program = next((Path(a).name for a in argv if Path(a).name in PROGRAMS),
                            Path(argv[0]).name)
             raise LabError(f"{program} failed on {node}: {err}")
@@ -264,7 +224,7 @@ class NetnsBackend(Backend):
                                 env=dict(os.environ, **self._env(self.chassis_dir(chassis))),
                                 capture_output=True, text=True, timeout=10)
         if result.returncode != 0:
-            err = _last_line(result.stderr)
+            err = last_line(result.stderr)
             raise LabError(f"ovs-appctl {command[0]} on {chassis} failed: {err}; "
                            f"log: {self.chassis_dir(chassis) / 'ovs-vswitchd.log'}")
         return result.stdout
@@ -272,6 +232,12 @@ class NetnsBackend(Backend):
     def _wire(self) -> None:
         topo, ns = self.topo, self.ns
         underlay_ns = ns(UNDERLAY)
+        # Each namespace's kernel settings, whatever the host's, before any
+        # interface exists in it (interfaces copy conf/default): engine/sysctls.py
+        sysctls.apply("underlay", underlay_ns)
+        for role, nodes in (("chassis", topo.chassis), ("vm", topo.vms)):
+            for node in nodes:
+                sysctls.apply(role, ns(node.name))
         with iproute(underlay_ns) as u:
             u.link("set", index=1, state="up")
             for bridge in ("br-underlay",) + (("br-provider",) if topo.provider else ()):
@@ -283,7 +249,6 @@ class NetnsBackend(Backend):
             links = [("eth0", f"u{i}", "br-underlay")]
             if chassis.name in provider_hosts:
                 links.append(("eth1", f"p{i}", "br-provider"))
-            _sysctl(host, "net/ipv4/ip_local_port_range", "1024 65535")
             with iproute(host) as r:
                 r.link("set", index=1, state="up")
                 for inner, outer, bridge in links:
@@ -298,8 +263,8 @@ class NetnsBackend(Backend):
               master: str | None = None) -> None:
         r.link("add", ifname=name, kind="veth", peer={"ifname": peer, "net_ns_fd": peer_ns})
         r.link("set", index=r.link_lookup(ifname=name)[0], state="up")
-        _tx_checksum_off(ns, name)
-        _tx_checksum_off(peer_ns, peer)
+        tx_checksum_off(ns, name)
+        tx_checksum_off(peer_ns, peer)
         with iproute(peer_ns) as p:
             index = p.link_lookup(ifname=peer)[0]
             if master:
@@ -308,8 +273,6 @@ class NetnsBackend(Backend):
 
     def _wire_vm(self, r: IPRoute, host: str, vm) -> None:
         vm_ns = self.ns(vm.name)
-        # Many short connections per test: give clients the widest port range.
-        _sysctl(vm_ns, "net/ipv4/ip_local_port_range", "1024 65535")
         self._veth(r, host, vm.name, vm_ns, "eth0")
         with iproute(vm_ns) as v:
             v.link("set", index=1, state="up")

@@ -42,7 +42,7 @@ def create(nb: Northbound, topo: Topology, names: Names) -> None:
     with nb.transaction() as txn:
         for switch in topo.switches:
             net = ipaddress.ip_network(switch.subnet)
-            txn.add(api.ls_add(n(switch.name), external_ids=owned(names, **{
+            txn.add(api.ls_add(n(switch.name), may_exist=True, external_ids=owned(names, **{
                 "ovnlb:subnet": str(net)})))
         for router in topo.routers:
             options = {"chassis": names.chassis(router.chassis)} if router.chassis else {}

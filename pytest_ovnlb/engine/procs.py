@@ -143,11 +143,13 @@ def create_netns(names: list[str]) -> None:
 
 @contextmanager
 def in_netns(name: str):
-    """Run the body with this thread inside namespace `name`.  Sockets made
-    here stay in that namespace after the thread returns; other threads are
-    not affected (setns on CLONE_NEWNET is per thread)."""
+    """Run the body with this thread inside namespace `name` (a name under
+    /run/netns, or the absolute path of a namespace file such as
+    /proc/PID/ns/net).  Sockets made here stay in that namespace after the
+    thread returns; other threads are not affected (setns on CLONE_NEWNET is
+    per thread)."""
     home = os.open(f"/proc/self/task/{threading.get_native_id()}/ns/net", os.O_RDONLY)
-    target = os.open(NETNS_DIR / name, os.O_RDONLY)
+    target = os.open(name if os.path.isabs(name) else NETNS_DIR / name, os.O_RDONLY)
     try:
         if _libc.setns(target, CLONE_NEWNET) != 0:
             raise OSError(ctypes.get_errno(), f"cannot enter namespace {name}")

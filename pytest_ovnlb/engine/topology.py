@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from pytest_ovnlb.errors import LabError
 
@@ -320,3 +320,49 @@ def get(name: str) -> Topology:
         raise LabError(
             f"unknown topology {name!r} (known: {', '.join(sorted(TOPOLOGIES))})"
         ) from None
+
+
+def on_provider(topo: Topology, subnet: str, network_name: str) -> Topology:
+    """`topo` with its provider network moved to `subnet` (same prefix
+    length) and bridged as `network_name`: every address in the old provider
+    subnet keeps its offset in the new one, router ports there get MACs
+    made from their addresses.  A shared deployment gives each
+    lab a provider subnet of its own, so labs side by side never collide."""
+    if not topo.provider:
+        return topo
+    old = ipaddress.ip_network(topo.switch(topo.provider.switch).subnet)
+    new = ipaddress.ip_network(subnet)
+    if new.prefixlen != old.prefixlen or new.version != old.version:
+        raise LabError(f"provider subnet {new} does not match {old}'s size")
+
+    def move(text: str | None) -> str | None:
+        if text is None:
+            return None
+        iface = ipaddress.ip_interface(text)
+        if iface.ip not in old:
+            return text
+        moved = new.network_address + (int(iface.ip) - int(old.network_address))
+        return f"{moved}/{iface.network.prefixlen}" if "/" in text else str(moved)
+
+    def move_net(text: str) -> str:
+        return str(new) if ipaddress.ip_network(text) == old else text
+
+    switches = tuple(replace(s, subnet=move_net(s.subnet)) for s in topo.switches)
+    def port(p: RouterPort) -> RouterPort:
+        if p.switch != topo.provider.switch:
+            return p
+        # Seen on the shared physical network: a MAC as unique as the address
+        ip = ipaddress.ip_interface(move(p.ip)).ip
+        return replace(p, ip=move(p.ip), mac="02:00:" + ":".join(f"{b:02x}" for b in ip.packed[-4:]))
+
+    routers = tuple(replace(
+        r, ports=tuple(port(p) for p in r.ports),
+        routes=tuple((move_net(prefix), move(hop)) for prefix, hop in r.routes),
+        snat=tuple((net, move(ip)) for net, ip in r.snat)) for r in topo.routers)
+    provider = replace(topo.provider, network_name=network_name,
+                       hosts=tuple((c, move(ip)) for c, ip in topo.provider.hosts))
+    roles = replace(topo.roles, router_vip=move(topo.roles.router_vip),
+                    router_snat_ip=move(topo.roles.router_snat_ip),
+                    switch_vip=move(topo.roles.switch_vip))
+    return replace(topo, switches=switches, routers=routers, provider=provider,
+                   roles=roles).validate()

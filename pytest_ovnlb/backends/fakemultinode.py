@@ -1,0 +1,600 @@
+"""An ovn-fake-multinode deployment: containers `ovn-central*` (NB, SB,
+ovn-northd), `ovn-gw-N` and `ovn-chassis-N` (ovsdb-server, ovs-vswitchd,
+ovn-controller), found through the container runtime by name prefix.
+
+The cluster is shared: the lab adds only its own pieces and removes exactly
+those.  Northbound rows carry the lab's owner tag and names prefixed with the
+run; the provider subnet is reserved in the Northbound DB itself (the lab's
+provider switch, created first, holds it; on a tie the smaller owner keeps
+it).  Topology hosts map onto gateway and chassis containers: each gets a
+namespace inside its container on the provider bridge (from the node's
+`ovn-bridge-mappings`), each VM a namespace inside its chassis container
+with a veth on `br-int`.  The databases are reached through the central's
+unix sockets (`/proc/PID/root/...`), so SSL or not does not matter, and the
+traffic agent runs from this machine inside a node's network namespace
+(`nsenter --net`), so nodes need nothing of ours.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+import secrets
+import shlex
+import shutil
+import subprocess
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from pytest_ovnlb.backends.base import Backend, Request, Versions
+from pytest_ovnlb.engine import logical, procs, sysctls, topology
+from pytest_ovnlb.engine.links import iproute, last_line, tx_checksum_off
+from pytest_ovnlb.engine.ovsdb import Northbound, Southbound, wait_for
+from pytest_ovnlb.engine.records import Record
+from pytest_ovnlb.engine.topology import Names, Topology
+from pytest_ovnlb.errors import LabError
+from pytest_ovnlb.verdicts.versions import Version
+
+CENTRAL, GATEWAY, CHASSIS = "ovn-central", "ovn-gw-", "ovn-chassis-"
+IMAGE_VARS = ("CENTRAL_IMAGE", "CHASSIS_IMAGE", "GW_IMAGE")
+DEFAULT_IMAGE = "ovn/ovn-multi-node:latest"
+# Where OVN's rundir has been in the images over the years.
+DB_DIRS = ("/run/ovn", "/var/run/ovn", "/usr/local/var/run/ovn", "/var/run/openvswitch")
+PROVIDER_POOL = ipaddress.ip_network("10.127.0.0/16")
+SUBNET_KEY = "ovnlb:subnet"
+EXEC_TIMEOUT = 30
+
+
+def runtime_of(request: Request) -> str:
+    """podman unless told otherwise (or only docker is here); $RUNC_CMD honoured."""
+    name = request.runtime or os.environ.get("RUNC_CMD")
+    if name:
+        if not shutil.which(name):
+            raise LabError(f"fake-multinode: container runtime {name!r} not found")
+        return name
+    found = next((r for r in ("podman", "docker") if shutil.which(r)), None)
+    if not found:
+        raise LabError("fake-multinode: no container runtime (podman or docker) on PATH; "
+                       "install one or set RUNC_CMD")
+    return found
+
+
+def _natural(name: str):
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", name)]
+
+
+@dataclass(frozen=True)
+class Node:
+    container: str
+    system_id: str
+    encap_ip: str
+    mappings: dict  # physical network -> bridge
+    datapath: str
+    ovn: Version
+    ovs: Version
+
+
+class Cluster:
+    """A running deployment, seen through the container runtime."""
+
+    def __init__(self, runtime: str, central: str, gateways: list[str], chassis: list[str]):
+        self.runtime = runtime
+        self.central = central
+        self.gateways = gateways
+        self.chassis = chassis
+
+    @classmethod
+    def find(cls, runtime: str) -> "Cluster | None":
+        result = _run([runtime, "ps", "--format", "{{.Names}}"], f"{runtime} ps")
+        names = sorted(result.split(), key=_natural)
+        central = [n for n in names if n.startswith(CENTRAL)]
+        if not central:
+            return None
+        gateways = [n for n in names if n.startswith(GATEWAY)]
+        chassis = [n for n in names if n.startswith(CHASSIS)]
+        return cls(runtime, central[0], gateways, chassis)
+
+    @property
+    def hosts(self) -> list[str]:
+        """Containers that can play a topology host: gateways first."""
+        return self.gateways + self.chassis
+
+    def pid(self, container: str) -> int:
+        out = _run([self.runtime, "inspect", "-f", "{{.State.Pid}}", container],
+                   f"{self.runtime} inspect {container}")
+        return int(out.strip())
+
+    def sh(self, container: str, script: str, check: bool = True) -> str:
+        """Run a shell script in the container; stdout, or LabError naming
+        the container and what it said last."""
+        return _run([self.runtime, "exec", "-i", container, "sh", "-c", script],
+                    f"on {container}", check=check)
+
+    def db_socket(self, db: str) -> str:
+        """Host path of the central's `ovn{db}_db.sock` (db: nb or sb)."""
+        candidates = " ".join(f"{d}/ovn{db}_db.sock" for d in DB_DIRS)
+        found = self.sh(self.central, f"for f in {candidates}; do "
+                        '[ -S "$f" ] && readlink -f "$f" && exit 0; done; exit 1',
+                        check=False).strip()
+        if not found:
+            raise LabError(f"fake-multinode: {self.central} has no {db.upper()} database "
+                           f"socket (looked in {', '.join(DB_DIRS)})")
+        return f"/proc/{self.pid(self.central)}/root{found}"
+
+    def node(self, container: str) -> Node:
+        """What a gateway or chassis container runs, read from its OVS database."""
+        get = "ovs-vsctl --timeout=5 --if-exists get"
+        out = self.sh(container, (
+            f"echo system_id=$({get} Open_vSwitch . external_ids:system-id); "
+            f"echo encap=$({get} Open_vSwitch . external_ids:ovn-encap-ip); "
+            f"echo mappings=$({get} Open_vSwitch . external_ids:ovn-bridge-mappings); "
+            f"echo datapath=$({get} Bridge br-int datapath_type); "
+            'echo ovn=$(ovn-controller --version | head -1); '
+            'echo ovs=$(ovs-vswitchd --version | head -1); '
+            "ovn-appctl -t ovn-controller version >/dev/null 2>&1 && echo state=running"))
+        facts = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
+        facts = {k: v.strip().strip('"') for k, v in facts.items()}
+        if not facts.get("system_id"):
+            raise LabError(f"fake-multinode: {container} has no system-id in its OVS database")
+        if facts.get("state") != "running":
+            raise LabError(f"fake-multinode: ovn-controller does not run on {container}")
+        system_id, encap, mappings = facts["system_id"], facts["encap"], facts["mappings"]
+        datapath, ovn, ovs = facts["datapath"], facts["ovn"], facts["ovs"]
+        pairs = dict(m.split(":", 1) for m in mappings.split(",") if ":" in m)
+        return Node(container, system_id, encap, pairs, datapath or "system",
+                    _version(ovn, container), _version(ovs, container))
+
+
+def _version(line: str, container: str) -> Version:
+    match = re.search(r"(\d+\.\d+\.\d+)", line)
+    if not match:
+        raise LabError(f"fake-multinode: cannot read a version on {container} from {line!r}")
+    return Version.parse(match.group(1))
+
+
+def _run(argv: list[str], what: str, check: bool = True) -> str:
+    try:
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=EXEC_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise LabError(f"fake-multinode: {what}: no answer within {EXEC_TIMEOUT} s") from None
+    if check and result.returncode != 0:
+        raise LabError(f"fake-multinode: {what}: {last_line(result.stderr)}")
+    return result.stdout
+
+
+def _parallel(fn, items):
+    with ThreadPoolExecutor(max_workers=max(1, len(items))) as pool:
+        return list(pool.map(fn, items))
+
+
+class FakeMultinodeBackend(Backend):
+    name = "fake-multinode"
+
+    def __init__(self, record: Record, topo: Topology):
+        super().__init__(record, topo)
+        data = record.data
+        self.cluster = Cluster(data["runtime"], data["central"], [], [])
+        self.containers: dict[str, str] = data["containers"]  # topology host -> container
+        self._pids: dict[str, int] = {}
+
+    # --- before anything exists ------------------------------------------
+    @classmethod
+    def _cluster(cls, request: Request) -> Cluster:
+        runtime = runtime_of(request)
+        cluster = Cluster.find(runtime)
+        if cluster is None:
+            hint = (" (--ovn-fmn-dir starts one at the start of a pytest run)"
+                    if request.fmn_dir else
+                    "; start one (ovn_cluster.sh start) or pass --ovn-fmn-dir")
+            raise LabError(f"fake-multinode: no running deployment found with {runtime} "
+                           f"(no container named {CENTRAL}*){hint}")
+        return cluster
+
+    @classmethod
+    def preflight(cls, request: Request) -> str:
+        """The health gate: the databases answer, every gateway and chassis
+        runs ovn-controller, is in the Southbound DB and has caught up."""
+        procs.require_root("the fake-multinode backend (container namespaces)")
+        if request.fmn_dir:
+            check_checkout(request.fmn_dir, runtime_of(request))
+        cluster = cls._cluster(request)
+        if not cluster.hosts:
+            raise LabError(f"fake-multinode: no {GATEWAY}*/{CHASSIS}* containers beside "
+                           f"{cluster.central}")
+        nodes = _parallel(cluster.node, cluster.hosts)
+        nb = Northbound(f"unix:{cluster.db_socket('nb')}")
+        sb = Southbound(f"unix:{cluster.db_socket('sb')}")
+        try:
+            registered = sb.chassis_names()
+            for node in nodes:
+                if node.system_id not in registered:
+                    raise LabError(f"fake-multinode: chassis {node.system_id} "
+                                   f"({node.container}) is not in the Southbound DB")
+            try:
+                nb.sync(15)
+            except TimeoutError:
+                target = nb.rows("NB_Global")[0].nb_cfg
+                behind = sorted(c.name for c in sb.rows("Chassis_Private") if c.nb_cfg < target)
+                raise LabError(f"fake-multinode: chassis {', '.join(behind) or '?'} did not "
+                               "catch up with the Northbound DB within 15 s") from None
+        finally:
+            nb.close()
+            sb.close()
+        first = nodes[0]
+        return (f"OVN {first.ovn}, OVS {first.ovs}, {first.datapath} datapath on "
+                f"ovn-fake-multinode ({cluster.central}, {len(cluster.gateways)} gateway(s), "
+                f"{len(cluster.chassis)} chassis; {cluster.runtime})")
+
+    @classmethod
+    def topology_of(cls, record: Record) -> Topology:
+        topo = topology.get(record.topology)
+        subnet = record.data.get("provider_subnet")
+        if topo.provider and subnet:
+            topo = topology.on_provider(topo, subnet, record.data["network_name"])
+        return topo
+
+    @classmethod
+    def prepare(cls, record: Record, request: Request) -> None:
+        cluster = cls._cluster(request)
+        topo = topology.get(record.topology)
+        hosts = [c.name for c in topo.chassis]
+        # The host with the gateway router (the central chassis in the
+        # reference lab) goes on a gateway container.
+        hosts.sort(key=lambda h: not any(r.chassis == h for r in topo.routers))
+        if len(cluster.hosts) < len(hosts):
+            raise LabError(f"fake-multinode: topology {topo.name} needs {len(hosts)} gateway/"
+                           f"chassis containers, the deployment has {len(cluster.hosts)}")
+        containers = dict(zip(hosts, cluster.hosts))
+        nodes = {h: cluster.node(c) for h, c in containers.items()}
+        network = None
+        if topo.provider:
+            bridged = nodes[topo.provider.bridge_chassis].mappings
+            if not bridged:
+                raise LabError(f"fake-multinode: {containers[topo.provider.bridge_chassis]} "
+                               "has no ovn-bridge-mappings for a provider network")
+            network = sorted(bridged)[0]
+        tag = secrets.token_hex(3)
+        record.names = Names(
+            prefix=f"{record.name}-", owner=f"{record.name}.{tag}",
+            chassis_map=tuple((h, nodes[h].system_id) for h in hosts)).to_record()
+        record.data = {
+            "runtime": cluster.runtime, "central": cluster.central, "tag": tag,
+            "containers": containers, "network_name": network,
+            "bridges": {h: nodes[h].mappings.get(network) for h in hosts},
+            "datapath": nodes[hosts[0]].datapath,
+            "versions": [str(nodes[hosts[0]].ovn), str(nodes[hosts[0]].ovs)],
+            "namespaces": {}, "ports": {},  # container -> ours there
+        }
+
+    # --- naming -------------------------------------------------------------
+    def _ns(self, node: str) -> str:
+        return f"{self.record.names['prefix']}{node}"
+
+    def _port(self, node: str) -> str:
+        return f"ol{self.record.data['tag']}{node}"[:15]  # interface names: 15 bytes
+
+    def _container(self, node: str) -> str:
+        if node in self.containers:
+            return self.containers[node]
+        return self.containers[self.topo.vm(node).chassis]
+
+    def _has_ns(self, node: str) -> bool:
+        """VMs, and hosts with an address on the provider network."""
+        hosts = dict(self.topo.provider.hosts) if self.topo.provider else {}
+        return node not in self.containers or node in hosts
+
+    def _pid(self, container: str) -> int:
+        if container not in self._pids:
+            self._pids[container] = self.cluster.pid(container)
+        return self._pids[container]
+
+    def _netns_path(self, node: str) -> str:
+        container = self._container(node)
+        if not self._has_ns(node):
+            return f"/proc/{self._pid(container)}/ns/net"
+        netns_dir = self.record.data["netns_dir"][container]
+        return f"/proc/{self._pid(container)}/root{netns_dir}/{self._ns(node)}"
+
+    # --- life cycle ---------------------------------------------------------
+    def reserve(self) -> None:
+        """Claim a provider subnet no other lab or router uses, in the
+        Northbound DB: create the lab's provider switch holding it, then
+        look again; when two labs took the same one, the smaller owner keeps it."""
+        if not self.topo.provider:
+            return
+        names, switch = self.names, self.topo.provider.switch
+        size = ipaddress.ip_network(self.topo.switch(switch).subnet).prefixlen
+        candidates = list(PROVIDER_POOL.subnets(new_prefix=size))
+        start = int(self.record.data["tag"], 16) % len(candidates)
+        nb = self.nb_handle()
+        for subnet in candidates[start:] + candidates[:start]:
+            if self._taken(nb, subnet):
+                continue
+            nb.api.ls_add(names.nb(switch), external_ids=logical.owned(
+                names, **{SUBNET_KEY: str(subnet)})).execute(check_error=True)
+            holders = sorted(ls.external_ids.get(logical.OWNER, "")
+                             for ls in nb.rows("Logical_Switch")
+                             if ls.external_ids.get(SUBNET_KEY) == str(subnet))
+            if holders[0] == names.owner:
+                self.record.data["provider_subnet"] = str(subnet)
+                self.record.save()
+                self.topo = self.topology_of(self.record)
+                return
+            nb.api.ls_del(names.nb(switch)).execute(check_error=True)
+        raise LabError(f"fake-multinode: no free /{size} left in {PROVIDER_POOL}")
+
+    @staticmethod
+    def _taken(nb: Northbound, subnet) -> bool:
+        for ls in nb.rows("Logical_Switch"):
+            held = ls.external_ids.get(SUBNET_KEY)
+            if held and ipaddress.ip_network(held).overlaps(subnet):
+                return True
+        for lrp in nb.rows("Logical_Router_Port"):
+            for net in lrp.networks:
+                iface = ipaddress.ip_interface(net)
+                if iface.version == subnet.version and iface.network.overlaps(subnet):
+                    return True
+        return False
+
+    def nb_handle(self) -> Northbound:
+        if not hasattr(self, "_nb"):
+            self._nb = Northbound(self.nb_remote())
+        return self._nb
+
+    def build(self, timeout: float) -> None:
+        try:
+            self.reserve()
+            self._make_nodes()
+            nb = self.nb_handle()
+            logical.create(nb, self.topo, self.names)
+            self._wait_ready(nb, timeout)
+        finally:
+            if hasattr(self, "_nb"):
+                self._nb.close()
+                del self._nb
+
+    def _by_container(self, nodes: list[str]) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for n in nodes:
+            out.setdefault(self._container(n), []).append(n)
+        return out
+
+    def _make_nodes(self) -> None:
+        """Namespaces in the containers (recorded before they exist), their
+        kernel settings, then veths into br-int (VMs) or the provider bridge."""
+        topo, data = self.topo, self.record.data
+        nodes = [n for n in [c.name for c in topo.chassis] + [v.name for v in topo.vms]
+                 if self._has_ns(n)]
+        placed = self._by_container(nodes)
+        data["namespaces"] = {c: [self._ns(n) for n in ns] for c, ns in placed.items()}
+        data["ports"] = {c: [self._port(n) for n in ns] for c, ns in placed.items()}
+        self.record.save()
+
+        def make_namespaces(container: str) -> str:
+            names = " ".join(shlex.quote(self._ns(n)) for n in placed[container])
+            return self.cluster.sh(container, f"for n in {names}; do ip netns add $n; done; "
+                                   "readlink -f /var/run/netns").strip()
+
+        dirs = _parallel(make_namespaces, list(placed))
+        data["netns_dir"] = dict(zip(placed, dirs))
+        self.record.save()
+        for n in nodes:
+            sysctls.apply("vm" if n not in self.containers else "client", self._netns_path(n))
+        _parallel(self._make_links, list(placed.items()))
+        for n in nodes:
+            self._address(n)
+
+    def _make_links(self, item: tuple[str, list[str]]) -> None:
+        container, nodes = item
+        vsctl, links = [], []
+        for n in nodes:
+            port, ns = self._port(n), self._ns(n)
+            inner = "eth0" if n not in self.containers else "eth1"
+            links.append(f"ip link add {port} type veth peer name {inner} netns {ns} && "
+                         f"ip link set {port} up")
+            if n in self.containers:
+                bridge = self.record.data["bridges"][n]
+                vsctl += ["--", "add-port", bridge, port]
+            else:
+                vsctl += ["--", "add-port", "br-int", port, "--", "set", "Interface", port,
+                          f"external_ids:iface-id={self.names.nb(n)}"]
+            vsctl += ["--", "set", "Interface", port,
+                      f"external_ids:{logical.OWNER}={self.names.owner}"]
+        script = " && ".join(links + ["ovs-vsctl --timeout=10 " + shlex.join(vsctl)])
+        self.cluster.sh(container, script)
+        host_ns = f"/proc/{self._pid(container)}/ns/net"
+        for n in nodes:
+            tx_checksum_off(host_ns, self._port(n))
+
+    def _address(self, node: str) -> None:
+        path = self._netns_path(node)
+        inner = "eth0" if node not in self.containers else "eth1"
+        tx_checksum_off(path, inner)
+        with iproute(path) as r:
+            r.link("set", index=1, state="up")
+            index = r.link_lookup(ifname=inner)[0]
+            if node in self.containers:
+                cidr, gateway, mac = dict(self.topo.provider.hosts)[node], None, None
+            else:
+                vm = self.topo.vm(node)
+                cidr, gateway, mac = vm.ip, vm.gateway, vm.mac
+            if mac:
+                r.link("set", index=index, address=mac)
+            iface = ipaddress.ip_interface(cidr)
+            r.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+            r.link("set", index=index, state="up")
+            if gateway:
+                r.route("add", dst="0.0.0.0/0", gateway=gateway)
+
+    def _wait_ready(self, nb: Northbound, timeout: float) -> None:
+        ports = [self.names.nb(vm.name) for vm in self.topo.vms]
+        try:
+            wait_for(lambda: not logical.ports_down(nb, ports), timeout, "ports")
+        except TimeoutError:
+            port = logical.ports_down(nb, ports)[0]
+            raise LabError(f"fake-multinode: port {port} did not come up within {timeout:g} s "
+                           f"on {self._container(port[len(self.names.prefix):])}") from None
+        try:
+            nb.sync(timeout)
+        except TimeoutError:
+            raise LabError("fake-multinode: the chassis did not install the lab's "
+                           f"Northbound rows within {timeout:g} s") from None
+
+    @classmethod
+    def destroy(cls, record: Record) -> None:
+        data = record.data
+        if data.get("started_from"):
+            stop_cluster(data["started_from"], data["runtime"])
+            return
+        if not data.get("central"):
+            return  # nothing was made yet
+        cluster = Cluster(data["runtime"], data["central"], [], [])
+        names = Names.from_record(record.names)
+        # Agents first: they hold the namespaces
+        paths = [f"/proc/{cluster.pid(c)}/root{data['netns_dir'][c]}/{ns}"
+                 for c, nss in data.get("namespaces", {}).items() if c in data.get("netns_dir", {})
+                 for ns in nss if _alive(cluster, c)]
+        procs.kill_all(procs.pids_in_netns(paths))
+        for container, nss in data.get("namespaces", {}).items():
+            if not _alive(cluster, container):
+                continue
+            ports = data["ports"].get(container, [])
+            script = "; ".join(
+                [f"ip netns del {shlex.quote(ns)} 2>/dev/null" for ns in nss]
+                + [f"ovs-vsctl --timeout=10 --if-exists del-port {shlex.quote(p)}" for p in ports]
+                + ["true"])
+            cluster.sh(container, script)
+        if _alive(cluster, cluster.central):
+            nb = Northbound(f"unix:{cluster.db_socket('nb')}")
+            try:
+                logical.remove(nb, names)
+            finally:
+                nb.close()
+
+    # --- what the lab offers ----------------------------------------------
+    @property
+    def versions(self) -> Versions:
+        ovn, ovs = self.record.data["versions"]
+        return Versions(Version.parse(ovn), Version.parse(ovs), self.record.data["datapath"])
+
+    def nb_remote(self) -> str:
+        return f"unix:{self.cluster.db_socket('nb')}"
+
+    def sb_remote(self) -> str:
+        return f"unix:{self.cluster.db_socket('sb')}"
+
+    def ctl_command(self, which: str) -> list[str]:
+        return [self.cluster.runtime, "exec", "-i", self.cluster.central, f"ovn-{which}ctl"]
+
+    def exec_prefix(self, node: str) -> list[str]:
+        prefix = [self.cluster.runtime, "exec", "-i", self._container(node)]
+        return prefix + (["ip", "netns", "exec", self._ns(node)] if self._has_ns(node) else [])
+
+    def enter_prefix(self, node: str) -> list[str]:
+        return ["nsenter", f"--net={self._netns_path(node)}"]
+
+    def put_file(self, node: str, source: Path, dest: str) -> None:
+        _run([self.cluster.runtime, "cp", str(source), f"{self._container(node)}:{dest}"],
+             f"{self.cluster.runtime} cp to {self._container(node)}")
+
+    def flush_conntrack(self) -> None:
+        """Only the conntrack zones of this lab's ports and routers: other
+        users' connections through the same chassis stay."""
+        sb = Southbound(self.sb_remote())
+        try:
+            routers = {self.names.nb(r.name) for r in self.topo.routers}
+            keys = [str(d.uuid) for d in sb.rows("Datapath_Binding")
+                    if d.external_ids.get("name") in routers]
+        finally:
+            sb.close()
+        patterns = "|".join([f"{shlex.quote(self.names.prefix)}*"] + [f"{k}*" for k in keys])
+        script = ("ovn-appctl -t ovn-controller ct-zone-list | while read name zone; do "
+                  f"case $name in {patterns}) "
+                  "ovs-appctl dpctl/flush-conntrack zone=$zone || exit 1;; esac; done")
+        _parallel(lambda c: self.cluster.sh(c, script), sorted(set(self.containers.values())))
+
+    def logs(self) -> dict[str, str]:
+        rt = self.cluster.runtime
+        logs = {f"{self.cluster.central}/northd":
+                f"{rt} exec {self.cluster.central} sh -c 'cat /var/log/ovn/ovn-northd.log'"}
+        for container in sorted(set(self.containers.values())):
+            logs[f"{container}/ovn-controller"] = (
+                f"{rt} exec {container} sh -c 'cat /var/log/ovn/ovn-controller.log'")
+            logs[f"{container}/ovs-vswitchd"] = (
+                f"{rt} exec {container} sh -c 'cat /var/log/openvswitch/ovs-vswitchd.log'")
+        return logs
+
+    def daemon_pids(self) -> dict[str, int | None]:
+        result = {}
+        for container in sorted(set(self.containers.values())):
+            out = self.cluster.sh(container, "cat /var/run/ovn/ovn-controller.pid 2>/dev/null || "
+                                  "cat /run/ovn/ovn-controller.pid", check=False).strip()
+            result[f"{container}/ovn-controller"] = int(out) if out.isdigit() else None
+        return result
+
+    def describe(self) -> list[str]:
+        data = self.record.data
+        hosts = ", ".join(f"{h} -> {c}" for h, c in self.containers.items())
+        return [f"  deployment: ovn-fake-multinode via {data['runtime']}, central "
+                f"{data['central']}; hosts: {hosts}",
+                f"  owner tag external_ids:{logical.OWNER}={self.names.owner}, names "
+                f"{self.names.prefix}*",
+                f"  provider network {data.get('network_name')}: "
+                f"{data.get('provider_subnet', 'none')}",
+                f"  namespaces in containers: {data.get('namespaces')}"]
+
+
+def _alive(cluster: Cluster, container: str) -> bool:
+    try:
+        cluster.pid(container)
+        return True
+    except LabError:
+        return False
+
+
+# --- spin-up mode: a cluster started from the user's checkout ---------------
+
+def check_checkout(directory: str, runtime: str) -> None:
+    script = Path(directory) / "ovn_cluster.sh"
+    if not script.is_file():
+        raise LabError(f"--ovn-fmn-dir {directory} is not an ovn-fake-multinode checkout "
+                       "(no ovn_cluster.sh)")
+    for image in {os.environ.get(v) or DEFAULT_IMAGE for v in IMAGE_VARS}:
+        found = subprocess.run([runtime, "image", "inspect", image], capture_output=True)
+        if found.returncode != 0:
+            raise LabError(f"--ovn-fmn-dir {directory}: image {image} is not built "
+                           f"(run `./ovn_cluster.sh build` there first)")
+
+
+def cluster_env(runtime: str) -> dict:
+    return dict(os.environ, RUNC_CMD=runtime)
+
+
+def start_cluster(record: Record, request: Request) -> bool:
+    """Start a cluster from `request.fmn_dir` unless one runs; True if started.
+    The record (owned by the caller) makes a later sweep stop it."""
+    runtime = runtime_of(request)
+    check_checkout(request.fmn_dir, runtime)
+    if Cluster.find(runtime) is not None:
+        return False
+    record.data = {"started_from": os.path.abspath(request.fmn_dir), "runtime": runtime}
+    record.save()
+    started = time.monotonic()
+    result = subprocess.run(["./ovn_cluster.sh", "start"], cwd=request.fmn_dir,
+                            env=cluster_env(runtime), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise LabError(f"fake-multinode: `ovn_cluster.sh start` in {request.fmn_dir} failed "
+                       f"after {time.monotonic() - started:.0f} s: "
+                       f"{last_line(result.stderr or result.stdout)}")
+    return True
+
+
+def stop_cluster(directory: str, runtime: str) -> None:
+    result = subprocess.run(["./ovn_cluster.sh", "stop"], cwd=directory,
+                            env=cluster_env(runtime), capture_output=True, text=True)
+    if result.returncode != 0:
+        raise LabError(f"fake-multinode: `ovn_cluster.sh stop` in {directory} failed: "
+                       f"{last_line(result.stderr or result.stdout)}")

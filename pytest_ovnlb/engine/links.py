@@ -1,0 +1,44 @@
+"""Small link operations inside a network namespace (a name under
+/run/netns, or a path such as /proc/PID/ns/net), done from this process."""
+
+from __future__ import annotations
+
+import array
+import fcntl
+import socket
+import struct
+from contextlib import contextmanager
+
+from pyroute2 import IPRoute
+
+from pytest_ovnlb.engine import procs
+
+ETHTOOL_STXCSUM = 0x17
+SIOCETHTOOL = 0x8946
+
+
+@contextmanager
+def iproute(ns: str):
+    with procs.in_netns(ns):
+        ipr = IPRoute()
+    try:
+        yield ipr
+    finally:
+        ipr.close()
+
+
+def tx_checksum_off(ns: str, ifname: str) -> None:
+    """`ethtool -K IF tx off`: the userspace datapath does not fill in
+    checksums left to the NIC, so TCP through it would otherwise stall."""
+    with procs.in_netns(ns):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    with sock:
+        value = array.array("B", struct.pack("II", ETHTOOL_STXCSUM, 0))
+        addr, _ = value.buffer_info()
+        ifreq = struct.pack("16sP", ifname.encode(), addr)
+        fcntl.ioctl(sock.fileno(), SIOCETHTOOL, ifreq)
+
+
+def last_line(stderr: str) -> str:
+    """What a failed program said last: usually the one line that matters."""
+    return (stderr.strip().splitlines() or ["no output"])[-1]
