@@ -96,6 +96,7 @@ class Lab:
         destroy(self.record)
 
     def close(self) -> None:
+        self.backend.close()
         if self._nb:
             self._nb.close()
             self._nb = None

@@ -122,6 +122,9 @@ class Backend(ABC):
     def daemon_pids(self) -> dict[str, int | None]:
         """The pid of each daemon the lab relies on (None: not running)."""
 
+    def close(self) -> None:
+        """Let go of connections (the lab stays)."""
+
     def describe(self) -> list[str]:
         """Extra lines for `ovnlb-lab status` and failure reports."""
         return []

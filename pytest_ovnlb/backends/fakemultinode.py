@@ -179,6 +179,7 @@ class FakeMultinodeBackend(Backend):
         self.cluster = Cluster(data["runtime"], data["central"], [], [])
         self.containers: dict[str, str] = data["containers"]  # topology host -> container
         self._pids: dict[str, int] = {}
+        self._sb: Southbound | None = None
 
     # --- before anything exists ------------------------------------------
     @classmethod
@@ -267,6 +268,7 @@ class FakeMultinodeBackend(Backend):
             "datapath": nodes[hosts[0]].datapath,
             "versions": [str(nodes[hosts[0]].ovn), str(nodes[hosts[0]].ovs)],
             "namespaces": {}, "ports": {},  # container -> ours there
+            "sockets": {db: cluster.db_socket(db) for db in ("nb", "sb")},
         }
 
     # --- naming -------------------------------------------------------------
@@ -481,10 +483,15 @@ class FakeMultinodeBackend(Backend):
         return Versions(Version.parse(ovn), Version.parse(ovs), self.record.data["datapath"])
 
     def nb_remote(self) -> str:
-        return f"unix:{self.cluster.db_socket('nb')}"
+        return f"unix:{self.record.data['sockets']['nb']}"
 
     def sb_remote(self) -> str:
-        return f"unix:{self.cluster.db_socket('sb')}"
+        return f"unix:{self.record.data['sockets']['sb']}"
+
+    def close(self) -> None:
+        if self._sb:
+            self._sb.close()
+            self._sb = None
 
     def ctl_command(self, which: str) -> list[str]:
         return [self.cluster.runtime, "exec", "-i", self.cluster.central, f"ovn-{which}ctl"]
@@ -503,13 +510,11 @@ class FakeMultinodeBackend(Backend):
     def flush_conntrack(self) -> None:
         """Only the conntrack zones of this lab's ports and routers: other
         users' connections through the same chassis stay."""
-        sb = Southbound(self.sb_remote())
-        try:
-            routers = {self.names.nb(r.name) for r in self.topo.routers}
-            keys = [str(d.uuid) for d in sb.rows("Datapath_Binding")
-                    if d.external_ids.get("name") in routers]
-        finally:
-            sb.close()
+        if self._sb is None:
+            self._sb = Southbound(self.sb_remote())
+        routers = {self.names.nb(r.name) for r in self.topo.routers}
+        keys = [str(d.uuid) for d in self._sb.rows("Datapath_Binding")
+                if d.external_ids.get("name") in routers]
         patterns = "|".join([f"{shlex.quote(self.names.prefix)}*"] + [f"{k}*" for k in keys])
         script = ("ovn-appctl -t ovn-controller ct-zone-list | while read name zone; do "
                   f"case $name in {patterns}) "
