@@ -31,6 +31,28 @@ def destroy(record: Record) -> None:
     records.remove(record)
 
 
+def start_cluster(request: Request) -> Record | None:
+    """Start an ovn-fake-multinode cluster from `request.fmn_dir` unless one
+    runs; its record (owned by this process) stops it when destroyed."""
+    from pytest_ovnlb.backends import fakemultinode
+
+    sweep()
+    record = Record(name=f"fmncluster{os.getpid()}", topology="", backend="fake-multinode")
+    record.owner_pid = os.getpid()
+    record.owner_start = procs.start_time(record.owner_pid)
+    records.claim(record)
+    try:
+        with procs.sigterm_as_interrupt():
+            if fakemultinode.start_cluster(record, request):
+                return record
+    except BaseException:
+        with procs.deferred_interrupts():
+            destroy(record)
+        raise
+    records.remove(record)
+    return None
+
+
 def sweep(everything: bool = False) -> list[str]:
     return records.sweep(destroy, everything)
 

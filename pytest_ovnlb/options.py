@@ -28,6 +28,7 @@ class Settings:
 
 SETTINGS = pytest.StashKey[Settings]()
 FAILED = pytest.StashKey[bool]()
+CLUSTER = pytest.StashKey[object]()  # the record of a cluster this run started
 
 OPTIONS = [
     # (flag, ini key, help, default, type)

@@ -16,8 +16,9 @@ from pytest_ovnlb.fixtures import (  # noqa: F401  (re-exported so pytest finds 
     ovn_lbs,
     placement,
 )
-from pytest_ovnlb.lab import preflight
+from pytest_ovnlb.lab import destroy, preflight, start_cluster
 from pytest_ovnlb.options import (
+    CLUSTER,
     FAILED,
     SETTINGS,
     Settings,
@@ -53,6 +54,30 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS] = settings
     config.stash[FAILED] = False
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Spin-up mode: the controller (not xdist workers) starts the cluster
+    from --ovn-fmn-dir when none runs, and stops it at the end.  A record
+    owned by this process makes a later sweep stop it if the run is killed."""
+    config = session.config
+    settings = config.stash[SETTINGS]
+    if settings.backend != "fake-multinode" or not settings.fmn_dir:
+        return
+    if hasattr(config, "workerinput"):
+        return
+    try:
+        config.stash[CLUSTER] = start_cluster(settings.request)
+    except LabError as exc:
+        raise pytest.UsageError(f"ovnlb: {exc}") from None
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    record = config.stash.get(CLUSTER, None)
+    if record is not None:
+        config.stash[CLUSTER] = None
+        destroy(record)
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

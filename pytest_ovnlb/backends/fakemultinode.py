@@ -594,7 +594,50 @@ def start_cluster(record: Record, request: Request) -> bool:
         raise LabError(f"fake-multinode: `ovn_cluster.sh start` in {request.fmn_dir} failed "
                        f"after {time.monotonic() - started:.0f} s: "
                        f"{last_line(result.stderr or result.stdout)}")
+    cluster = Cluster.find(runtime)
+    if cluster is None:
+        raise LabError(f"fake-multinode: `ovn_cluster.sh start` in {request.fmn_dir} "
+                       "left no ovn-central* container running")
+    fit_userspace(cluster)
+    _wait_registered(cluster, 60)
     return True
+
+
+def fit_userspace(cluster: Cluster) -> None:
+    """What a cluster started here needs on the userspace (netdev)
+    datapath, as on a machine without the openvswitch module: no TX
+    checksum offload on the container links (the datapath leaves checksums
+    to a NIC that is not there), and each chassis's underlay address on a
+    netdev bridge holding eth1 (userspace geneve routes through OVS).
+    Nothing is done on the kernel datapath or where it is already so."""
+    for container in [cluster.central] + cluster.hosts:
+        path = f"/proc/{cluster.pid(container)}/ns/net"
+        for ifname in ("eth1", "eth2"):
+            try:
+                tx_checksum_off(path, ifname)
+            except OSError:
+                pass  # the central has no eth2
+    for container in cluster.hosts:
+        cluster.sh(container, (
+            '[ "$(ovs-vsctl get Bridge br-int datapath_type)" = netdev ] || exit 0; '
+            "ovs-vsctl br-exists br-phy && exit 0; "
+            "cidr=$(ip -o -4 addr show dev eth1 | awk '{print $4}'); "
+            "ovs-vsctl --timeout=10 add-br br-phy -- set Bridge br-phy datapath_type=netdev "
+            "-- add-port br-phy eth1 && ip addr del $cidr dev eth1 && "
+            "ip addr add $cidr dev br-phy && ip link set br-phy up"))
+
+
+def _wait_registered(cluster: Cluster, timeout: float) -> None:
+    expected = {cluster.node(c).system_id for c in cluster.hosts}
+    sb = Southbound(f"unix:{cluster.db_socket('sb')}")
+    try:
+        wait_for(lambda: sb.chassis_names() >= expected, timeout, "chassis")
+    except TimeoutError:
+        missing = sorted(expected - sb.chassis_names())
+        raise LabError(f"fake-multinode: chassis {', '.join(missing)} did not register "
+                       f"within {timeout:g} s of `ovn_cluster.sh start`") from None
+    finally:
+        sb.close()
 
 
 def stop_cluster(directory: str, runtime: str) -> None:
