@@ -9,6 +9,9 @@ from pytest_ovnlb.lab import preflight
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "lab: builds real labs (root, OVN/OVS)")
+    config.addinivalue_line("markers", "fmn: needs a running ovn-fake-multinode cluster")
+    config.addinivalue_line("markers", "hermetic: changes host-wide network settings "
+                            "for a while (tests/test_hermetic.py)")
 
 
 def pytest_collection_modifyitems(config, items):

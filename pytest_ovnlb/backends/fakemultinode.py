@@ -134,13 +134,13 @@ class Cluster:
             f"echo datapath=$({get} Bridge br-int datapath_type); "
             'echo ovn=$(ovn-controller --version | head -1); '
             'echo ovs=$(ovs-vswitchd --version | head -1); '
-            "ovn-appctl -t ovn-controller version >/dev/null 2>&1 && echo state=running"))
+            "ovn-appctl -T 5 -t ovn-controller version >/dev/null 2>&1 && echo state=running; true"))
         facts = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
         facts = {k: v.strip().strip('"') for k, v in facts.items()}
         if not facts.get("system_id"):
             raise LabError(f"fake-multinode: {container} has no system-id in its OVS database")
         if facts.get("state") != "running":
-            raise LabError(f"fake-multinode: ovn-controller does not run on {container}")
+            raise LabError(f"fake-multinode: ovn-controller on {container} does not answer")
         system_id, encap, mappings = facts["system_id"], facts["encap"], facts["mappings"]
         datapath, ovn, ovs = facts["datapath"], facts["ovn"], facts["ovs"]
         pairs = dict(m.split(":", 1) for m in mappings.split(",") if ":" in m)
