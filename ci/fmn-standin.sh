@@ -11,7 +11,9 @@
 #
 # start honours ovn_cluster.sh's variables (GW_COUNT, CHASSIS_COUNT,
 # ENABLE_SSL, CREATE_FAKE_VMS, OVN_START_IC_DBS, RUNC_CMD, ...); defaults
-# here: GW_COUNT=1 CHASSIS_COUNT=2 OVN_DP_TYPE=netdev.
+# here: GW_COUNT=1 CHASSIS_COUNT=2 OVN_DP_TYPE=netdev, images
+# localhost/fmn-standin:latest (also tagged ovn/ovn-multi-node:latest).
+# One cluster per host: callers serialize start..stop (e.g. with flock).
 #
 # Host OVS: ovn_cluster.sh talks to the host's OVS with plain ovs-vsctl, so
 # the host daemons use the default run directory (/run/openvswitch); their
@@ -31,7 +33,6 @@ STANDIN_IMAGE=localhost/fmn-standin:latest
 FMN_IMAGE=ovn/ovn-multi-node:latest
 STATE=/run/ovnlb-fmn-host
 OVS_RUN=/run/openvswitch
-OVS_CTL=/usr/share/openvswitch/scripts/ovs-ctl
 HOST_PACKAGES="podman runc iptables debootstrap openvswitch-switch ethtool iproute2 util-linux"
 
 log() { echo "fmn-standin: $*" >&2; }
@@ -61,13 +62,20 @@ install_host_packages() {
 write_containers_conf() {
     cat > "$1" <<EOF
 [containers]
-default_ulimits = ["nofile=$(ulimit -Hn):$(ulimit -Hn)", "nproc=$(ulimit -Hu):$(ulimit -Hu)"]
+default_ulimits = ["nofile=$(ulimit -Hn):$(ulimit -Hn)", "nproc=4096:4096"]
 EOF
+}
+
+# The same as flags, for podman build (its RUN steps ignore default_ulimits).
+ULIMIT_ARGS=(--ulimit="nofile=$(ulimit -Hn):$(ulimit -Hn)" --ulimit=nproc=4096:4096)
+
+label_of() {  # label_of IMAGE: the stand-in label of IMAGE, empty if none
+    podman image inspect -f '{{index .Labels "org.ovnlb.fmn-standin"}}' "$1" 2>/dev/null || true
 }
 
 build() {
     install_host_packages
-    local work conf
+    local work recipe
     work=$(mktemp -d /tmp/fmn-standin-build.XXXXXX)
     trap 'rm -rf "$work"' RETURN
     write_containers_conf "$work/containers.conf"
@@ -81,10 +89,9 @@ build() {
         rm -rf "$work/root"
     fi
 
-    if ! podman image exists "$STANDIN_IMAGE"; then
-        log "building $STANDIN_IMAGE"
-        # No ethtool and no python3-requests: the real images have neither.
-        cat > "$work/Containerfile" <<EOF
+    mkdir "$work/ctx"
+    # No ethtool and no python3-requests: the real images have neither.
+    cat > "$work/ctx/Containerfile" <<EOF
 FROM $BASE_IMAGE
 # Packages must not start services inside the build.
 RUN printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d \\
@@ -96,25 +103,105 @@ RUN printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin
       iproute2 iputils-ping procps openssl python3 python3-pip >/dev/null \\
  && apt-get clean && rm -rf /var/lib/apt/lists/*
 # SSL files where ovn-fake-multinode puts them (same names, same CA).
-RUN mkdir -p /opt/ovn && ovs-pki -q --dir=/opt/ovn/pki init \\
- && cd /opt/ovn && ovs-pki -q --dir=/opt/ovn/pki req+sign ovn switch
+RUN mkdir -p /opt/ovn && ovs-pki --dir=/opt/ovn/pki init \\
+ && cd /opt/ovn && ovs-pki --dir=/opt/ovn/pki req+sign ovn switch
 COPY init /usr/local/sbin/fmn-init
-LABEL org.ovnlb.fmn-standin=1
 CMD ["/usr/local/sbin/fmn-init"]
 EOF
-        # PID 1 of a node: reaps the daemons started through exec, exits on TERM.
-        cat > "$work/init" <<'EOF'
+    # PID 1 of a node: reaps the daemons started through exec, exits on TERM.
+    cat > "$work/ctx/init" <<'EOF'
 #!/bin/bash
 trap 'exit 0' TERM INT
 while :; do sleep infinity & wait $!; done
 EOF
-        chmod +x "$work/init"
-        podman build -q --network=host -t "$STANDIN_IMAGE" -f "$work/Containerfile" "$work" >/dev/null
+    chmod +x "$work/ctx/init"
+
+    # The image is labelled with a digest of its recipe: rebuilt when it changes.
+    recipe=$(cat "$work/ctx/Containerfile" "$work/ctx/init" | sha256sum | cut -c1-16)
+    if [ "$(label_of "$STANDIN_IMAGE")" != "$recipe" ]; then
+        log "building $STANDIN_IMAGE"
+        podman build -q --network=host "${ULIMIT_ARGS[@]}" --label "org.ovnlb.fmn-standin=$recipe" \
+            -t "$STANDIN_IMAGE" -f "$work/ctx/Containerfile" "$work/ctx" >/dev/null
     fi
-    podman tag "$STANDIN_IMAGE" "$FMN_IMAGE"
+    # Take ovn-fake-multinode's image name unless one of its own builds holds it.
+    if [ -z "$(label_of "$FMN_IMAGE")" ] && podman image exists "$FMN_IMAGE"; then
+        log "$FMN_IMAGE is not a stand-in image: left as it is ($STANDIN_IMAGE is used)"
+    else
+        podman tag "$STANDIN_IMAGE" "$FMN_IMAGE"
+    fi
+}
+
+# What start did on the host, one word a line, for stop to undo.
+did() { echo "$1" >> "$STATE/did"; }
+done_by_start() { grep -qx "$1" "$STATE/did" 2>/dev/null; }
+
+start_host_ovs() {
+    mkdir -p "$STATE/ovs"
+    [ -d "$OVS_RUN" ] || { mkdir -p "$OVS_RUN"; did ovs-rundir; }
+    ovsdb-tool create "$STATE/ovs/conf.db" /usr/share/openvswitch/vswitch.ovsschema
+    ovsdb-server "$STATE/ovs/conf.db" --remote="punix:$OVS_RUN/db.sock" \
+        --pidfile="$OVS_RUN/ovsdb-server.pid" -vconsole:off --log-file="$STATE/ovs/ovsdb-server.log" --detach
+    did ovs
+    # --no-wait: no ovs-vswitchd yet to acknowledge the change.
+    ovs-vsctl --no-wait init -- set Open_vSwitch . other_config:userspace-tso-enable=true
+    ovs-vswitchd "unix:$OVS_RUN/db.sock" --pidfile="$OVS_RUN/ovs-vswitchd.pid" \
+        -vconsole:off --log-file="$STATE/ovs/ovs-vswitchd.log" --detach
+}
+
+start() {
+    install_host_packages
+    podman image exists "$STANDIN_IMAGE" || build
+    mkdir -p "$STATE"
+    write_containers_conf "$STATE/containers.conf"
+    export CONTAINERS_CONF=$STATE/containers.conf
+
+    if ovs-vsctl --timeout=2 show >/dev/null 2>&1; then
+        log "using the OVS already running on the host"
+    else
+        start_host_ovs
+    fi
+    # Netdev bridges: there is no kernel datapath.
+    for br in br-ovn br-ovn-ext; do
+        ovs-vsctl --timeout=30 br-exists "$br" && continue
+        ovs-vsctl --timeout=30 add-br "$br" -- set bridge "$br" datapath_type=netdev
+        did "br:$br"
+    done
+    [ -d /tmp/ovn-multinode ] || did mnt
+
+    GW_COUNT=${GW_COUNT:-1} CHASSIS_COUNT=${CHASSIS_COUNT:-2} OVN_DP_TYPE=${OVN_DP_TYPE:-netdev} \
+    CENTRAL_IMAGE=${CENTRAL_IMAGE:-$STANDIN_IMAGE} GW_IMAGE=${GW_IMAGE:-$STANDIN_IMAGE} \
+    CHASSIS_IMAGE=${CHASSIS_IMAGE:-$STANDIN_IMAGE} \
+        "$HERE/fmn/ovn_cluster.sh" start
+}
+
+stop() {
+    local br link
+    [ -f "$STATE/containers.conf" ] && export CONTAINERS_CONF=$STATE/containers.conf
+    # Whatever happens there, the host set-up below is still undone.
+    "$HERE/fmn/ovn_cluster.sh" stop || log "ovn_cluster.sh stop failed"
+    for br in br-ovn br-ovn-ext; do
+        if done_by_start "br:$br"; then
+            ovs-vsctl --timeout=30 --if-exists del-br "$br" || :
+        fi
+    done
+    if done_by_start ovs; then
+        # --cleanup: the netdev datapath's tap goes with it.
+        ovs-appctl -t ovs-vswitchd exit --cleanup 2>/dev/null || :
+        ovs-appctl -t ovsdb-server exit 2>/dev/null || :
+    fi
+    done_by_start ovs-rundir && rm -rf "$OVS_RUN"
+    done_by_start mnt && rm -rf /tmp/ovn-multinode
+    # Host ends of container veths (ovn-fake-multinode's <13 hex>_l naming)
+    # that no bridge holds any more.
+    for link in $(ip -o link show type veth | awk -F'[ :@]+' '$2 ~ /^[0-9a-f]{13}_l$/ {print $2}'); do
+        ovs-vsctl --timeout=5 port-to-br "$link" >/dev/null 2>&1 || ip link delete "$link" 2>/dev/null || :
+    done
+    rm -rf "$STATE"
 }
 
 case "${1:-}" in
     build) build ;;
+    start) start ;;
+    stop) stop ;;
     *) echo "usage: $0 build|start|stop" >&2; exit 2 ;;
 esac
