@@ -1,11 +1,12 @@
 # Two entry points; each sets itself up (apt packages, virtualenv) first.
 #   make conformance   the conformance suite on the embedded lab (OVN installed here)
-#   make check         the project's own tests, then the conformance suite
+#   make check         the project's own tests, then the conformance suite on the
+#                      embedded lab and on a container cluster (ci/check-fmn.sh)
 #   make bench, make matrix   benchmarks; the suite over several OVN releases
 PYTEST = .venv/bin/python -m pytest -p no:cacheprovider
 ARGS ?=
 
-.PHONY: setup conformance check bench matrix
+.PHONY: setup conformance check check-fmn bench matrix
 
 setup:
 	@bash ci/setup.sh
@@ -16,6 +17,11 @@ conformance: setup
 check: setup
 	$(PYTEST) tests $(ARGS)
 	$(PYTEST) conformance --ovn-topology=lab -n 2 $(ARGS)
+	bash ci/check-fmn.sh
+
+# The fake-multinode backend on the project's stand-in cluster, both modes
+check-fmn: setup
+	bash ci/check-fmn.sh
 
 bench: setup
 	.venv/bin/python ci/bench_lab.py

@@ -200,7 +200,7 @@ class FakeMultinodeBackend(Backend):
         runs ovn-controller, is in the Southbound DB and has caught up."""
         procs.require_root("the fake-multinode backend (container namespaces)")
         if request.fmn_dir:
-            check_checkout(request.fmn_dir, runtime_of(request))
+            check_checkout(request)
         cluster = cls._cluster(request)
         if not cluster.hosts:
             raise LabError(f"fake-multinode: no {GATEWAY}*/{CHASSIS}* containers beside "
@@ -562,16 +562,19 @@ def _alive(cluster: Cluster, container: str) -> bool:
 
 # --- spin-up mode: a cluster started from the user's checkout ---------------
 
-def check_checkout(directory: str, runtime: str) -> None:
-    script = Path(directory) / "ovn_cluster.sh"
-    if not script.is_file():
+def check_checkout(request: Request) -> str:
+    """The checkout has ovn_cluster.sh and its images are built; returns the runtime."""
+    directory = request.fmn_dir
+    if not (Path(directory) / "ovn_cluster.sh").is_file():
         raise LabError(f"--ovn-fmn-dir {directory} is not an ovn-fake-multinode checkout "
                        "(no ovn_cluster.sh)")
+    runtime = runtime_of(request)
     for image in {os.environ.get(v) or DEFAULT_IMAGE for v in IMAGE_VARS}:
         found = subprocess.run([runtime, "image", "inspect", image], capture_output=True)
         if found.returncode != 0:
             raise LabError(f"--ovn-fmn-dir {directory}: image {image} is not built "
                            f"(run `./ovn_cluster.sh build` there first)")
+    return runtime
 
 
 def cluster_env(runtime: str) -> dict:
@@ -581,8 +584,7 @@ def cluster_env(runtime: str) -> dict:
 def start_cluster(record: Record, request: Request) -> bool:
     """Start a cluster from `request.fmn_dir` unless one runs; True if started.
     The record (owned by the caller) makes a later sweep stop it."""
-    runtime = runtime_of(request)
-    check_checkout(request.fmn_dir, runtime)
+    runtime = check_checkout(request)
     if Cluster.find(runtime) is not None:
         return False
     record.data = {"started_from": os.path.abspath(request.fmn_dir), "runtime": runtime}

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# The fake-multinode backend against real containers (the project's
+# stand-in cluster, ci/fmn-standin.sh), in both modes:
+#   attach    the stand-in is started first; the conformance suite (-n 2) and
+#             the backend's self-tests run against it; it is stopped after;
+#   spin-up   only the host is prepared; pytest starts the cluster itself
+#             from ci/fmn (its ovn_cluster.sh) and stops it at the end.
+# Times go to ci/fmn-times.txt.  Everything started here is stopped on any exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTEST=".venv/bin/python -m pytest -p no:cacheprovider"
+export GW_COUNT=1 CHASSIS_COUNT=2 OVN_DP_TYPE=netdev
+TIMES=ci/fmn-times.txt
+
+trap 'bash ci/fmn-standin.sh stop >/dev/null 2>&1 || true' EXIT
+now() { date +%s.%N; }
+took() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
+
+t=$(now); bash ci/fmn-standin.sh build; build=$(took "$t")
+
+t=$(now); bash ci/fmn-standin.sh start; start=$(took "$t")
+export CONTAINERS_CONF=/run/ovnlb-fmn-host/containers.conf
+t=$(now); $PYTEST conformance --ovn-backend=fake-multinode -n 2; attach=$(took "$t")
+OVNLB_FMN_REQUIRED=1 $PYTEST tests/test_fakemultinode.py
+t=$(now); bash ci/fmn-standin.sh stop; stop=$(took "$t")
+
+FMN_STANDIN_HOST_ONLY=1 bash ci/fmn-standin.sh start
+t=$(now)
+$PYTEST conformance --ovn-backend=fake-multinode --ovn-fmn-dir=ci/fmn -n 2
+spinup=$(took "$t")
+if podman ps -a --format '{{.Names}}' | grep -q '^ovn-'; then
+    echo "check-fmn: the cluster pytest started is still there" >&2; exit 1
+fi
+bash ci/fmn-standin.sh stop
+
+t=$(now); $PYTEST conformance --ovn-topology=lab -n 2 -q >/dev/null; netns=$(took "$t")
+printf '%s  image build (skipped if built) %ss, stand-in start %ss, stop %ss; suite -n 2: attach %ss, spin-up (start+suite+stop) %ss, netns %ss\n' \
+    "$(date -u +%F)" "$build" "$start" "$stop" "$attach" "$spinup" "$netns" | tee -a "$TIMES"
