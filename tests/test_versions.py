@@ -51,3 +51,13 @@ def test_ovs_dp_hash_slot_rule(version, expected):
 
 def test_every_behaviour_says_what_changed():
     assert all(b.what and b.since for b in BEHAVIOURS.values())
+
+
+def test_quirks_apply_only_to_their_datapath_and_placement():
+    from pytest_ovnlb.verdicts.versions import QUIRKS, quirk
+
+    assert quirk("affinity_first_connection_lost", "netdev", "switch")
+    assert not quirk("affinity_first_connection_lost", "system", "switch")
+    assert not quirk("affinity_first_connection_lost", "netdev", "router")
+    for q in QUIRKS.values():
+        assert q.seen_on and q.what and q.datapaths and q.placements

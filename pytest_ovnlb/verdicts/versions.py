@@ -82,3 +82,31 @@ BEHAVIOURS = {b.name: b for b in (
 def expects(name: str, version: Version) -> bool:
     """Whether OVN `version` is expected to show behaviour `name`."""
     return BEHAVIOURS[name].holds_for(version)
+
+
+@dataclass(frozen=True)
+class Quirk:
+    """A known deviation of one datapath (and placement), observed, with the
+    OVN releases it was seen on; tests tolerate it only where it applies."""
+
+    name: str
+    datapaths: tuple[str, ...]
+    placements: tuple[str, ...]
+    what: str
+    seen_on: tuple[Version, ...]
+
+
+QUIRKS = {q.name: q for q in (
+    Quirk("affinity_first_connection_lost", ("netdev",), ("switch",),
+          "with options:affinity_timeout on a switch load balancer, the connection "
+          "that opens a client's affinity session never completes on the userspace "
+          "datapath (its SYN retransmissions are lost too); upstream tests affinity "
+          "on the kernel datapath only",
+          (_v("23.3.1"), _v("25.3.0"), _v("26.3.1"))),
+)}
+
+
+def quirk(name: str, datapath: str, placement: str) -> bool:
+    """Whether quirk `name` applies to `datapath` with `placement`."""
+    q = QUIRKS[name]
+    return datapath in q.datapaths and placement in q.placements
