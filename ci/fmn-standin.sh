@@ -13,6 +13,10 @@
 # ENABLE_SSL, CREATE_FAKE_VMS, OVN_START_IC_DBS, RUNC_CMD, ...); defaults
 # here: GW_COUNT=1 CHASSIS_COUNT=2 OVN_DP_TYPE=netdev, images
 # localhost/fmn-standin:latest (also tagged ovn/ovn-multi-node:latest).
+# FMN_STANDIN_HOST_ONLY=1 start prepares the host without starting a
+# cluster: ci/fmn/ovn_cluster.sh start/stop (with CONTAINERS_CONF=
+# /run/ovnlb-fmn-host/containers.conf) can then run, and stop here undoes
+# the host set-up at the end.
 # One cluster per host: callers serialize start..stop (e.g. with flock).
 #
 # Host OVS: ovn_cluster.sh talks to the host's OVS with plain ovs-vsctl, so
@@ -168,6 +172,9 @@ start() {
     done
     [ -d /tmp/ovn-multinode ] || did mnt
 
+    # FMN_STANDIN_HOST_ONLY=1: the host only, for a caller that starts the
+    # cluster itself (the plugin's spin-up mode, with ci/fmn as the checkout)
+    [ "${FMN_STANDIN_HOST_ONLY:-}" = 1 ] && return 0
     GW_COUNT=${GW_COUNT:-1} CHASSIS_COUNT=${CHASSIS_COUNT:-2} OVN_DP_TYPE=${OVN_DP_TYPE:-netdev} \
     CENTRAL_IMAGE=${CENTRAL_IMAGE:-$STANDIN_IMAGE} GW_IMAGE=${GW_IMAGE:-$STANDIN_IMAGE} \
     CHASSIS_IMAGE=${CHASSIS_IMAGE:-$STANDIN_IMAGE} \
