@@ -79,9 +79,10 @@ label_of() {  # label_of IMAGE: the stand-in label of IMAGE, empty if none
 
 build() {
     install_host_packages
-    local work recipe
+    local recipe
     work=$(mktemp -d /tmp/fmn-standin-build.XXXXXX)
-    trap 'rm -rf "$work"' RETURN
+    # EXIT, not RETURN: an error leaves through exit (set -e).
+    trap 'rm -rf "$work"' EXIT
     write_containers_conf "$work/containers.conf"
     export CONTAINERS_CONF=$work/containers.conf
 
