@@ -29,6 +29,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from ovs.unixctl.client import UnixctlClient
+
 from pytest_ovnlb.backends.base import Backend, Request, Versions
 from pytest_ovnlb.engine import logical, procs, sysctls, topology
 from pytest_ovnlb.engine.links import iproute, last_line, tx_checksum_off
@@ -75,6 +77,7 @@ class Node:
     datapath: str
     ovn: Version
     ovs: Version
+    rundirs: dict  # daemon -> its run directory inside the container
 
 
 class Cluster:
@@ -134,6 +137,8 @@ class Cluster:
             f"echo datapath=$({get} Bridge br-int datapath_type); "
             'echo ovn=$(ovn-controller --version | head -1); '
             'echo ovs=$(ovs-vswitchd --version | head -1); '
+            "echo ovn_rundir=$(readlink -f /var/run/ovn); "
+            "echo ovs_rundir=$(readlink -f /var/run/openvswitch); "
             "ovn-appctl -T 5 -t ovn-controller version >/dev/null 2>&1 && echo state=running; true"))
         facts = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
         facts = {k: v.strip().strip('"') for k, v in facts.items()}
@@ -145,7 +150,8 @@ class Cluster:
         datapath, ovn, ovs = facts["datapath"], facts["ovn"], facts["ovs"]
         pairs = dict(m.split(":", 1) for m in mappings.split(",") if ":" in m)
         return Node(container, system_id, encap, pairs, datapath or "system",
-                    _version(ovn, container), _version(ovs, container))
+                    _version(ovn, container), _version(ovs, container),
+                    {"ovn-controller": facts["ovn_rundir"], "ovs-vswitchd": facts["ovs_rundir"]})
 
 
 def _version(line: str, container: str) -> Version:
@@ -269,6 +275,7 @@ class FakeMultinodeBackend(Backend):
             "versions": [str(nodes[hosts[0]].ovn), str(nodes[hosts[0]].ovs)],
             "namespaces": {}, "ports": {},  # container -> ours there
             "sockets": {db: cluster.db_socket(db) for db in ("nb", "sb")},
+            "rundirs": {nodes[h].container: nodes[h].rundirs for h in hosts},
         }
 
     # --- naming -------------------------------------------------------------
@@ -512,14 +519,41 @@ class FakeMultinodeBackend(Backend):
         users' connections through the same chassis stay."""
         if self._sb is None:
             self._sb = Southbound(self.sb_remote())
-        routers = {self.names.nb(r.name) for r in self.topo.routers}
-        keys = [str(d.uuid) for d in self._sb.rows("Datapath_Binding")
-                if d.external_ids.get("name") in routers]
-        patterns = "|".join([f"{shlex.quote(self.names.prefix)}*"] + [f"{k}*" for k in keys])
-        script = ("ovn-appctl -t ovn-controller ct-zone-list | while read name zone; do "
-                  f"case $name in {patterns}) "
-                  "ovs-appctl dpctl/flush-conntrack zone=$zone || exit 1;; esac; done")
-        _parallel(lambda c: self.cluster.sh(c, script), sorted(set(self.containers.values())))
+        nb = self.names.nb
+        datapaths = {nb(s.name) for s in self.topo.switches} | {nb(r.name) for r in self.topo.routers}
+        # zones are named by logical port, or by datapath binding UUID + _dnat/_snat
+        ours = {nb(vm.name) for vm in self.topo.vms}
+        ours |= {f"{d.uuid}_{nat}" for d in self._sb.rows("Datapath_Binding")
+                 if d.external_ids.get("name") in datapaths for nat in ("dnat", "snat")}
+        for container in sorted(set(self.containers.values())):
+            for line in self._appctl(container, "ovn-controller", "ct-zone-list").splitlines():
+                name, _, zone = line.partition(" ")
+                if name in ours:
+                    self._appctl(container, "ovs-vswitchd", "dpctl/flush-conntrack",
+                                 f"zone={zone.strip()}")
+
+    def _appctl(self, container: str, daemon: str, command: str, *args: str) -> str:
+        """`ovs-appctl -t DAEMON` in the container, through the daemon's
+        control socket from here (a process per call would cost more than
+        the call)."""
+        rundir = self.record.data["rundirs"][container][daemon]
+        root = f"/proc/{self._pid(container)}/root{rundir}"
+        try:
+            pid = Path(f"{root}/{daemon}.pid").read_text().strip()
+        except OSError as exc:
+            raise LabError(f"fake-multinode: {daemon} on {container}: no pidfile ({exc})") from None
+        error, client = UnixctlClient.create(f"{root}/{daemon}.{pid}.ctl")
+        if error:
+            raise LabError(f"fake-multinode: cannot reach {daemon} on {container}: "
+                           f"{os.strerror(error)}")
+        try:
+            error, failure, body = client.transact(command, list(args))
+        finally:
+            client.close()
+        if error or failure:
+            raise LabError(f"fake-multinode: {daemon} on {container}: {command}: "
+                           f"{(failure or os.strerror(error)).strip()}")
+        return body
 
     def logs(self) -> dict[str, str]:
         rt = self.cluster.runtime
