@@ -23,13 +23,16 @@ export CONTAINERS_CONF=/run/ovnlb-fmn-host/containers.conf
 t=$(now); $PYTEST conformance --ovn-backend=fake-multinode -n 2; attach=$(took "$t")
 OVNLB_FMN_REQUIRED=1 $PYTEST tests/test_fakemultinode.py
 t=$(now); bash ci/fmn-standin.sh stop; stop=$(took "$t")
+unset CONTAINERS_CONF  # stop removed it; start writes it anew
 
 FMN_STANDIN_HOST_ONLY=1 bash ci/fmn-standin.sh start
+export CONTAINERS_CONF=/run/ovnlb-fmn-host/containers.conf
 t=$(now)
 $PYTEST conformance --ovn-backend=fake-multinode --ovn-fmn-dir=ci/fmn -n 2
 spinup=$(took "$t")
-if podman ps -a --format '{{.Names}}' | grep -q '^ovn-'; then
-    echo "check-fmn: the cluster pytest started is still there" >&2; exit 1
+left=$(podman ps -a --format '{{.Names}}')
+if grep -q '^ovn-' <<<"$left"; then
+    echo "check-fmn: the cluster pytest started is still there: $left" >&2; exit 1
 fi
 bash ci/fmn-standin.sh stop
 

@@ -61,3 +61,33 @@ def test_free_address_avoids_everything_in_use():
         lab.free_address("transit")  # a /30 holding both routers
     single = topology.get("single")
     assert single.free_address("web") == "10.0.1.254"
+
+
+def test_on_provider_moves_every_provider_address_and_nothing_else():
+    moved = topology.on_provider(topology.LAB, "10.127.42.0/25", "public")
+    assert moved.provider.network_name == "public"
+    assert moved.switch("outside").subnet == "10.127.42.0/25"
+    assert dict(moved.provider.hosts) == {"ubuntu1": "10.127.42.2/25",
+                                         "ubuntu2": "10.127.42.3/25",
+                                         "ubuntu3": "10.127.42.4/25"}
+    edge1 = moved.router("edge1")
+    outside = next(p for p in edge1.ports if p.switch == "outside")
+    assert outside.ip == "10.127.42.1/25" and outside.mac == "02:00:0a:7f:2a:01"
+    assert edge1.snat == (("172.16.255.128/25", "10.127.42.1"),)
+    assert (moved.roles.router_vip, moved.roles.router_snat_ip) == ("10.127.42.126", "10.127.42.1")
+    # the inner networks are each lab's own: untouched
+    assert moved.switches[:3] == topology.LAB.switches[:3]
+    assert moved.vms == topology.LAB.vms and moved.router("tenant1") == topology.LAB.router("tenant1")
+
+
+def test_on_provider_refuses_a_subnet_of_another_size():
+    with pytest.raises(LabError, match="does not match"):
+        topology.on_provider(topology.LAB, "10.127.42.0/24", "public")
+
+
+def test_names_prefix_map_and_record_round_trip():
+    names = topology.Names("run1-", (("ubuntu1", "ovn-gw-1"),), "run1.abc")
+    assert names.nb("dmz") == "run1-dmz"
+    assert names.chassis("ubuntu1") == "ovn-gw-1" and names.chassis("ubuntu2") == "ubuntu2"
+    assert topology.Names.from_record(names.to_record()) == names
+    assert topology.Names().nb("dmz") == "dmz"
