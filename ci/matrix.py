@@ -20,7 +20,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pytest_ovnlb import install  # noqa: E402
+from pytest_ovnlb.engine import install  # noqa: E402
 from pytest_ovnlb.errors import LabError  # noqa: E402
 
 
