@@ -27,6 +27,9 @@ from pytest_ovnlb.options import (
 )
 from pytest_ovnlb.traffic.harness import PLACEMENTS
 
+# Reports, JUnit suite properties, exemptions, the ovnlb_record fixture
+pytest_plugins = ["pytest_ovnlb.reporting.plugin"]
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     add_options(parser)

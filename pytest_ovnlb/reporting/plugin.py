@@ -1,0 +1,258 @@
+"""pytest hooks of the reporting layer (loaded by pytest_ovnlb.plugin):
+options, the `ovnlb_record` fixture, exemptions, per-test data shipped in
+`user_properties` (so it crosses pytest-xdist), and, in the controller only,
+the run report and the JUnit suite properties.
+
+Worker side: each test's report carries its file, function, placement and
+parameters, the versions its lab reported, and what the test recorded.
+Controller side: these entries are taken out of `user_properties` before
+the JUnit writer sees them (a testcase with properties is not valid xunit2)
+and collected; at the end the report is written once."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+from pytest_ovnlb.errors import LabError
+from pytest_ovnlb.reporting import exempt, record, report
+
+STATE = pytest.StashKey["Collector"]()
+EXEMPT = pytest.StashKey[list]()
+XFAIL_PREFIX = "exempted: "
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("ovnlb", "OVN load balancer conformance")
+    for flag, ini, help, kind in [
+        ("--ovnlb-report", "ovnlb_report",
+         ("write the run's conformance report (JSON, schema "
+          "pytest_ovnlb/reporting/report.schema.json) to PATH"), str),
+        ("--ovnlb-exempt", "ovnlb_exempt",
+         "exemption file: tests not to run, by stable id, each with a reason", str),
+        ("--ovnlb-skip-exit-code", "ovnlb_skip_exit_code",
+         ("exit with this code and one line when the suite cannot run here "
+          "(not root, no OVN/OVS programs), e.g. 77 for autopkgtest"), int),
+    ]:
+        group.addoption(flag, dest=ini, default=None, type=kind,
+                        help=f"{help} (ini: {ini})")
+        parser.addini(ini, help, default="")
+
+
+def _setting(config: pytest.Config, key: str, kind=str):
+    value = config.getoption(key)
+    if value is not None:
+        return value
+    text = config.getini(key)
+    return kind(text) if text else None
+
+
+def _is_worker(config: pytest.Config) -> bool:
+    return hasattr(config, "workerinput")
+
+
+class Collector:
+    """The controller's view of the run."""
+
+    def __init__(self, config: pytest.Config):
+        self.config = config
+        self.path = _setting(config, "ovnlb_report")
+        self.start = time.time()
+        self.tests: dict[str, report.TestRecord] = {}
+        self.implementation: dict | None = None
+        self.exemptions: list[exempt.Exemption] = []
+
+    def take(self, rep: pytest.TestReport) -> None:
+        ours = [(k, v) for k, v in rep.user_properties if k in record.KEYS]
+        if not ours:
+            return
+        rep.user_properties = [(k, v) for k, v in rep.user_properties if k not in record.KEYS]
+        test = self.tests.setdefault(rep.nodeid, report.TestRecord(rep.nodeid))
+        test.duration += rep.duration
+        for key, value in ours:
+            if key == record.META:
+                test.meta = dict(value)
+            elif key == record.IMPLEMENTATION and self.implementation is None:
+                self.implementation = dict(value)
+            elif key == record.EVIDENCE:
+                test.evidence = str(value)
+        if rep.when == "call" or rep.failed or rep.skipped:
+            # a phase's own measurements: the latest list is the whole list
+            test.measurements = [dict(v) for k, v in ours if k == record.MEASUREMENT]
+        if rep.failed and test.outcome != "failed":
+            test.outcome = "failed"
+            crash = getattr(rep.longrepr, "reprcrash", None)
+            message = crash.message if crash is not None else rep.longreprtext
+            test.message = (f"{rep.when}: " if rep.when != "call" else "") + message[-4000:]
+        elif rep.skipped and test.outcome == "passed":
+            reason = getattr(rep, "wasxfail", None)
+            if reason is not None and XFAIL_PREFIX in reason:
+                test.outcome = "exempted"
+                test.reason = reason[reason.index(XFAIL_PREFIX) + len(XFAIL_PREFIX):]
+            else:
+                test.outcome = "skipped"
+                test.reason = (rep.longrepr[2] if isinstance(rep.longrepr, tuple)
+                               else reason or rep.longreprtext).removeprefix("Skipped: ")
+
+    def implementation_now(self) -> dict:
+        from pytest_ovnlb.engine import install
+        from pytest_ovnlb.options import SETTINGS
+
+        settings = self.config.stash[SETTINGS]
+        found = dict(self.implementation or {})
+        impl = {"ovn": found.get("ovn"), "ovs": found.get("ovs"),
+                "datapath": found.get("datapath"), "backend": settings.backend,
+                "topology": settings.topology, "root": None, "packages": {}}
+        if settings.backend == "netns":
+            try:
+                inst = install.find(settings.ovn_root)
+            except LabError:
+                return impl
+            impl["root"] = inst.root
+            impl["ovn"] = impl["ovn"] or str(inst.ovn_version)
+            impl["ovs"] = impl["ovs"] or str(inst.ovs_version)
+            programs = [inst[p] for p in ("ovn-northd", "ovn-controller", "ovs-vswitchd")]
+            impl["packages"] = report.packages(programs, inst.root)
+        return impl
+
+    def suite(self) -> dict:
+        from importlib.metadata import PackageNotFoundError, version
+
+        from pytest_ovnlb.options import SETTINGS
+        try:
+            mine = version("pytest-ovnlb")
+        except PackageNotFoundError:
+            mine = "unknown"
+        return {"name": "pytest-ovnlb", "version": mine,
+                "samples": self.config.stash[SETTINGS].samples}
+
+    def finish(self, impl: dict) -> None:
+        started = datetime.fromtimestamp(self.start, timezone.utc)
+        data = report.build(
+            list(self.tests.values()), impl, self.suite(),
+            started.strftime("%Y-%m-%dT%H:%M:%SZ"), time.time() - self.start,
+            [{"id": e.id, "reason": e.reason,
+              # counted here: under xdist the workers, not this process, collect
+              "matched": sum(t.outcome == "exempted" and e.covers(report.stable_id(t.nodeid))
+                             for t in self.tests.values())} for e in self.exemptions])
+        report.validate(data)
+        path = Path(self.path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(data, indent=1) + "\n")
+        os.replace(tmp, path)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not _is_worker(config):
+        config.stash[STATE] = Collector(config)
+    path = _setting(config, "ovnlb_exempt")
+    exemptions = []
+    if path:
+        try:
+            exemptions = exempt.load(path)
+        except ValueError as exc:
+            raise pytest.UsageError(f"ovnlb: {exc}") from None
+    config.stash[EXEMPT] = exemptions
+    if not _is_worker(config):
+        config.stash[STATE].exemptions = exemptions
+        config.pluginmanager.register(_ControllerHooks(config.stash[STATE]), "ovnlb-report")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """--ovnlb-skip-exit-code: a run that cannot happen here ends at once
+    with that code and one line."""
+    config = session.config
+    code = _setting(config, "ovnlb_skip_exit_code", int)
+    if code is None or _is_worker(config):
+        return
+    from pytest_ovnlb.lab import preflight
+    from pytest_ovnlb.options import SETTINGS
+
+    settings = config.stash[SETTINGS]
+    try:
+        preflight(settings.backend, settings.request)
+    except LabError as exc:
+        sys.stderr.write(f"ovnlb: skipped, cannot run here: {exc}\n")
+        sys.stderr.flush()
+        os._exit(code)  # pytest.exit would add its own lines; nothing has started yet
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    exemptions = config.stash.get(EXEMPT, [])
+    if not exemptions:
+        return
+    for item in items:
+        sid = report.stable_id(item.nodeid)
+        for e in exemptions:
+            if e.covers(sid):
+                item.add_marker(pytest.mark.xfail(reason=XFAIL_PREFIX + e.reason, run=False))
+                break
+
+
+_IMPLEMENTATION_SENT = False
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    global _IMPLEMENTATION_SENT
+    if call.when == "setup":
+        callspec = getattr(item, "callspec", None)
+        params = {k: str(v) for k, v in callspec.params.items()} if callspec else {}
+        item.user_properties.append((record.META, {
+            "file": os.path.basename(str(item.path)),
+            "function": getattr(item, "originalname", item.name),
+            "placement": params.get("placement"),
+            "params": params}))
+    if not _IMPLEMENTATION_SENT:
+        lab = getattr(item, "funcargs", {}).get("ovn_lab")
+        if lab is not None:
+            v = lab.versions
+            item.user_properties.append((record.IMPLEMENTATION, {
+                "ovn": str(v.ovn), "ovs": str(v.ovs), "datapath": v.datapath}))
+            _IMPLEMENTATION_SENT = True
+    return (yield)
+
+
+class _ControllerHooks:
+    def __init__(self, collector: Collector):
+        self.collector = collector
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        self.collector.take(report)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Before the JUnit writer's: suite properties and name; then the report."""
+        from _pytest.junitxml import xml_key
+
+        collector = self.collector
+        xml = session.config.stash.get(xml_key, None)
+        if xml is None and not collector.path:
+            return
+        impl = collector.implementation_now()
+        if xml is not None:
+            for key in ("ovn", "ovs", "datapath", "backend", "topology"):
+                if impl.get(key):
+                    xml.add_global_property(f"ovnlb.{key}", impl[key])
+            for name, version in sorted(impl["packages"].items()):
+                xml.add_global_property(f"ovnlb.package.{name}", version)
+            if xml.suite_name == "pytest":  # junit_suite_name not set
+                xml.suite_name = (f"ovnlb OVN {impl['ovn']} OVS {impl['ovs']} "
+                                  f"{impl['datapath'] or ''} {impl['backend']}").replace("  ", " ")
+        if collector.path:
+            collector.finish(impl)
+
+
+@pytest.fixture
+def ovnlb_record(request: pytest.FixtureRequest) -> record.Recorder:
+    """Record measurements for the conformance report (record.Recorder)."""
+    return record.Recorder(request.node)

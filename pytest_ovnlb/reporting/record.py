@@ -1,0 +1,63 @@
+"""Measurements a test records for the conformance report.
+
+Stored in the test item's `user_properties` as `(KEY, {...})` with plain
+values only, so pytest-xdist ships them to the controller with each report;
+the controller moves them into the report and out of the JUnit file.
+
+    def test_x(ovn_lbs, ovn_hub, ovnlb_record):
+        verdict = checks.distribution(results, shares)
+        ovnlb_record.distribution(verdict, client="vm3")
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+
+from pytest_ovnlb.verdicts.stats import Verdict
+
+MEASUREMENT = "ovnlb:measurement"
+META = "ovnlb:meta"  # the test's file, function, placement, parameters
+IMPLEMENTATION = "ovnlb:implementation"  # versions read from the test's lab
+# Path of a failed test's evidence folder (logs, captures, database dumps),
+# for whoever collects one: item.user_properties.append((EVIDENCE, path)).
+EVIDENCE = "ovnlb:evidence"
+KEYS = (MEASUREMENT, META, IMPLEMENTATION, EVIDENCE)
+
+
+def _number(x: float) -> float | None:
+    """JSON has no infinity: an impossible outcome's chi-square is null."""
+    return None if math.isinf(x) or math.isnan(x) else float(x)
+
+
+class Recorder:
+    """The `ovnlb_record` fixture's value: appends measurements to one item."""
+
+    def __init__(self, item):
+        self._item = item
+
+    def _add(self, data: dict) -> None:
+        self._item.user_properties.append((MEASUREMENT, data))
+
+    def distribution(self, verdict: Verdict, label: str = "", **context) -> None:
+        """Observed counts per backend (and per error), expected shares, the
+        chi-square statistic, p and the verdict."""
+        self._add({
+            "kind": "distribution", "label": label,
+            "counts": {k: int(v) for k, v in verdict.counts.items()},
+            "shares": {k: float(v) for k, v in verdict.shares.items()},
+            "n": verdict.n, "chi2": _number(verdict.chi2), "df": verdict.df,
+            "p": float(verdict.p), "alpha": verdict.alpha, "passed": bool(verdict.passed),
+            "context": {k: str(v) for k, v in context.items()},
+        })
+
+    def sources(self, seen: Mapping[str, Iterable[str]],
+                expected: Mapping[str, Iterable[str]] | None = None,
+                label: str = "", **context) -> None:
+        """Source addresses each backend saw, and those expected."""
+        self._add({
+            "kind": "sources", "label": label,
+            "seen": {k: sorted(v) for k, v in seen.items()},
+            "expected": None if expected is None else {k: sorted(v) for k, v in expected.items()},
+            "context": {k: str(v) for k, v in context.items()},
+        })
