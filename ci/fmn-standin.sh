@@ -29,7 +29,8 @@ set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 
 SUITE=bookworm
-MIRROR=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# Images build from the archives this machine's apt uses (ci/debian-mirror.sh;
+# $MIRROR and $SECURITY_MIRROR override, as does $DEBIAN_MIRROR for the main one).
 BASE_IMAGE=localhost/fmn-standin-base:$SUITE
 STANDIN_IMAGE=localhost/fmn-standin:latest
 # The name ovn-fake-multinode gives its node image; the stand-in's image
@@ -79,7 +80,9 @@ label_of() {  # label_of IMAGE: the stand-in label of IMAGE, empty if none
 
 build() {
     install_host_packages
-    local recipe
+    local recipe MIRROR SECURITY_MIRROR
+    MIRROR=${DEBIAN_MIRROR:-$(bash "$HERE/debian-mirror.sh")}
+    SECURITY_MIRROR=$(bash "$HERE/debian-mirror.sh" security)
     work=$(mktemp -d /tmp/fmn-standin-build.XXXXXX)
     # EXIT, not RETURN: an error leaves through exit (set -e).
     trap 'rm -rf "$work"' EXIT
@@ -100,7 +103,7 @@ build() {
 FROM $BASE_IMAGE
 # Packages must not start services inside the build.
 RUN printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/policy-rc.d \\
- && printf 'Types: deb\nURIs: $MIRROR\nSuites: $SUITE $SUITE-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\nTypes: deb\nURIs: http://deb.debian.org/debian-security\nSuites: $SUITE-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' > /etc/apt/sources.list.d/debian.sources \\
+ && printf 'Types: deb\nURIs: $MIRROR\nSuites: $SUITE $SUITE-updates\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n\nTypes: deb\nURIs: $SECURITY_MIRROR\nSuites: $SUITE-security\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' > /etc/apt/sources.list.d/debian.sources \\
  && rm -f /etc/apt/sources.list \\
  && apt-get update -qq \\
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
