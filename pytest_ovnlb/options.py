@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pytest
 
 from pytest_ovnlb.backends.base import Request
-from pytest_ovnlb.verdicts.stats import DEFAULT_SAMPLES
+from pytest_ovnlb.verdicts.stats import ALPHA, DEFAULT_SAMPLES, POWER
 
 
 @dataclass(frozen=True)
@@ -49,13 +49,17 @@ OPTIONS = [
      "new connections per distribution check", str(DEFAULT_SAMPLES), int),
     ("--ovnlb-ready-timeout", "ovnlb_ready_timeout",
      "seconds to wait for the lab's chassis", "30", float),
+    ("--ovnlb-evidence-dir", "ovnlb_evidence_dir",
+     "where a failing test's evidence is saved, in RUN/TEST folders", "ovnlb-evidence", str),
 ]
 
 
 def add_options(parser: pytest.Parser) -> None:
     group = parser.getgroup("ovnlb", "OVN load balancer conformance")
     for flag, ini, help, default, kind in OPTIONS:
-        group.addoption(flag, dest=ini, default=None, type=kind,
+        # Values are converted by setting(), so that a bad one is a one-line
+        # usage error whichever way it came.
+        group.addoption(flag, dest=ini, default=None,
                         help=f"{help} (ini: {ini}, default {default})")
         parser.addini(ini, help, default=default)
     group.addoption("--ovnlb-keep-on-failure", dest="ovnlb_keep_on_failure",
@@ -66,6 +70,48 @@ def add_options(parser: pytest.Parser) -> None:
                   type="bool", default=False)
 
 
+def _samples(n: int) -> str | None:
+    if n < DEFAULT_SAMPLES:
+        return (f"too few new connections for {POWER:.0%} power at alpha={ALPHA:g} "
+                f"(README, \"How distribution is judged\"): at least {DEFAULT_SAMPLES}")
+    return None
+
+
+def _positive(x: float) -> str | None:
+    return None if 0 < x < float("inf") else "must be a number of seconds above 0"
+
+
+# What each numeric setting must satisfy: a message when it does not.
+CHECKS = {"ovnlb_samples": _samples, "ovnlb_ready_timeout": _positive}
+KINDS = {int: "a whole number", float: "a number"}
+
+
 def setting(config: pytest.Config, key: str, kind=str):
+    """The value of a setting, from its option or else its ini key,
+    converted to `kind` and checked; a bad value is a pytest.UsageError
+    naming where it came from."""
     value = config.getoption(key)
-    return value if value is not None else kind(config.getini(key))
+    if value is not None and not isinstance(value, str):
+        return value  # a flag (--ovnlb-keep-on-failure)
+    if value is not None:
+        flag = next(f for f, k, *_ in OPTIONS if k == key)
+        where = f"{flag}={value} (command line)"
+    else:
+        try:
+            value = config.getini(key)
+        except pytest.UsageError as exc:  # a bool pytest could not read
+            raise pytest.UsageError(f"{key} ({config.inipath or 'ini'}): {exc}") from None
+        if not isinstance(value, str):
+            return value  # typed by pytest (bool)
+        overridden = any(o.split("=", 1)[0].strip() == key
+                         for o in config.getoption("override_ini", None) or ())
+        origin = "-o" if overridden else (config.inipath or "ini")
+        where = f"{key} = {value} ({origin})"
+    try:
+        converted = kind(value.strip()) if kind is not str else value
+    except ValueError:
+        raise pytest.UsageError(f"{where}: not {KINDS.get(kind, kind.__name__)}") from None
+    problem = CHECKS.get(key, lambda _: None)(converted)
+    if problem:
+        raise pytest.UsageError(f"{where}: {problem}")
+    return converted

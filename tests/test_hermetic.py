@@ -168,9 +168,7 @@ STATES = [
     State("http-proxy", env={"http_proxy": "http://127.0.0.1:3128",
                              "HTTP_PROXY": "http://127.0.0.1:3128", "no_proxy": "",
                              "NO_PROXY": ""},
-          suite=("conformance/test_stickiness.py",),
-          xfail="the traffic agent's requests.Session honours http_proxy "
-                "(pytest_ovnlb/traffic/agent.py: session.trust_env = False)"),
+          suite=("conformance/test_stickiness.py",)),
 ]
 
 

@@ -1,17 +1,33 @@
 import math
+import re
+from pathlib import Path
 
 import pytest
 
 from pytest_ovnlb.verdicts.stats import (
     ALPHA,
     DEFAULT_SAMPLES,
+    POWER,
+    SUITE_K,
+    alternatives,
+    chi2_isf,
     chi2_sf,
     chi_square_test,
     dp_hash_shares,
     dp_hash_slots,
     expected_counts,
+    failure_settled,
+    min_final_chi2,
+    ncx2_sf,
+    noncentrality,
+    power,
+    power_table,
+    samples_for_power,
+    samples_needed,
     uniform_shares,
 )
+
+README = Path(__file__).resolve().parent.parent / "README.md"
 
 
 def named(shares):
@@ -145,7 +161,9 @@ def test_uniform_and_expected_counts():
 
 def test_constants():
     assert ALPHA == 1e-6
-    assert DEFAULT_SAMPLES == 1000
+    assert POWER == 0.9
+    # The default is the smallest sample size with the required power.
+    assert DEFAULT_SAMPLES == samples_needed() == 5700
 
 
 def test_measured_data_rejects_uniform_accepts_dp_hash():
@@ -230,3 +248,138 @@ def test_report_is_readable():
     assert "verdict: consistent" in text
     assert "NOT consistent" in str(
         chi_square_test(counts_of(633, 486, 481), named(uniform_shares(3))))
+
+
+# power ----------------------------------------------------------------------
+
+# (x, df, nc, sf) from scipy.stats.ncx2.sf (scipy 1.17.1).
+NCX2_REFERENCE = [
+    (27.631021115928547, 2, 44.4, 0.932086954408168),
+    (33.37684158171984, 4, 50.0, 0.9368819701598119),
+    (23.928126976934827, 1, 38.1, 0.8998823135616673),
+    (1.0, 1, 0.5, 0.42870298961325404),
+    (10.0, 3, 2.0, 0.10143503648600136),
+]
+
+
+@pytest.mark.parametrize("x, df, nc, sf", NCX2_REFERENCE)
+def test_ncx2_sf_reference_values(x, df, nc, sf):
+    assert ncx2_sf(x, df, nc) == pytest.approx(sf, rel=1e-9)
+
+
+def test_ncx2_sf_matches_scipy():
+    stats = pytest.importorskip("scipy.stats")
+    for df in (1, 2, 3, 4, 7):
+        crit = chi2_isf(ALPHA, df)
+        assert crit == pytest.approx(float(stats.chi2.isf(ALPHA, df)), rel=1e-12)
+        for nc in (0.0, 0.3, 5.0, 30.0, 44.0, 60.0, 150.0, 400.0):
+            for x in (0.5, crit / 2, crit, crit * 2):
+                ref = float(stats.ncx2.sf(x, df, nc)) if nc else float(stats.chi2.sf(x, df))
+                assert ncx2_sf(x, df, nc) == pytest.approx(ref, rel=1e-8, abs=1e-15), (x, df, nc)
+
+
+def test_power_known_values():
+    # DESIGN's figures: at N = 1000, about 1 % against 1/k instead of the
+    # slot model (k = 3) or against the other slot rule (k = 5), near 1 for
+    # a doubled or a dead backend; about 6000 samples give 90 %.
+    p3 = dp_hash_shares(3)
+    assert noncentrality(p3, uniform_shares(3), 1) == pytest.approx(1 / 135)
+    assert power(p3, uniform_shares(3), 1000) == pytest.approx(0.0081, abs=1e-4)
+    assert power(dp_hash_shares(5), dp_hash_shares(5, legacy=True), 1000) == pytest.approx(
+        0.0075, abs=1e-4)
+    assert samples_for_power(p3, uniform_shares(3)) == 5620
+    assert power(p3, uniform_shares(3), 5620) >= POWER > power(p3, uniform_shares(3), 5619)
+    stats = pytest.importorskip("scipy.stats")
+    for k in SUITE_K:
+        for legacy in (False, True):
+            p0 = dp_hash_shares(k, legacy=legacy)
+            df = k - 1
+            crit = stats.chi2.isf(ALPHA, df)
+            for p1 in alternatives(k, legacy, informative=True).values():
+                for n in (1000, DEFAULT_SAMPLES):
+                    nc = n * sum((b - a) ** 2 / a for a, b in zip(p0, p1))
+                    assert power(p0, p1, n) == pytest.approx(
+                        float(stats.ncx2.sf(crit, df, nc)), rel=1e-7)
+
+
+def test_every_required_alternative_has_the_power():
+    for k in SUITE_K:
+        for legacy in (False, True):
+            p0 = dp_hash_shares(k, legacy=legacy)
+            required = alternatives(k, legacy)
+            assert "one backend doubled" in required and "one backend missing" in required
+            for p1 in required.values():
+                assert power(p0, p1, DEFAULT_SAMPLES) >= POWER
+    assert "uniform shares" in alternatives(3)
+    assert "other OVS slot rule" in alternatives(5) and "other OVS slot rule" in alternatives(
+        5, legacy=True)
+    # Where the two rules agree, the other rule is no alternative.
+    assert "other OVS slot rule" not in alternatives(3)
+    assert set(alternatives(2)) == {"one backend doubled", "one backend missing"}
+
+
+def test_alternatives_are_the_hardest_cases():
+    p0 = dp_hash_shares(3)
+    found = alternatives(3)
+    # Doubling the 6/16 backend (12/22 against 5/22, 5/22) is harder to see
+    # than doubling a 5/16 one (6/21, 10/21, 5/21) ...
+    assert found["one backend doubled"] == pytest.approx([12 / 22, 5 / 22, 5 / 22])
+    assert noncentrality(p0, found["one backend doubled"], 1) < noncentrality(
+        p0, [6 / 21, 10 / 21, 5 / 21], 1)
+    # ... and losing a 5/16 one harder than losing the 6/16 one.
+    assert found["one backend missing"] == pytest.approx([6 / 11, 5 / 11, 0])
+    assert noncentrality(p0, found["one backend missing"], 1) < noncentrality(
+        p0, [0, 0.5, 0.5], 1)
+
+
+def test_readme_shows_the_power_table():
+    text = README.read_text()
+    assert power_table() in text, "README's power table is stale: paste power_table()"
+    assert f"`--ovnlb-samples=N` | `ovnlb_samples` | {DEFAULT_SAMPLES} |" in text
+
+
+# stopping early (curtailment) --------------------------------------------------
+
+def test_an_impossible_outcome_settles_failure_at_once():
+    shares = named(dp_hash_shares(3))
+    assert failure_settled({"error:timeout": 1}, shares, DEFAULT_SAMPLES)
+    assert min_final_chi2({"backend0": 1, "x": 1}, shares, 100) == math.inf
+    verdict = chi_square_test({"error:timeout": 16}, shares, planned=DEFAULT_SAMPLES)
+    assert not verdict.passed and verdict.n == 16 and verdict.p == 0
+    assert f"stopped after 16 of {DEFAULT_SAMPLES}" in verdict.report()
+
+
+def test_skewed_counts_settle_failure_before_the_end():
+    shares = named(dp_hash_shares(3))
+    # 3000 of 5700 on one backend expected to get 2137.5 of all.
+    counts = counts_of(3000, 0, 0)
+    assert failure_settled(counts, shares, DEFAULT_SAMPLES)
+    verdict = chi_square_test(counts, shares, planned=DEFAULT_SAMPLES)
+    assert not verdict.passed and verdict.bound > chi2_isf(ALPHA, 2)
+    assert verdict.p < ALPHA and "cannot change" in verdict.report()
+
+
+def test_an_open_verdict_never_stops():
+    shares = named(dp_hash_shares(3))
+    for counts in (counts_of(600, 500, 500), counts_of(2000, 0, 0), counts_of(16, 0, 0)):
+        assert not failure_settled(counts, shares, DEFAULT_SAMPLES)
+        with pytest.raises(ValueError, match="open"):
+            chi_square_test(counts, shares, planned=DEFAULT_SAMPLES)
+
+
+def test_min_final_chi2_is_the_best_completion():
+    shares = {"a": 0.5, "b": 0.5}
+    # 60 of 100 seen, all on a: the best the other 40 can do is all on b.
+    assert min_final_chi2({"a": 60}, shares, 100) == pytest.approx(2 * 10 ** 2 / 50)
+    assert min_final_chi2({"a": 30, "b": 30}, shares, 100) == pytest.approx(0, abs=1e-9)
+    # Brute force over every integer completion is never below the bound.
+    counts = {"a": 7, "b": 1}
+    best = min((7 + i - 10) ** 2 / 10 + (1 + 12 - i - 10) ** 2 / 10 for i in range(13))
+    assert min_final_chi2(counts, shares, 20) <= best + 1e-9
+
+
+def test_a_full_sample_is_judged_as_before():
+    shares = named(dp_hash_shares(3))
+    full = chi_square_test(counts_of(633, 486, 481), shares, planned=1600)
+    plain = chi_square_test(counts_of(633, 486, 481), shares)
+    assert full.passed == plain.passed and full.p == plain.p and full.bound is None

@@ -300,23 +300,43 @@ def _result(reply, local_port):
     }
 
 
+# A connection in this lab completes within milliseconds; one still open
+# after this long is stalled (a dropped SYN, a missing reply) and stops
+# holding a concurrency slot, so stalls wait out their timeouts side by side
+# instead of in rounds of `concurrency`.
+STALLED = 0.1
+
+
 async def _fresh(proto, host, port, count, concurrency, timeout):
     loop = asyncio.get_running_loop()
     sample = _tcp_sample if proto == "tcp" else _udp_sample
     results = [None] * count
-    todo = iter(range(count))
+    slots = asyncio.Semaphore(max(1, min(concurrency, count)))
 
-    async def worker():
-        for i in todo:
-            box = {"local_port": None}
-            try:
-                reply = await asyncio.wait_for(
-                    sample(loop, host, port, box), timeout)
-                results[i] = _result(reply, box["local_port"])
-            except Exception as e:
-                results[i] = {"error": classify(e), "local_port": box["local_port"]}
+    async def one(i):
+        held = [True]
 
-    await asyncio.gather(*(worker() for _ in range(max(1, min(concurrency, count)))))
+        def release():
+            if held[0]:
+                held[0] = False
+                slots.release()
+
+        stalled = loop.call_later(STALLED, release)
+        box = {"local_port": None}
+        try:
+            reply = await asyncio.wait_for(sample(loop, host, port, box), timeout)
+            results[i] = _result(reply, box["local_port"])
+        except Exception as e:
+            results[i] = {"error": classify(e), "local_port": box["local_port"]}
+        finally:
+            stalled.cancel()
+            release()
+
+    tasks = []
+    for i in range(count):
+        await slots.acquire()
+        tasks.append(loop.create_task(one(i)))
+    await asyncio.gather(*tasks)
     return results
 
 
@@ -341,14 +361,22 @@ class Sessions:
         if sid in self.sessions:
             raise OpError(f"session {sid} already open")
         session = requests.Session()
+        session.trust_env = False  # the host's proxy settings are not the lab's
         adapter = requests.adapters.HTTPAdapter(
             pool_connections=1, pool_maxsize=1, max_retries=0)
         session.mount("http://", adapter)
         self.sessions[sid] = (session, f"http://{host}:{port}/", timeout)
 
     def get(self, sid, count):
+        """Up to count requests; a failed one ends the list, since the ones
+        after it would be on a new connection, not the one under test."""
         session, url, timeout = self._find(sid)
-        return [self._one(session, url, timeout) for _ in range(count)]
+        results = []
+        for _ in range(count):
+            results.append(self._one(session, url, timeout))
+            if results[-1]["error"]:
+                break
+        return results
 
     @staticmethod
     def _one(session, url, timeout):

@@ -164,8 +164,27 @@ class Agent:
         self.call("unserve", proto=proto, port=port)
 
     def fresh(self, host, port, count, proto="tcp", concurrency=16,
-              timeout=2.0) -> list[Result]:
-        """count samples, each on a new connection (new source port)."""
+              timeout=2.0, stop=None) -> list[Result]:
+        """count samples, each on a new connection (new source port).
+
+        stop(results so far) -> bool ends sampling early once it says the
+        outcome is settled (e.g. checks.settled); then fewer than count come
+        back.  Samples are taken in batches, the first one round of
+        `concurrency`, each next one twice as large: a broken path costs
+        one round of timeouts, a working one a few extra round trips."""
+        if stop is None:
+            return self._fresh(host, port, count, proto, concurrency, timeout)
+        results: list[Result] = []
+        batch = max(1, concurrency)
+        while len(results) < count:
+            n = min(batch, count - len(results))
+            results += self._fresh(host, port, n, proto, concurrency, timeout)
+            if len(results) < count and stop(results):
+                break
+            batch *= 2
+        return results
+
+    def _fresh(self, host, port, count, proto, concurrency, timeout):
         resp = self.call("fresh", proto=proto, host=host, port=port, count=count,
                          concurrency=concurrency, op_timeout=timeout)
         return [Result.from_dict(r) for r in resp["results"]]

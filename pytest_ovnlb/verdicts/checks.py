@@ -32,10 +32,22 @@ def dp_hash_shares(targets: Sequence[str], ovs_version: Version) -> dict[str, fl
     return dict(zip(targets, stats.dp_hash_shares(len(targets), legacy=legacy)))
 
 
+def settled(shares: dict[str, float], planned: int, alpha: float = stats.ALPHA):
+    """A stop rule for `fresh(..., stop=)`: True once the distribution
+    verdict over `planned` samples fails whatever the rest would do (an
+    error or a backend outside `shares`, or too skewed counts), so a broken
+    build fails after a round of connections instead of all of them."""
+    def stop(results: Sequence[Result]) -> bool:
+        return stats.failure_settled(tally(results), shares, planned, alpha)
+    return stop
+
+
 def distribution(results: Sequence[Result], shares: dict[str, float],
-                 alpha: float = stats.ALPHA) -> stats.Verdict:
-    """Chi-square verdict of results (answers and errors alike) against shares."""
-    return stats.chi_square_test(tally(results), shares, alpha)
+                 alpha: float = stats.ALPHA, planned: int | None = None) -> stats.Verdict:
+    """Chi-square verdict of results (answers and errors alike) against
+    shares; `planned`: the sample size asked for, when sampling may have
+    stopped early (see settled)."""
+    return stats.chi_square_test(tally(results), shares, alpha, planned=planned)
 
 
 def peers_by_backend(results: Iterable[Result]) -> dict[str, set[str]]:

@@ -16,10 +16,17 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 # A strict default: a conformance suite that runs many times a day must not
-# fail on chance alone, and a real skew (a dead or doubled backend) still
-# gives p-values far below this with a few hundred connections.
+# fail on chance alone.
 ALPHA = 1e-6
-DEFAULT_SAMPLES = 1000
+# Each distribution check must catch every alternative of alternatives()
+# with at least this probability.
+POWER = 0.9
+# The smallest sample size giving POWER at ALPHA against every alternative
+# for the suite's backend counts and both OVS slot rules (power_table();
+# tests/test_stats.py checks it is still the smallest, rounded up to 100).
+DEFAULT_SAMPLES = 5700
+# Backend counts the conformance suite balances over.
+SUITE_K = (2, 3, 5)
 
 # OVS caps the dp_hash slot table at 256 entries (MAX_SELECT_GROUP_HASH_VALUES).
 MAX_HASH_VALUES = 256
@@ -58,6 +65,46 @@ def chi2_sf(x: float, df: int) -> float:
     top = max(logs)
     tail = math.exp(top - h + math.log(sum(math.exp(v - top) for v in logs)))
     return min(1.0, head + tail)
+
+
+def chi2_isf(p: float, df: int) -> float:
+    """The x with chi2_sf(x, df) == p: the critical value of a test at level p."""
+    if not 0 < p < 1:
+        raise ValueError(f"p must be in (0, 1), got {p}")
+    lo, hi = 0.0, 1.0
+    while chi2_sf(hi, df) > p:
+        hi *= 2
+    for _ in range(200):  # bisection to double precision
+        mid = (lo + hi) / 2
+        if mid in (lo, hi):
+            break
+        lo, hi = (mid, hi) if chi2_sf(mid, df) > p else (lo, mid)
+    return hi
+
+
+def ncx2_sf(x: float, df: int, nc: float) -> float:
+    """P(X >= x) for a non-central chi-square X (integer df, non-centrality nc).
+
+    A Poisson(nc/2) mixture of central chi-square variables with df + 2j
+    degrees of freedom, summed until the Poisson weights left are below 1e-17.
+    """
+    if nc < 0:
+        raise ValueError(f"non-centrality must be >= 0, got {nc}")
+    if nc == 0:
+        return chi2_sf(x, df)
+    half = nc / 2
+    # Sum outwards from the Poisson mode, where the weights are largest.
+    mode = int(half)
+    total = 0.0
+    for step in (1, -1):
+        j = mode if step == 1 else mode - 1
+        while j >= 0:
+            weight = math.exp(j * math.log(half) - half - math.lgamma(j + 1))
+            total += weight * chi2_sf(x, df + 2 * j)
+            if weight < 1e-17 and abs(j - half) > math.sqrt(half):
+                break
+            j += step
+    return min(1.0, total)
 
 
 def uniform_shares(k: int) -> list[float]:
@@ -143,6 +190,112 @@ def dp_hash_shares(weights: Sequence[int] | int, legacy: bool = False) -> list[f
     return [h / n_hash for h in hits]
 
 
+# --- power ------------------------------------------------------------------
+
+def alternatives(k: int, legacy: bool = False,
+                 informative: bool = False) -> dict[str, list[float]]:
+    """The wrong splits of k equal backends each distribution check must
+    catch with POWER, as shares in backend order, against the dp_hash shares
+    of one OVS slot rule: 1/k shares where both slot rules agree (k <= 4;
+    the slot model itself is in question), the other OVS slot rule where
+    they differ (k >= 5), one backend doubled (twice its expected share,
+    relative to the others), one backend missing (its share spread over the
+    others); for the last two, the backend whose change is hardest to see.
+    Alternatives equal to the expected shares are left out.  With
+    informative=True, 1/k shares where the rules differ too (shown in the
+    power table, not required)."""
+    p0 = dp_hash_shares(k, legacy=legacy)
+    found: dict[str, list[float]] = {}
+    if k < 2:
+        return found
+    other = dp_hash_shares(k, legacy=not legacy)
+    rules_agree = other == p0
+    for name, p1 in (("uniform shares", uniform_shares(k)), ("other OVS slot rule", other)):
+        if name == "uniform shares" and not (rules_agree or informative):
+            continue
+        if any(abs(a - b) > 1e-12 for a, b in zip(p0, p1)):
+            found[name] = p1
+
+    def hardest(changed):
+        return min(changed, key=lambda p1: noncentrality(p0, p1, 1))
+
+    doubled = []
+    missing = []
+    for i in range(k):
+        w = [2 * s if j == i else s for j, s in enumerate(p0)]
+        doubled.append([x / sum(w) for x in w])
+        missing.append([0.0 if j == i else s / (1 - p0[i]) for j, s in enumerate(p0)])
+    found["one backend doubled"] = hardest(doubled)
+    found["one backend missing"] = hardest(missing)
+    return found
+
+
+def noncentrality(p0: Sequence[float], p1: Sequence[float], n: int) -> float:
+    """lambda = n * sum((p1 - p0)^2 / p0): the Pearson statistic under true
+    shares p1 is approximately non-central chi-square with this parameter."""
+    return n * sum((b - a) ** 2 / a for a, b in zip(p0, p1))
+
+
+def power(p0: Sequence[float], p1: Sequence[float], n: int, alpha: float = ALPHA) -> float:
+    """Probability that the test at level alpha rejects p0 with n samples
+    when the true shares are p1."""
+    df = len(p0) - 1
+    return ncx2_sf(chi2_isf(alpha, df), df, noncentrality(p0, p1, n))
+
+
+def _nc_for_power(df: int, alpha: float, target: float) -> float:
+    """The smallest non-centrality giving `target` power (bisection)."""
+    crit = chi2_isf(alpha, df)
+    lo, hi = 0.0, 1.0
+    while ncx2_sf(crit, df, hi) < target:
+        hi *= 2
+    while hi - lo > 1e-6 * hi:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if ncx2_sf(crit, df, mid) < target else (lo, mid)
+    return hi
+
+
+def samples_for_power(p0: Sequence[float], p1: Sequence[float], alpha: float = ALPHA,
+                      target: float = POWER) -> int:
+    """The fewest samples giving `target` power against p1."""
+    per_sample = noncentrality(p0, p1, 1)
+    if per_sample <= 0:
+        raise ValueError("the alternative equals the expected shares")
+    return math.ceil(_nc_for_power(len(p0) - 1, alpha, target) / per_sample)
+
+
+def samples_needed(ks: Sequence[int] = SUITE_K, alpha: float = ALPHA,
+                   target: float = POWER) -> int:
+    """The fewest samples giving `target` power against every alternative
+    for each k in ks under both OVS slot rules, rounded up to 100."""
+    need = max(samples_for_power(dp_hash_shares(k, legacy=legacy), p1, alpha, target)
+               for k in ks for legacy in (False, True)
+               for p1 in alternatives(k, legacy).values())
+    return -(-need // 100) * 100
+
+
+def power_table(n: int = DEFAULT_SAMPLES, ks: Sequence[int] = SUITE_K,
+                alpha: float = ALPHA) -> str:
+    """Markdown table: each alternative's power at n samples (and at 1000),
+    and the samples it needs for POWER.  README.md shows this table."""
+    rules = ((False, "\u2265 4 slots/bucket (OVS 3.5)"), (True, "16 slots (OVS 3.1.0)"))
+    lines = [f"| k | OVS slot rule | alternative | \u03bb / N | power, N = 1000 "
+             f"| power, N = {n} | N for {POWER:.0%} |",
+             "|---|---|---|---|---|---|---|"]
+    for k in ks:
+        for legacy, rule in rules:
+            p0 = dp_hash_shares(k, legacy=legacy)
+            required = alternatives(k, legacy)
+            for name, p1 in alternatives(k, legacy, informative=True).items():
+                if name not in required:
+                    name += " (not required)"
+                lines.append(
+                    f"| {k} | {rule} | {name} | {noncentrality(p0, p1, 1):.5f} "
+                    f"| {power(p0, p1, 1000, alpha):.4f} | {power(p0, p1, n, alpha):.4f} "
+                    f"| {samples_for_power(p0, p1, alpha)} |")
+    return "\n".join(lines)
+
+
 def expected_counts(n: int, shares: Mapping[str, float]) -> dict[str, float]:
     """Expected number of connections per backend out of n."""
     return {name: n * share for name, share in shares.items()}
@@ -160,6 +313,10 @@ class Verdict:
     p: float
     alpha: float
     passed: bool
+    # Sampling planned for this many and stopped at n because even the most
+    # favourable rest would leave chi2 at least `bound`, over the critical value.
+    planned: int | None = None
+    bound: float | None = None
 
     def report(self) -> str:
         names = list(self.shares) + [b for b in self.counts if b not in self.shares]
@@ -175,19 +332,70 @@ class Verdict:
                          f"{share:>9.4f}  {share * self.n:>9.1f}{note}")
         lines.append(f"{'total':<{width}}  {self.n:>8d}")
         verdict = "consistent" if self.passed else "NOT consistent"
-        lines.append(f"chi2={self.chi2:.3f}, df={self.df}, p={self.p:.3g}, "
+        stopped = self.planned is not None and self.n < self.planned
+        chi2, p = (f">={self.chi2:.3f}", f"<={self.p:.3g}") if self.bound is not None else (
+            f"={self.chi2:.3f}", f"={self.p:.3g}")
+        lines.append(f"chi2{chi2}, df={self.df}, p{p}, "
                      f"alpha={self.alpha:g}, verdict: {verdict} with expected shares")
+        if stopped:
+            why = ("an outcome impossible under the expected shares" if self.bound is None
+                   else f"whatever the other {self.planned - self.n} do, chi2 over all "
+                        f"{self.planned} stays >= {self.bound:.1f}, above the critical "
+                        f"{chi2_isf(self.alpha, self.df):.1f}")
+            lines.append(f"stopped after {self.n} of {self.planned} planned samples: "
+                         f"the verdict cannot change ({why})")
         return "\n".join(lines)
 
     def __str__(self) -> str:
         return self.report()
 
 
+def min_final_chi2(counts: Mapping[str, int], shares: Mapping[str, float],
+                   planned: int) -> float:
+    """The smallest Pearson chi2 over `planned` samples that can follow from
+    `counts` so far, whatever the remaining samples do (continuous relaxation,
+    so a lower bound of the integer minimum).  inf if an outcome with no
+    share has been seen."""
+    n = sum(counts.values())
+    if n > planned:
+        raise ValueError(f"{n} samples counted, more than the {planned} planned")
+    if any(c > 0 and shares.get(b, 0) == 0 for b, c in counts.items()):
+        return math.inf
+    expected = {b: planned * s for b, s in shares.items() if s > 0}
+    seen = {b: counts.get(b, 0) for b in expected}
+
+    # The rest goes where it lowers chi2 most: final counts max(seen, t * e)
+    # for the t that uses them all up (Lagrange; bisection on t).
+    def total(t):
+        return sum(max(seen[b], t * e) for b, e in expected.items())
+
+    lo, hi = 0.0, 1.0
+    while total(hi) < planned:
+        hi *= 2
+    for _ in range(100):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if total(mid) < planned else (lo, mid)
+    final = {b: max(seen[b], hi * e) for b, e in expected.items()}
+    return sum((final[b] - e) ** 2 / e for b, e in expected.items())
+
+
+def failure_settled(counts: Mapping[str, int], shares: Mapping[str, float],
+                    planned: int, alpha: float = ALPHA) -> bool:
+    """Whether the test over `planned` samples must fail whatever the samples
+    still to come: then sampling can stop (curtailment: the verdict, and so
+    the false-alarm rate and the power, are those of the full test)."""
+    df = sum(1 for s in shares.values() if s > 0) - 1
+    bound = min_final_chi2(counts, shares, planned)
+    return math.isinf(bound) or (df > 0 and bound > chi2_isf(alpha, df))
+
+
 def chi_square_test(counts: Mapping[str, int], shares: Mapping[str, float],
-                    alpha: float = ALPHA) -> Verdict:
+                    alpha: float = ALPHA, planned: int | None = None) -> Verdict:
     """Pearson goodness-of-fit of observed counts per backend to expected shares.
 
     Backends listed in `shares` but absent from `counts` got no connections.
+    `planned`: the sample size of the test, when sampling stopped early at
+    n < planned because failure_settled(); the verdict then fails.
     Any connection to a backend with no share (share 0, or not in `shares`)
     is impossible under the expected distribution, so the verdict fails with
     p = 0 regardless of the other counts.
@@ -204,9 +412,12 @@ def chi_square_test(counts: Mapping[str, int], shares: Mapping[str, float],
     if n == 0:
         raise ValueError("no connections counted")
 
+    stopped = planned is not None and n < planned
+    if stopped and not failure_settled(counts, shares, planned, alpha):
+        raise ValueError(f"{n} of {planned} planned samples and the verdict is open")
     expected = {b: n * s for b, s in shares.items() if s > 0}
     small = {b: e for b, e in expected.items() if e < 5}
-    if small:
+    if small and not stopped:
         # Below about 5 expected per category the chi-square distribution is
         # a poor approximation of the statistic, and p would mislead.
         need = math.ceil(5 / min(s for s in shares.values() if s > 0))
@@ -216,11 +427,17 @@ def chi_square_test(counts: Mapping[str, int], shares: Mapping[str, float],
 
     df = len(expected) - 1
     unexpected = any(c > 0 and shares.get(b, 0) == 0 for b, c in counts.items())
+    bound = None
     if unexpected:
         chi2, p = math.inf, 0.0
+    elif stopped:
+        # The full test's chi2 is at least this, so its p at most this p.
+        chi2 = bound = min_final_chi2(counts, shares, planned)
+        p = chi2_sf(chi2, df)
     else:
         chi2 = sum((counts.get(b, 0) - e) ** 2 / e for b, e in expected.items())
         # One backend only: every connection went to it, nothing to test.
         p = chi2_sf(chi2, df) if df > 0 else 1.0
+    passed = p >= alpha and not stopped
     return Verdict(counts=dict(counts), shares=dict(shares), n=n, chi2=chi2,
-                   df=df, p=p, alpha=alpha, passed=p >= alpha)
+                   df=df, p=p, alpha=alpha, passed=passed, planned=planned, bound=bound)
