@@ -3,6 +3,7 @@ group shares them out, from every kind of client and for every placement."""
 
 import pytest
 
+from pytest_ovnlb.reporting import record
 from pytest_ovnlb.verdicts import checks
 
 K_BACKENDS = [2, 3, 5]
@@ -16,6 +17,7 @@ def spread(ovn_lbs, ovn_hub, ovn_lab, node, k, samples):
     results = ovn_hub.fresh(node, lb.vip, lb.port, samples,
                             stop=checks.settled(shares, samples))
     verdict = checks.distribution(results, shares, planned=samples)
+    record.current().distribution(verdict, client=node, vip=lb.vip_key)
     used = checks.tally(results)
     assert verdict.passed, (
         f"{k} backends behind {lb.vip_key} on {'/'.join(lb.attached)}, {len(results)} new "
@@ -48,6 +50,7 @@ def test_udp_flows_spread_over_backends(ovn_lbs, ovn_hub, ovn_lab, client_node,
     results = ovn_hub.fresh(node, lb.vip, lb.port, samples, proto="udp",
                             stop=checks.settled(shares, samples))
     verdict = checks.distribution(results, shares, planned=samples)
+    record.current().distribution(verdict, client=node, vip=lb.vip_key, protocol="udp")
     assert verdict.passed, (
         f"UDP flows from {node} to {lb.vip_key} on {'/'.join(lb.attached)} "
         f"({ovn_lab.summary})\n{verdict.report()}")

@@ -5,6 +5,7 @@ the source, except when a backend is balanced to itself (hairpin)."""
 
 import pytest
 
+from pytest_ovnlb.reporting import record
 from pytest_ovnlb.verdicts import checks
 from pytest_ovnlb.verdicts.versions import expects
 
@@ -24,6 +25,7 @@ def test_gateway_router_keeps_external_client_address(ovn_lbs, ovn_hub, ovn_lab,
     node = client_node("external")
     expected = ovn_lab.topology.address(node)
     seen = seen_sources(ovn_lbs, ovn_hub, node)
+    record.current().sources(seen, {b: [expected] for b in seen}, client=node)
     assert all(peers == {expected} for peers in seen.values()), (
         f"backends should see the external client {node} as {expected}; they saw {seen}")
 
@@ -32,6 +34,8 @@ def test_gateway_router_keeps_external_client_address(ovn_lbs, ovn_hub, ovn_lab,
 def test_gateway_router_snats_internal_client(ovn_lbs, ovn_hub, ovn_lab, roles, client_node,
                                               placement):
     seen = seen_sources(ovn_lbs, ovn_hub, client_node("internal"))
+    record.current().sources(seen, {b: [roles.router_snat_ip] for b in seen},
+                             client=roles.internal_client)
     assert all(peers == {roles.router_snat_ip} for peers in seen.values()), (
         f"backends should see {roles.internal_client} as the gateway router's SNAT address "
         f"{roles.router_snat_ip}; they saw {seen}")
@@ -42,6 +46,7 @@ def test_switch_lb_keeps_client_address(ovn_lbs, ovn_hub, ovn_lab, client_node, 
     node = client_node("internal")
     expected = ovn_lab.topology.address(node)
     seen = seen_sources(ovn_lbs, ovn_hub, node)
+    record.current().sources(seen, {b: [expected] for b in seen}, client=node)
     assert all(peers == {expected} for peers in seen.values()), (
         f"backends should see {node} as {expected}; they saw {seen}")
 
@@ -65,6 +70,7 @@ def test_backend_reaching_the_vip(ovn_lbs, ovn_hub, ovn_lab, roles, placement):
         expected = {me.target: {lb.vip}, other.target: {me.ip}}
     else:
         expected = {other.target: {me.ip}}
+    record.current().sources(seen, expected, client=me.vm)
     assert seen == expected, (
         f"{me.vm} -> {lb.vip_key} ({placement} placement, OVN {version}): "
         f"expected sources {expected}, backends saw {seen}; {checks.summary(results)}")

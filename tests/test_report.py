@@ -5,6 +5,7 @@ the report and JUnit with suite properties; exemptions; the skip exit code."""
 import copy
 import json
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import pytest
 
@@ -159,13 +160,14 @@ def test_exemption_file_errors_are_one_line(tmp_path):
 
 RUN_TESTS = """
 import pytest
+from pytest_ovnlb.reporting import record
 from pytest_ovnlb.verdicts import stats
 
 def test_measured(ovn_lab, ovnlb_record, placement):
     verdict = stats.chi_square_test({"vm1:8000": 510, "vm2:8000": 490},
                                     {"vm1:8000": 0.5, "vm2:8000": 0.5})
     ovnlb_record.distribution(verdict, client="vm3")
-    ovnlb_record.sources({"vm1:8000": {"10.0.0.1"}}, {"vm1:8000": ["10.0.0.1"]})
+    record.current().sources({"vm1:8000": {"10.0.0.1"}}, {"vm1:8000": ["10.0.0.1"]})
     assert placement != "router", "router is wrong on purpose"
 
 def test_skipped(ovn_lab):
@@ -174,6 +176,30 @@ def test_skipped(ovn_lab):
 def test_exempted(ovn_lab):
     raise AssertionError("must not run")
 """
+
+
+def test_the_evidence_section_of_a_failure_names_its_folder(pytestconfig):
+    """What pytest_ovnlb/evidence.py adds to a failure's report ends up in
+    the test's `evidence` field."""
+    from pytest_ovnlb.reporting import record
+    from pytest_ovnlb.reporting.plugin import Collector
+    collector = Collector(pytestconfig)
+    meta = [(record.META, {"file": "test_a.py", "function": "test_b", "placement": None,
+                           "params": {}})]
+    rep = pytest.TestReport("d/test_a.py::test_b", ("test_a.py", 1, "test_b"), {}, "failed",
+                            "AssertionError: no", "call",
+                            [("ovnlb evidence", "saved in /ev/test_b")], 0.5,
+                            user_properties=meta)
+    collector.take(rep)
+    (test,) = collector.tests.values()
+    assert (test.outcome, test.evidence, test.message) == ("failed", "/ev/test_b",
+                                                            "AssertionError: no")
+    assert rep.user_properties == []
+    rep = pytest.TestReport("d/test_a.py::test_c", ("test_a.py", 1, "test_c"), {}, "failed",
+                            "x", "call", [("ovnlb evidence", "could not be saved: OSError")],
+                            0.5, user_properties=meta)
+    collector.take(rep)
+    assert collector.tests["d/test_a.py::test_c"].evidence is None
 
 
 @pytest.mark.lab
@@ -191,6 +217,7 @@ def test_a_run_writes_its_report_and_junit_from_the_controller(pytester):
     assert (impl["ovn"], impl["ovs"], impl["datapath"], impl["backend"]) == (
         str(found.ovn_version), str(found.ovs_version), "netdev", "netns")
     tests = {t["id"]: t for t in data["tests"]}
+    core = profile(data, "core")
     assert {i: t["outcome"] for i, t in tests.items()} == {
         "test_distribution.py::test_measured[router]": "failed",
         "test_distribution.py::test_measured[switch]": "passed",
@@ -199,12 +226,15 @@ def test_a_run_writes_its_report_and_junit_from_the_controller(pytester):
     assert tests["test_distribution.py::test_skipped"]["reason"] == "not on this release"
     assert tests["test_distribution.py::test_exempted"]["reason"] == "known to fail on our builders"
     failed = tests["test_distribution.py::test_measured[router]"]
-    assert "router is wrong on purpose" in failed["message"] and failed["evidence"] is None
+    assert "router is wrong on purpose" in failed["message"]
+    # the evidence folder, where the run keeps one (pytest_ovnlb/evidence.py)
+    if failed["evidence"] is not None:
+        assert Path(failed["evidence"]).is_dir() and failed["evidence"] in result.stdout.str()
+    assert core["failedTests"][0]["evidence"] == failed["evidence"]
     dist, sources = failed["measurements"]
     assert dist["counts"] == {"vm1:8000": 510, "vm2:8000": 490} and dist["passed"]
     assert dist["context"] == {"client": "vm3"} and 0 < dist["p"] < 1
     assert sources["seen"] == {"vm1:8000": ["10.0.0.1"]}
-    core = profile(data, "core")
     assert core["result"] == "failure" and core["statistics"] == {
         "Passed": 1, "Failed": 1, "Skipped": 1, "Exempted": 1}
     assert data["exemptions"] == [{"id": "test_distribution.py::test_exempted",

@@ -26,6 +26,8 @@ from pytest_ovnlb.reporting import exempt, record, report
 STATE = pytest.StashKey["Collector"]()
 EXEMPT = pytest.StashKey[list]()
 XFAIL_PREFIX = "exempted: "
+# a failure's report section naming its evidence folder (pytest_ovnlb/evidence.py)
+EVIDENCE_SECTION, EVIDENCE_SAVED = "ovnlb evidence", "saved in "
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -82,6 +84,9 @@ class Collector:
                 self.implementation = dict(value)
             elif key == record.EVIDENCE:
                 test.evidence = str(value)
+        for title, content in rep.sections:
+            if title == EVIDENCE_SECTION and content.startswith(EVIDENCE_SAVED):
+                test.evidence = content[len(EVIDENCE_SAVED):].strip()
         if rep.when == "call" or rep.failed or rep.skipped:
             # a phase's own measurements: the latest list is the whole list
             test.measurements = [dict(v) for k, v in ours if k == record.MEASUREMENT]
@@ -198,6 +203,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 _IMPLEMENTATION_SENT = False
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem):
+    record.running(item)
+    try:
+        return (yield)
+    finally:
+        record.running(None)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -7,6 +7,10 @@ the controller moves them into the report and out of the JUnit file.
     def test_x(ovn_lbs, ovn_hub, ovnlb_record):
         verdict = checks.distribution(results, shares)
         ovnlb_record.distribution(verdict, client="vm3")
+
+or, without a fixture argument, `record.current().distribution(...)`: the
+recorder of the test running in this process (one at a time per process,
+xdist worker or not).
 """
 
 from __future__ import annotations
@@ -48,6 +52,8 @@ class Recorder:
             "shares": {k: float(v) for k, v in verdict.shares.items()},
             "n": verdict.n, "chi2": _number(verdict.chi2), "df": verdict.df,
             "p": float(verdict.p), "alpha": verdict.alpha, "passed": bool(verdict.passed),
+            # sampling stopped before `planned` once the verdict was settled
+            "planned": getattr(verdict, "planned", None),
             "context": {k: str(v) for k, v in context.items()},
         })
 
@@ -61,3 +67,18 @@ class Recorder:
             "expected": None if expected is None else {k: sorted(v) for k, v in expected.items()},
             "context": {k: str(v) for k, v in context.items()},
         })
+
+
+_running = None  # the item whose test runs in this process (set by the plugin)
+
+
+def running(item) -> None:
+    global _running
+    _running = item
+
+
+def current() -> Recorder:
+    """The recorder of the test running now."""
+    if _running is None:
+        raise RuntimeError("record.current() outside a running test")
+    return Recorder(_running)
