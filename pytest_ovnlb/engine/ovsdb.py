@@ -3,10 +3,13 @@
 ovsdbapp keeps its connection in a class attribute, so a second API object
 would silently reuse the first lab's connection; each handle therefore gets
 its own subclass.  Every transaction raises on error (check_error=True).
+Waits on a database are woken by its changes (the IDL's change_seqno),
+not by polling.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from contextlib import contextmanager
 
@@ -19,6 +22,20 @@ from pytest_ovnlb.errors import LabError
 POLL = 0.01
 
 
+class _Idl(connection.OvsdbIdl):
+    """An IDL that wakes `changed`'s waiters whenever its contents change."""
+
+    changed: threading.Condition | None = None
+
+    def run(self):
+        seqno = self.change_seqno
+        result = super().run()
+        if self.changed is not None and self.change_seqno != seqno:
+            with self.changed:
+                self.changed.notify_all()
+        return result
+
+
 class _Db:
     api_class: type
     schema: str
@@ -26,8 +43,10 @@ class _Db:
     def __init__(self, remote: str, timeout: float = 10.0):
         self.remote = remote
         try:
-            idl = connection.OvsdbIdl.from_server(remote, self.schema)
+            idl = _Idl.from_server(remote, self.schema)
             self.conn = connection.Connection(idl, timeout=timeout)
+            # The connection thread runs the IDL holding conn.lock.
+            self.changed = idl.changed = threading.Condition(self.conn.lock)
             api_class = type(f"{self.api_class.__name__}For{id(self)}",
                              (self.api_class,), {"_ovsdb_connection": None})
             self.api = api_class(self.conn)
@@ -37,6 +56,24 @@ class _Db:
     def rows(self, table: str) -> list:
         with self.conn.lock:
             return list(self.api.tables[table].rows.values())
+
+    def wait(self, predicate, timeout: float, what: str):
+        """Return `predicate()` once it is truthy, evaluating it again after
+        each change of the database; TimeoutError names `what`.  The
+        predicate runs without the connection's lock, so it may transact."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.changed:
+                seen = self.conn.idl.change_seqno
+            value = predicate()
+            if value:
+                return value
+            with self.changed:
+                while self.conn.idl.change_seqno == seen:
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise TimeoutError(what)
+                    self.changed.wait(left)
 
     @contextmanager
     def transaction(self):
@@ -62,14 +99,12 @@ class Northbound(_Db):
             target = nb_global.nb_cfg + 1
         self.api.db_set("NB_Global", nb_global.uuid, ("nb_cfg", target)).execute(
             check_error=True)
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def caught_up():
             with self.conn.lock:
-                if nb_global.hv_cfg >= target:
-                    return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"hv_cfg stayed below nb_cfg={target}")
-            time.sleep(POLL)
+                return nb_global.hv_cfg >= target
+
+        self.wait(caught_up, timeout, f"hv_cfg stayed below nb_cfg={target}")
 
 
 class Southbound(_Db):
@@ -81,7 +116,9 @@ class Southbound(_Db):
 
 
 def wait_for(predicate, timeout: float, what: str):
-    """Poll `predicate` until it returns something truthy; TimeoutError names `what`."""
+    """Poll `predicate` until it returns something truthy; TimeoutError names
+    `what`.  For what is not in a database (a database's own `wait` is woken
+    by its changes instead)."""
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
