@@ -2,12 +2,15 @@
 """Run the conformance suite against several OVN installations and publish a
 pass/fail matrix (one column per OVN/OVS version).
 
-    ci/matrix.py [--out DIR] [INSTALL ...]
+    ci/matrix.py [--out DIR] [INSTALL ...] [-- PYTEST ARGS]
 
 Each INSTALL is `host` (the OVN on PATH) or a root filesystem holding
 another OVN, e.g. one made by `ci/make-root.sh trixie /srv/ovn-trixie`.
-Writes DIR/<label>.xml (JUnit) per installation, DIR/matrix.md and
-DIR/matrix.json; exits non-zero if any test failed anywhere.
+Writes per installation DIR/<label>.xml (JUnit) and DIR/<label>.json (its
+conformance report), then the matrix page DIR/matrix.html and table
+DIR/matrix.md (features × installations, see `ovnlb-report`), a pass/fail
+table per test DIR/tests.md and DIR/matrix.json; exits non-zero if any test
+failed anywhere.
 """
 
 import argparse
@@ -22,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 from pytest_ovnlb.engine import install  # noqa: E402
 from pytest_ovnlb.errors import LabError  # noqa: E402
+from pytest_ovnlb.reporting import matrix, report  # noqa: E402
 
 
 def outcomes(junit: Path) -> dict[str, str]:
@@ -38,12 +42,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("installs", nargs="*", default=["host"])
     parser.add_argument("--out", default="matrix", type=Path)
-    parser.add_argument("pytest_args", nargs=argparse.REMAINDER,
-                        help="after --: extra pytest arguments")
-    args = parser.parse_args()
+    argv = sys.argv[1:]
+    extra = argv[argv.index("--") + 1:] if "--" in argv else []  # extra pytest arguments
+    args = parser.parse_args(argv[:len(argv) - len(extra) - (1 if "--" in argv else 0)])
+    args.pytest_args = extra
     args.out.mkdir(parents=True, exist_ok=True)
 
-    columns, results = [], {}
+    columns, results, reports = [], {}, []
     for where in args.installs:
         root = None if where == "host" else where
         try:
@@ -53,13 +58,18 @@ def main() -> int:
             return 2
         label = f"OVN {found.ovn_version} / OVS {found.ovs_version}"
         junit = args.out / f"ovn-{found.ovn_version}.xml"
+        run_report = junit.with_suffix(".json")
+        run_report.unlink(missing_ok=True)
         cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "conformance",
-               f"--junitxml={junit}", *(["--ovn-root", root] if root else []),
+               f"--junitxml={junit}", f"--ovnlb-report={run_report}",
+               *(["--ovn-root", root] if root else []),
                *[a for a in args.pytest_args if a != "--"]]
         print(f"== {label} ({where})", flush=True)
         subprocess.run(cmd, cwd=ROOT)
         columns.append(label)
         results[label] = outcomes(junit) if junit.exists() else {}
+        if run_report.exists():
+            reports.append(report.load(run_report))
 
     tests = sorted({t for r in results.values() for t in r})
     mark = {"passed": "pass", "failed": "FAIL", "skipped": "skip", None: "-"}
@@ -68,9 +78,11 @@ def main() -> int:
     lines += [f"| {t} | " + " | ".join(mark[results[c].get(t)] for c in columns) + " |"
               for t in tests]
     table = "\n".join(lines)
-    (args.out / "matrix.md").write_text(table + "\n")
+    (args.out / "tests.md").write_text(table + "\n")
+    page, _ = matrix.write(reports, args.out)
     (args.out / "matrix.json").write_text(json.dumps(results, indent=1))
     print(table)
+    print(f"matrix page: {page}")
     failed = any(v == "failed" for r in results.values() for v in r.values())
     empty = any(not r for r in results.values())
     return 1 if failed or empty else 0

@@ -1,0 +1,284 @@
+"""The matrix page over many run reports: features as rows, installations
+(OVN / OVS × datapath / backend) as columns, each cell the feature's result
+there, linked to its details; under the table, per installation, every
+feature's tests with reasons, failures, evidence and, per distribution
+measurement, a small chart of observed counts against expected shares.
+
+One self-contained HTML file (inline CSS and SVG; no script, no font, nothing
+fetched) and a Markdown table.  `ovnlb-report` is the command line."""
+
+from __future__ import annotations
+
+import argparse
+import html
+import re
+import sys
+from pathlib import Path
+
+from pytest_ovnlb.reporting import features, report
+
+RESULTS = ("success", "partial", "failure", "unsupported", "untested")
+COLOURS = {"success": "#2e7d32", "partial": "#b7791f", "failure": "#c62828",
+           "unsupported": "#616161", "untested": "#9e9e9e", "passed": "#2e7d32",
+           "failed": "#c62828", "skipped": "#b7791f", "exempted": "#6a1b9a"}
+
+CSS = """
+body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5em; color: #222; }
+table.matrix { border-collapse: collapse; }
+table.matrix th, table.matrix td { border: 1px solid #ccc; padding: 4px 8px; text-align: left; }
+table.matrix th.column { vertical-align: bottom; font-weight: 600; }
+td.cell a { display: block; color: #fff; text-decoration: none; border-radius: 3px;
+            padding: 1px 6px; text-align: center; }
+tr.profile th { background: #eee; }
+.r-success { background: #2e7d32; } .r-partial { background: #b7791f; }
+.r-failure { background: #c62828; } .r-unsupported { background: #616161; }
+.r-untested { background: #9e9e9e; }
+section.column { margin-top: 2em; border-top: 2px solid #444; }
+div.feature { margin: 1em 0 1em 1em; }
+div.feature:target { outline: 3px solid #1565c0; }
+li.test { margin: .3em 0; }
+.o-passed { color: #2e7d32; } .o-failed { color: #c62828; font-weight: 600; }
+.o-skipped { color: #b7791f; } .o-exempted { color: #6a1b9a; }
+pre { white-space: pre-wrap; background: #f6f6f6; padding: .4em; margin: .2em 0; }
+svg.chart { display: block; margin: .3em 0; }
+small { color: #555; }
+"""
+
+
+def column_label(data: dict) -> str:
+    impl = data["implementation"]
+    parts = [f"OVN {impl['ovn'] or '?'}", f"OVS {impl['ovs'] or '?'}",
+             impl["datapath"] or "?", impl["backend"]]
+    if impl.get("root"):
+        parts.append(f"root {impl['root']}")
+    return " / ".join(parts)
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+
+
+class Column:
+    def __init__(self, index: int, data: dict, label: str):
+        self.index, self.data, self.label = index, data, label
+        self.anchor = f"c{index}-{_slug(label)}"
+        self.tests = {t["id"]: t for t in data["tests"]}
+
+    def feature(self, profile: str, name: str) -> dict | None:
+        for p in self.data["profiles"]:
+            if p["name"] == profile:
+                return next((f for f in p["features"] if f["name"] == name), None)
+        return None
+
+    def cell_anchor(self, profile: str, name: str) -> str:
+        return f"{self.anchor}-{profile}-{name}"
+
+
+def columns_of(reports: list[dict]) -> list[Column]:
+    labels = [column_label(d) for d in reports]
+    cols = []
+    for i, (data, label) in enumerate(zip(reports, labels)):
+        if labels.count(label) > 1:  # repeated runs of one installation
+            label = f"{label} ({data['date']})"
+        cols.append(Column(i, data, label))
+    return cols
+
+
+def rows_of(cols: list[Column]) -> list[tuple[str, str]]:
+    """(profile, feature) rows: the known features, then any a report adds."""
+    rows = [(p, f) for p in ("core", "extended") for f in features.names(p)]
+    for col in cols:
+        for p in col.data["profiles"]:
+            for f in p["features"]:
+                if (p["name"], f["name"]) not in rows:
+                    rows.append((p["name"], f["name"]))
+    if any(c.data["unclassifiedTests"] for c in cols):
+        rows.append(("other", "unclassified"))
+    return rows
+
+
+def _result_of(col: Column, profile: str, name: str) -> str:
+    if profile == "other":
+        tests = [col.tests[i] for i in col.data["unclassifiedTests"]]
+        if not tests:
+            return "untested"
+        outcomes = {t["outcome"] for t in tests}
+        return ("failure" if "failed" in outcomes else
+                "partial" if outcomes & {"skipped", "exempted"} else "success")
+    f = col.feature(profile, name)
+    return f["result"] if f else "untested"
+
+
+def _tests_of(col: Column, profile: str, name: str) -> list[dict]:
+    if profile == "other":
+        ids = col.data["unclassifiedTests"]
+    else:
+        f = col.feature(profile, name)
+        ids = f["tests"] if f else []
+    return [col.tests[i] for i in ids if i in col.tests]
+
+
+def _e(text) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def chart(m: dict) -> str:
+    """Observed counts (bars) against expected counts (marks) per outcome."""
+    shares, counts, n = m["shares"], m["counts"], m["n"]
+    names = list(shares) + [k for k in counts if k not in shares]
+    top = max([counts.get(k, 0) for k in names] + [shares.get(k, 0) * n for k in names] + [1])
+    bar, gap, left, height = 58, 14, 8, 120
+    width = max(left + len(names) * (bar + gap) + 8, 360)
+    ok = m["passed"]
+    parts = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" '
+             f'height="{height + 44}" role="img" aria-label="observed against expected">']
+    for i, name in enumerate(names):
+        x = left + i * (bar + gap)
+        got = counts.get(name, 0)
+        exp = shares.get(name, 0.0) * n
+        h = got / top * height
+        colour = "#c62828" if name not in shares or shares[name] == 0 else "#1565c0"
+        parts.append(f'<rect class="observed" x="{x}" y="{height - h + 4:.1f}" width="{bar}" '
+                     f'height="{h:.1f}" fill="{colour}"><title>{_e(name)}: {got} observed, '
+                     f'{exp:.1f} expected</title></rect>')
+        ey = height - exp / top * height + 4
+        parts.append(f'<line class="expected" x1="{x - 3}" x2="{x + bar + 3}" y1="{ey:.1f}" '
+                     f'y2="{ey:.1f}" stroke="#000" stroke-width="2" stroke-dasharray="4 2"/>')
+        parts.append(f'<text x="{x + bar / 2}" y="{height + 18}" font-size="10" '
+                     f'text-anchor="middle">{_e(name)}</text>')
+        parts.append(f'<text x="{x + bar / 2}" y="{height + 30}" font-size="10" '
+                     f'text-anchor="middle">{got}</text>')
+    chi2 = "∞" if m["chi2"] is None else f"{m['chi2']:.2f}"
+    verdict = "consistent" if ok else "NOT consistent"
+    parts.append(f'<text x="{left}" y="{height + 42}" font-size="11" '
+                 f'fill="{"#2e7d32" if ok else "#c62828"}">χ²={chi2}, df={m["df"]}, '
+                 f'p={m["p"]:.3g}, α={m["alpha"]:g}: {verdict}</text>')
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def _test_html(t: dict) -> str:
+    out = [f'<li class="test"><span class="o-{t["outcome"]}">{t["outcome"]}</span> '
+           f'<code>{_e(t["id"])}</code> <small>{t["duration"]:.2f} s</small>']
+    if t["reason"]:
+        out.append(f"<br/><small>reason: {_e(t['reason'])}</small>")
+    if t["message"]:
+        out.append(f"<pre>{_e(t['message'])}</pre>")
+    if t["evidence"]:
+        out.append(f"<br/><small>evidence: <code>{_e(t['evidence'])}</code></small>")
+    for m in t["measurements"]:
+        context = ", ".join(f"{k} {v}" for k, v in m["context"].items())
+        if m["kind"] == "distribution":
+            out.append(f'<div class="measurement distribution"><small>{m["n"]} new '
+                       f'connections{", " + _e(context) if context else ""}; bars observed, '
+                       f'dashes expected</small>{chart(m)}</div>')
+        else:
+            seen = "; ".join(f"{b}: {', '.join(a)}" for b, a in m["seen"].items())
+            out.append(f'<div class="measurement sources"><small>sources seen '
+                       f'{_e(seen)}{" (" + _e(context) + ")" if context else ""}</small></div>')
+    out.append("</li>")
+    return "".join(out)
+
+
+def render_html(reports: list[dict], title: str = "OVN load balancer conformance") -> str:
+    cols = columns_of(reports)
+    rows = rows_of(cols)
+    out = ['<!DOCTYPE html>', '<html lang="en"><head><meta charset="utf-8"/>',
+           f"<title>{_e(title)}</title><style>{CSS}</style></head><body>",
+           f"<h1>{_e(title)}</h1>",
+           '<table class="matrix"><thead><tr><th>feature</th>']
+    out += [f'<th class="column" scope="col"><a href="#{col.anchor}">{_e(col.label)}</a></th>'
+            for col in cols]
+    out.append('</tr><tr class="overall"><th>whole run</th>')
+    for col in cols:
+        s = col.data["statistics"]
+        out.append(f'<td class="cell"><a class="r-{col.data["result"]}" href="#{col.anchor}">'
+                   f'{col.data["result"]}</a><small>{s["Passed"]} passed, {s["Failed"]} failed, '
+                   f'{s["Skipped"]} skipped, {s["Exempted"]} exempted</small></td>')
+    out.append("</tr></thead><tbody>")
+    current = None
+    for profile, name in rows:
+        if profile != current:
+            current = profile
+            out.append(f'<tr class="profile"><th colspan="{len(cols) + 1}">{profile}</th></tr>')
+        out.append(f'<tr class="feature" id="row-{profile}-{name}"><th scope="row">{_e(name)}</th>')
+        for col in cols:
+            result = _result_of(col, profile, name)
+            out.append(f'<td class="cell" data-result="{result}"><a class="r-{result}" '
+                       f'href="#{col.cell_anchor(profile, name)}">{result}</a></td>')
+        out.append("</tr>")
+    out.append("</tbody></table>")
+    out.append("<p><small>success: every test passed; partial: some skipped or exempted; "
+               "failure: a test failed; unsupported: the version under test predates the "
+               "behaviour; untested: no test ran.</small></p>")
+
+    for col in cols:
+        d = col.data
+        impl = d["implementation"]
+        packages = ", ".join(f"{k} {v}" for k, v in sorted(impl["packages"].items())) or "none known"
+        out.append(f'<section class="column" id="{col.anchor}"><h2>{_e(col.label)}</h2>'
+                   f"<p><small>run {_e(d['date'])}, {d['durationSeconds']:.1f} s; suite "
+                   f"{_e(d['suite']['name'])} {_e(d['suite']['version'])}, "
+                   f"{d['suite']['samples']} samples; topology {_e(impl['topology'])}; "
+                   f"packages: {_e(packages)}</small></p>")
+        for profile, name in rows:
+            result = _result_of(col, profile, name)
+            f = col.feature(profile, name) if profile != "other" else None
+            what = (f["description"] if f else
+                    features.describe(profile, name) if profile != "other" and
+                    name in features.names(profile) else "tests no feature claims")
+            out.append(f'<div class="feature" id="{col.cell_anchor(profile, name)}">'
+                       f'<h3>{profile}: {_e(name)} — <span class="o-{result}">{result}</span>'
+                       f"</h3><p><small>{_e(what)}</small></p><ul>")
+            out += [_test_html(t) for t in _tests_of(col, profile, name)]
+            out.append("</ul></div>")
+        out.append("</section>")
+    out.append("</body></html>")
+    return "\n".join(out) + "\n"
+
+
+def render_markdown(reports: list[dict], page: str = "matrix.html") -> str:
+    cols = columns_of(reports)
+    lines = ["| feature | " + " | ".join(c.label for c in cols) + " |",
+             "|---|" + "---|" * len(cols),
+             "| **whole run** | " + " | ".join(
+                 f"[{c.data['result']}]({page}#{c.anchor})" for c in cols) + " |"]
+    for profile, name in rows_of(cols):
+        cells = []
+        for col in cols:
+            result = _result_of(col, profile, name)
+            text = f"**{result}**" if result == "failure" else result
+            cells.append(f"[{text}]({page}#{col.cell_anchor(profile, name)})")
+        lines.append(f"| {profile}: {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write(reports: list[dict], out: Path, title: str | None = None) -> tuple[Path, Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    page, table = out / "matrix.html", out / "matrix.md"
+    page.write_text(render_html(reports, title or "OVN load balancer conformance"))
+    table.write_text(render_markdown(reports, page.name))
+    return page, table
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="ovnlb-report",
+        description="Build the matrix page (matrix.html) and table (matrix.md) from "
+                    "conformance reports written with --ovnlb-report.")
+    parser.add_argument("reports", nargs="+", type=Path, help="report JSON files")
+    parser.add_argument("--out", type=Path, default=Path("."), help="output directory")
+    parser.add_argument("--title", default=None, help="page title")
+    args = parser.parse_args(argv)
+    try:
+        reports = [report.load(p) for p in args.reports]
+    except ValueError as exc:
+        print(f"ovnlb-report: {exc}", file=sys.stderr)
+        return 2
+    page, table = write(reports, args.out, args.title)
+    print(f"{page}\n{table}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,204 @@
+"""The matrix page and table from run reports (ovnlb-report): structure
+from two synthetic reports, the command line, and the page as headless
+Chromium renders it."""
+
+import os
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from pytest_ovnlb.reporting import features, matrix, report
+from pytest_ovnlb.reporting.report import TestRecord
+from pytest_ovnlb.verdicts import stats
+
+SUITE = {"name": "pytest-ovnlb", "version": "0.1.0", "samples": 1000}
+
+
+def measurement(counts, shares):
+    v = stats.chi_square_test(counts, shares)
+    return {"kind": "distribution", "label": "", "counts": counts, "shares": shares, "n": v.n,
+            "chi2": v.chi2, "df": v.df, "p": v.p, "alpha": v.alpha, "passed": v.passed,
+            "planned": None, "context": {"client": "vm3"}}
+
+
+def synthetic(ovn, ovs, broken=False):
+    """A run of OVN `ovn`; `broken`: its 3-backend split went all to one."""
+    shares = {"vm1:8000": 0.375, "vm2:8000": 0.3125, "vm1:8001": 0.3125}
+    good = measurement({"vm1:8000": 380, "vm2:8000": 310, "vm1:8001": 310}, shares)
+    bad = measurement({"vm1:8000": 0, "vm2:8000": 1000, "vm1:8001": 0}, shares)
+    tests = [
+        TestRecord("conformance/test_distribution.py::test_client_switch_spreads_new_"
+                   "connections[switch-3]", outcome="failed" if broken else "passed",
+                   message="split wrong" if broken else None,
+                   evidence="/ev/switch-3" if broken else None,
+                   meta={"file": "test_distribution.py",
+                         "function": "test_client_switch_spreads_new_connections",
+                         "placement": "switch", "params": {"placement": "switch", "k": "3"}},
+                   measurements=[bad if broken else good]),
+        TestRecord("conformance/test_stickiness.py::test_keepalive_requests_all_reach_one_"
+                   "backend[router]", meta={"file": "test_stickiness.py", "function":
+                                            "test_keepalive_requests_all_reach_one_backend",
+                                            "placement": "router", "params": {}}),
+        TestRecord("conformance/test_options.py::test_affinity_timeout_keeps_a_client_on_its_"
+                   "backend[switch]", outcome="skipped", reason="OVN predates 22.12.0",
+                   meta={"file": "test_options.py",
+                         "function": "test_affinity_timeout_keeps_a_client_on_its_backend",
+                         "placement": "switch", "params": {}}),
+    ]
+    impl = {"ovn": ovn, "ovs": ovs, "datapath": "netdev", "backend": "netns", "topology": "lab",
+            "root": None, "packages": {"ovn-central": f"{ovn}-1"}}
+    data = report.build(tests, impl, SUITE, "2026-01-01T00:00:00Z", 12.0, [])
+    report.validate(data)
+    return data
+
+
+REPORTS = [synthetic("23.03.1", "3.1.0"), synthetic("22.09.0", "3.5.0", broken=True)]
+ROWS = len(features.names("core")) + len(features.names("extended"))
+
+
+class Page(HTMLParser):
+    """Ids, links, header cells, feature rows, cells and charts of a page."""
+
+    def __init__(self, text):
+        super().__init__()
+        self.ids, self.links, self.columns, self.rows = set(), [], [], []
+        self.cells, self.charts, self.fetches, self.scripts = [], 0, [], 0
+        self._in_column = False
+        self.feed(text)
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if "id" in a:
+            self.ids.add(a["id"])
+        if tag == "a" and "href" in a:
+            self.links.append(a["href"])
+        if tag == "th" and a.get("class") == "column":
+            self._in_column = True
+            self.columns.append("")
+        if tag == "tr" and a.get("class") == "feature":
+            self.rows.append(a["id"])
+        if tag == "td" and "data-result" in a:
+            self.cells.append(a["data-result"])
+        if tag == "svg" and "chart" in a.get("class", ""):
+            self.charts += 1
+        if tag == "script":
+            self.scripts += 1
+        for key in ("src", "href"):
+            if a.get(key, "").startswith(("http:", "https:", "//")):
+                self.fetches.append(a[key])
+        if tag == "link":
+            self.fetches.append(str(a))
+
+    def handle_endtag(self, tag):
+        if tag == "th":
+            self._in_column = False
+
+    def handle_data(self, data):
+        if self._in_column:
+            self.columns[-1] += data
+
+
+def test_page_structure_from_two_reports():
+    page = Page(matrix.render_html(REPORTS))
+    assert page.columns == ["OVN 23.03.1 / OVS 3.1.0 / netdev / netns",
+                            "OVN 22.09.0 / OVS 3.5.0 / netdev / netns"]
+    assert len(page.rows) == ROWS and "row-core-distribution" in page.rows
+    assert len(page.cells) == 2 * ROWS
+    cells = {row: page.cells[2 * i:2 * i + 2] for i, row in enumerate(page.rows)}
+    assert cells["row-core-distribution"] == ["success", "failure"]
+    assert cells["row-core-stickiness"] == ["success", "success"]
+    assert cells["row-extended-switch_lb"] == ["partial", "failure"]  # affinity skipped
+    assert cells["row-core-placement"] == ["untested", "untested"]
+    assert cells["row-extended-affinity_timeout"] == ["partial", "unsupported"]
+    assert cells["row-extended-ovs_dp_hash_4_slots_per_bucket"] == ["unsupported", "untested"]
+    # every link is an anchor of the page itself
+    assert page.links and all(link.startswith("#") for link in page.links)
+    assert {link[1:] for link in page.links} <= page.ids
+    # each distribution test shows under its core feature and its placement's
+    assert page.charts == 4 and page.scripts == 0 and page.fetches == []
+    text = matrix.render_html(REPORTS)
+    assert "split wrong" in text and "/ev/switch-3" in text and "OVN predates 22.12.0" in text
+    assert "NOT consistent" in text and "χ²=" in text
+
+
+def test_markdown_table():
+    lines = matrix.render_markdown(REPORTS, "m.html").splitlines()
+    assert lines[0] == ("| feature | OVN 23.03.1 / OVS 3.1.0 / netdev / netns | "
+                        "OVN 22.09.0 / OVS 3.5.0 / netdev / netns |")
+    assert len(lines) == 3 + ROWS
+    dist = next(line for line in lines if line.startswith("| core: distribution |"))
+    assert "[success](m.html#c0-" in dist and "[**failure**](m.html#c1-" in dist
+    ids = Page(matrix.render_html(REPORTS)).ids
+    for line in lines[2:]:
+        for part in line.split("(m.html#")[1:]:
+            assert part.split(")")[0] in ids
+
+
+def test_repeated_runs_of_one_installation_get_their_own_columns():
+    later = dict(REPORTS[0], date="2026-01-02T00:00:00Z")
+    page = Page(matrix.render_html([REPORTS[0], later]))
+    assert page.columns == ["OVN 23.03.1 / OVS 3.1.0 / netdev / netns (2026-01-01T00:00:00Z)",
+                            "OVN 23.03.1 / OVS 3.1.0 / netdev / netns (2026-01-02T00:00:00Z)"]
+    assert {link[1:] for link in page.links} <= page.ids
+
+
+def test_command_line(tmp_path):
+    import json
+    paths = []
+    for i, data in enumerate(REPORTS):
+        paths.append(tmp_path / f"r{i}.json")
+        paths[-1].write_text(json.dumps(data))
+    exe = Path(sys.executable).parent / "ovnlb-report"
+    result = subprocess.run([str(exe), *map(str, paths), "--out", str(tmp_path / "out")],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out/matrix.html").stat().st_size > 1000
+    assert (tmp_path / "out/matrix.md").read_text().startswith("| feature |")
+    (tmp_path / "bad.json").write_text('{"apiVersion": "x"}')
+    result = subprocess.run([str(exe), str(paths[0]), str(tmp_path / "bad.json")],
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1
+    assert result.stderr.startswith(f"ovnlb-report: {tmp_path}/bad.json: not a conformance report")
+
+
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    exe = shutil.which("chromium")
+    if exe is None and os.geteuid() == 0:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"],
+                       env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
+                       capture_output=True, check=False, timeout=900)
+        exe = shutil.which("chromium")
+    if exe is None:
+        pytest.skip("Chromium is not installed and `apt-get install -y chromium` could not "
+                    "install it (not root, or no package archive reachable)")
+    return exe
+
+
+def test_page_in_headless_chromium(chromium, tmp_path):
+    page, _ = matrix.write(REPORTS, tmp_path)
+    url = page.resolve().as_uri()
+    shot = tmp_path / "shot.png"
+    run = subprocess.run([chromium, *CHROMIUM_FLAGS, f"--screenshot={shot}",
+                          "--window-size=1200,900", url],
+                         capture_output=True, text=True, timeout=120, check=False,
+                         cwd=tmp_path, env={**os.environ, "HOME": str(tmp_path)})
+    assert run.returncode == 0, run.stderr[-2000:]
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20000
+    dom = subprocess.run([chromium, *CHROMIUM_FLAGS, "--dump-dom", url],
+                         capture_output=True, text=True, timeout=120, check=False,
+                         cwd=tmp_path, env={**os.environ, "HOME": str(tmp_path)})
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    rendered = Page(dom.stdout)
+    assert len(rendered.columns) == 2 and len(rendered.rows) == ROWS
+    assert len(rendered.cells) == 2 * ROWS and rendered.charts == 4
+    assert rendered.cells.count("failure") == 2  # core distribution, extended switch_lb
