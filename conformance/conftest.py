@@ -4,6 +4,7 @@ the lab, the placement parametrization and the load balancer factory."""
 import pytest
 
 from pytest_ovnlb.options import SETTINGS
+from pytest_ovnlb.verdicts import checks
 from pytest_ovnlb.verdicts.versions import BEHAVIOURS, expects
 
 
@@ -39,4 +40,21 @@ def requires(ovn_lab):
         if not expects(behaviour, version):
             b = BEHAVIOURS[behaviour]
             pytest.skip(f"OVN {version} predates {b.since}: {b.what}")
+    return check
+
+
+@pytest.fixture
+def control(ovn_hub):
+    """`control(client, servers)`: the client reaches each server by its own
+    address.  A test that asserts a refusal, a timeout or a missing
+    translation runs this first, so that only the cause it asserts can
+    explain the failure: a dead datapath fails the control, not passes."""
+    def check(node: str, servers, count: int = 4) -> None:
+        ovn_hub.serve(list(servers))
+        for s in servers:
+            results = ovn_hub.fresh(node, s.ip, s.port, count, timeout=2.0)
+            assert checks.tally(results) == {s.target: count}, (
+                f"control failed: {node} cannot reach {s.target} at its own address "
+                f"{s.endpoint}, so the lab cannot show what the test asserts: "
+                f"{checks.summary(results)}")
     return check

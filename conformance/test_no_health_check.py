@@ -10,12 +10,20 @@ def test_dead_backend_keeps_its_share_as_refusals(ovn_lbs, ovn_hub, ovn_lab, cli
     backends = ovn_hub.servers(2)
     lb = ovn_lbs(backends)
     dead, alive = backends
-    ovn_hub.stop(dead)
-    results = ovn_hub.fresh(client_node("internal"), lb.vip, lb.port, samples)
+    node = client_node("internal")
+    # Control: with both servers up the same client is served by both, so
+    # refusals later can only come from the stopped server.
+    before = ovn_hub.fresh(node, lb.vip, lb.port, 50)
+    assert all(r.ok for r in before) and checks.tally(before).keys() == set(lb.targets), (
+        "control failed, both servers up: " + checks.context(
+            lb, placement, node, "every connection served, by both backends", before, ovn_lab))
     shares = checks.dp_hash_shares(lb.targets, ovn_lab.versions.ovs)
+    ovn_hub.stop(dead)
+    results = ovn_hub.fresh(node, lb.vip, lb.port, samples)
     expected = {"error:refused": shares[dead.target], alive.target: shares[alive.target]}
     verdict = checks.distribution(results, expected)
     record.current().distribution(verdict, stopped=dead.target, vip=lb.vip_key)
     assert verdict.passed, (
         f"with {dead.target}'s server stopped and no health check, its share should be "
-        f"refused and the rest served by {alive.target}\n{verdict.report()}")
+        f"refused and the rest served by {alive.target}: " + checks.context(
+            lb, placement, node, expected, results, ovn_lab) + f"\n{verdict.report()}")

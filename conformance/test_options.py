@@ -5,28 +5,40 @@ from pytest_ovnlb.verdicts import checks
 from pytest_ovnlb.verdicts.versions import quirk
 
 
-def test_selection_fields_ip_src_pins_a_client(ovn_lbs, ovn_hub, client_node, requires,
+def test_selection_fields_ip_src_pins_a_client(ovn_lab, ovn_lbs, ovn_hub, client_node, requires,
                                                placement):
     """Hashing on the source address only: every new connection of one
     client reaches the same backend."""
     requires("selection_fields")
     lb = ovn_lbs(ovn_hub.servers(3), selection_fields=["ip_src"])
-    results = ovn_hub.fresh(client_node("internal"), lb.vip, lb.port, 200)
-    assert all(r.ok for r in results), f"connections failed: {checks.summary(results)}"
+    node = client_node("internal")
+    results = ovn_hub.fresh(node, lb.vip, lb.port, 200)
+    assert all(r.ok for r in results), "connections failed: " + checks.context(
+        lb, placement, node, "every connection served", results, ovn_lab)
     assert len({r.target for r in results}) == 1, (
-        f"selection_fields=ip_src spread one client over backends: {checks.summary(results)}")
+        "selection_fields=ip_src spread one client over backends: " + checks.context(
+            lb, placement, node, "one backend for every connection", results, ovn_lab))
 
 
-def test_reject_answers_a_vip_without_backends(ovn_lbs, ovn_hub, client_node, requires,
+def test_reject_answers_a_vip_without_backends(ovn_lab, ovn_lbs, ovn_hub, client_node, requires,
                                                placement):
     """options:reject=true: connections to a VIP with no backends are
-    refused at once (TCP RST) instead of hanging."""
+    refused at once (TCP RST) instead of hanging.  Control first: the same
+    VIP, with a backend, serves the same client."""
     requires("reject_no_backends")
-    lb = ovn_lbs([], options={"reject": "true"})
-    results = ovn_hub.fresh(client_node("internal"), lb.vip, lb.port, 16, timeout=1.0)
+    server = ovn_hub.servers(1)
+    lb = ovn_lbs(server, options={"reject": "true"})
+    node = client_node("internal")
+    served = ovn_hub.fresh(node, lb.vip, lb.port, 16, timeout=2.0)
+    assert checks.tally(served) == {server[0].target: 16}, (
+        "control failed, the VIP with one backend: " + checks.context(
+            lb, placement, node, f"every connection served by {server[0].target}",
+            served, ovn_lab))
+    ovn_lbs.set_servers(lb, [])
+    results = ovn_hub.fresh(node, lb.vip, lb.port, 16, timeout=1.0)
     assert checks.tally(results) == {"error:refused": 16}, (
-        f"{lb.vip_key} has no backends and reject=true: {checks.summary(results)}")
-
+        f"{lb.vip_key} has no backends and reject=true: " + checks.context(
+            lb, placement, node, "every connection refused", results, ovn_lab))
 
 
 def test_affinity_timeout_keeps_a_client_on_its_backend(ovn_lab, ovn_lbs, ovn_hub, client_node,
@@ -46,7 +58,8 @@ def test_affinity_timeout_keeps_a_client_on_its_backend(ovn_lab, ovn_lbs, ovn_hu
     targets = checks.tally(results)
     assert len(targets) == 1 and all(r.ok for r in results), (
         f"with affinity_timeout=60, every new connection from {node} to {lb.vip_key} "
-        f"({placement}) should reach one backend: {checks.summary(results)}")
+        f"({placement}) should reach one backend: " + checks.context(
+            lb, placement, node, "one backend for every connection", results, ovn_lab))
     tolerated = quirk("affinity_first_connection_lost", ovn_lab.versions.datapath, placement)
     assert first.ok or tolerated, (
         f"the connection opening the affinity session from {node} to {lb.vip_key} "

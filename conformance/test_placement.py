@@ -10,28 +10,49 @@ from pytest_ovnlb.verdicts import checks
 pytestmark = pytest.mark.switch
 
 
-def test_lb_on_client_switch_serves_client(ovn_lbs, ovn_hub, roles, client_node, placement):
+def test_lb_on_client_switch_serves_client(ovn_lab, ovn_lbs, ovn_hub, roles, client_node,
+                                           placement):
     lb = ovn_lbs(ovn_hub.servers(2), attach_to=[roles.client_switch])
-    results = ovn_hub.fresh(client_node("internal"), lb.vip, lb.port, 60)
-    assert all(r.ok for r in results), f"connections failed: {checks.summary(results)}"
-    assert {r.target for r in results} == set(lb.targets), checks.summary(results)
+    node = client_node("internal")
+    results = ovn_hub.fresh(node, lb.vip, lb.port, 60)
+    assert all(r.ok for r in results) and {r.target for r in results} == set(lb.targets), (
+        "connections failed or a backend unused: " + checks.context(
+            lb, placement, node, f"every connection served, by {sorted(lb.targets)}",
+            results, ovn_lab))
 
 
-def test_lb_only_on_server_switch_does_not_serve_other_switch(ovn_lbs, ovn_hub, roles,
-                                                             client_node, placement):
-    lb = ovn_lbs(ovn_hub.servers(2), attach_to=[roles.server_switch])
-    results = ovn_hub.fresh(client_node("internal"), lb.vip, lb.port, 16, timeout=1.0)
+def test_lb_only_on_server_switch_does_not_serve_other_switch(ovn_lab, ovn_lbs, ovn_hub, roles,
+                                                             client_node, placement, control):
+    """Control first: the client reaches the servers by their addresses, and
+    the same VIP on the client's own switch serves it; then the VIP only on
+    the servers' switch does not."""
+    servers = ovn_hub.servers(2)
+    node = client_node("internal")
+    control(node, servers)
+    lb = ovn_lbs(servers, attach_to=[roles.client_switch])
+    served = ovn_hub.fresh(node, lb.vip, lb.port, 16)
+    assert checks.tally(served).keys() == set(lb.targets) and all(r.ok for r in served), (
+        "control failed, the VIP on the client's switch: " + checks.context(
+            lb, placement, node, "every connection served", served, ovn_lab))
+    ovn_lbs.remove(lb)
+
+    lb = ovn_lbs(servers, attach_to=[roles.server_switch])
+    results = ovn_hub.fresh(node, lb.vip, lb.port, 16, timeout=1.0)
     assert checks.tally(results) == {"error:timeout": 16}, (
         f"a load balancer only on {roles.server_switch} answered a client on "
-        f"{roles.client_switch}: {checks.summary(results)}")
+        f"{roles.client_switch}: " + checks.context(
+            lb, placement, node, "every connection to time out", results, ovn_lab))
 
 
 def test_server_switch_lb_ignores_traffic_from_router_port(ovn_lab, ovn_lbs, ovn_hub, roles,
-                                                           client_node, placement, request):
+                                                           client_node, placement, request,
+                                                           control):
     """Route the VIP into the server switch, towards the first backend: the
     client's SYNs arrive there with the VIP still as destination (not
     translated), and no backend accepts them."""
     backends = ovn_hub.servers(2)
+    node = client_node("internal")
+    control(node, backends)  # the routed path to the servers works
     lb = ovn_lbs(backends, attach_to=[roles.server_switch])
     gateway_vm = backends[0]
     nb = ovn_lab.nb
@@ -42,14 +63,14 @@ def test_server_switch_lb_ignores_traffic_from_router_port(ovn_lab, ovn_lbs, ovn
         router, prefix, if_exists=True).execute(check_error=True))
     ovn_lbs.sync()
 
-    node = client_node("internal")
     source = ovn_lab.topology.address(node)
     with ovn_hub.agent(backends[0].vm).capture("tcp", dport=lb.port) as first, \
             ovn_hub.agent(backends[1].vm).capture("tcp", dport=lb.port) as second:
         results = ovn_hub.fresh(node, lb.vip, lb.port, 4, timeout=1.5)
     arrived = [p for p in first.packets if p.direction == "in" and "S" in p.flags]
     assert checks.tally(results) == {"error:timeout": 4}, (
-        f"routed to {gateway_vm.vm}, the VIP answered: {checks.summary(results)}")
+        f"routed to {gateway_vm.vm}, the VIP answered: " + checks.context(
+            lb, placement, node, "every connection to time out", results, ovn_lab))
     assert arrived, f"no SYN reached {gateway_vm.vm} although {prefix} is routed to it"
     assert {(p.src, p.dst) for p in arrived} == {(source, lb.vip)}, (
         f"SYNs should reach {gateway_vm.vm} untranslated ({source} -> {lb.vip}); "

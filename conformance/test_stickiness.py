@@ -5,33 +5,42 @@ connection survives edits of the VIP's backend list."""
 from pytest_ovnlb.verdicts import checks
 
 
-def test_keepalive_requests_all_reach_one_backend(ovn_lbs, ovn_hub, client_node, placement):
+def test_keepalive_requests_all_reach_one_backend(ovn_lab, ovn_lbs, ovn_hub, client_node,
+                                                  placement):
     lb = ovn_lbs(ovn_hub.servers(3))
-    with ovn_hub.agent(client_node("internal")).session(lb.vip, lb.port) as session:
+    node = client_node("internal")
+    with ovn_hub.agent(node).session(lb.vip, lb.port) as session:
         results = session.get(200)
-    assert all(r.ok for r in results), f"requests failed: {checks.summary(results)}"
+    assert all(r.ok for r in results), "requests failed: " + checks.context(
+        lb, placement, node, "200 answers on one connection", results, ovn_lab)
     assert len({r.target for r in results}) == 1, (
-        f"one keep-alive connection was spread over backends: {checks.summary(results)}")
-    assert len({r.local_port for r in results}) == 1, "the client had to reconnect"
-    assert len({r.peer_port for r in results}) == 1, (
-        "the backend saw more than one client port on one connection")
+        "one keep-alive connection was spread over backends: " + checks.context(
+            lb, placement, node, "one backend", results, ovn_lab))
+    # Ports are known for answered requests; None would make every set {None}.
+    local = {r.local_port for r in results}
+    peer = {r.peer_port for r in results}
+    assert None not in local | peer, f"a port is unknown: local {local}, seen {peer}"
+    assert len(local) == 1, f"the client had to reconnect: local ports {sorted(local)}"
+    assert len(peer) == 1, (
+        f"the backend saw more than one client port on one connection: {sorted(peer)}")
 
 
-def test_established_connection_survives_backend_list_changes(ovn_lbs, ovn_hub, client_node,
-                                                              placement):
+def test_established_connection_survives_backend_list_changes(ovn_lab, ovn_lbs, ovn_hub,
+                                                              client_node, placement):
     node = client_node("internal")
     pool = ovn_hub.servers(4)
     backends = pool[:3]
     lb = ovn_lbs(backends)
     with ovn_hub.agent(node).session(lb.vip, lb.port) as session:
         first = session.get(1)[0]
-        assert first.ok, f"first request failed: {first.error}"
+        assert first.ok and first.local_port is not None, (
+            f"first request failed: {first.error}")
 
         def still_pinned(change):
             after = session.get(20)
             assert {r.target for r in after} == {first.target}, (
-                f"after {change}, the established connection moved: "
-                f"{checks.summary(after)} (was on {first.target})")
+                f"after {change}, the established connection moved: " + checks.context(
+                    lb, placement, node, f"every request on {first.target}", after, ovn_lab))
             assert {r.local_port for r in after} == {first.local_port}, (
                 f"after {change}, the client had to reconnect")
             return ovn_hub.fresh(node, lb.vip, lb.port, 200)

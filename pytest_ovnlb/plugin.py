@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from pytest_ovnlb import backends
+from pytest_ovnlb import backends, evidence
 from pytest_ovnlb.engine import records, topology
 from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.fixtures import (  # noqa: F401  (re-exported so pytest finds them)
@@ -57,6 +57,7 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS] = settings
     config.stash[FAILED] = False
+    config.pluginmanager.register(evidence, "ovnlb-evidence")  # failures' evidence, dead daemons
 
 
 @pytest.hookimpl(tryfirst=True)

@@ -2,13 +2,16 @@
 parametrization, bad input, keep-on-failure, and that the conformance
 verdicts fail when OVN misbehaves."""
 
+import ast
+import re
 import shutil
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
 from pytest_ovnlb import lab as lab_mod
-from pytest_ovnlb.engine import install, records
+from pytest_ovnlb.engine import install, records, topology
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -34,13 +37,36 @@ def test_without_lb():
 """
 
 
-def test_options_have_ini_twins(pytester):
-    result = pytester.runpytest("--help")
-    out = result.stdout.str()
-    for flag, ini in [("--ovn-topology", "ovn_topology"), ("--ovn-backend", "ovn_backend"),
-                      ("--ovnlb-keep-on-failure", "ovnlb_keep_on_failure"),
-                      ("--ovnlb-samples", "ovnlb_samples")]:
-        assert flag in out and ini in out
+INI_TWINS = [  # ini key, value in the ini file, the setting it must give
+    ("ovn_topology", "single", "single"),
+    ("ovn_backend", "fake-multinode", "fake-multinode"),
+    ("ovnlb_keep_on_failure", "true", True),
+    ("ovnlb_samples", "50000", 50000),
+    ("ovnlb_ready_timeout", "12.5", 12.5),
+    ("ovnlb_evidence_dir", "proofs", "proofs"),
+]
+
+
+@pytest.mark.parametrize("ini, value, expected", INI_TWINS)
+def test_ini_twin_sets_the_option(pytester, ini, value, expected):
+    """The ini key alone (no option on the command line) sets the value."""
+    pytester.makeini(f"[pytest]\n{ini} = {value}\n")
+    pytester.makeconftest(f"""
+def pytest_configure(config):
+    from pytest_ovnlb.options import setting
+    kind = type({expected!r})
+    print("VALUE", repr(setting(config, {ini!r}, kind)))
+""")
+    result = pytester.runpytest_subprocess("--collect-only", "-q", "-s")
+    result.stdout.fnmatch_lines([f"VALUE {expected!r}"])
+
+
+def test_every_option_has_an_ini_twin_tested():
+    from pytest_ovnlb.options import OPTIONS
+    keys = {ini for _, ini, *_ in OPTIONS} | {"ovnlb_keep_on_failure"}
+    missing = keys - {ini for ini, *_ in INI_TWINS} - {"ovn_fmn_dir", "ovn_fmn_runtime",
+                                                      "ovn_root"}  # paths checked by preflight
+    assert not missing, f"options whose ini twin no test sets: {sorted(missing)}"
 
 
 def test_markers_are_registered(pytester):
@@ -139,6 +165,12 @@ def test_lab_is_removed_after_a_failing_run(pytester):
 
 
 # --- the verdicts have teeth: break OVN's behaviour, watch the suite fail ----
+#
+# Every conformance test is mapped (TEETH) to a breakage (BREAKS) under which
+# it must fail, and for the reason its own message states.  A breakage is a
+# conftest.py added to a copy of the suite: a change in the Northbound DB,
+# an option, the conntrack state or the servers that makes OVN (or the lab)
+# behave the way a broken build would.
 
 def _every_lb(body: str) -> str:
     """conftest code that runs `body` (which may change `kw`, the factory's
@@ -154,9 +186,25 @@ def break_every_lb(monkeypatch):
 """
 
 
+# conftest code: remember every factory (`made`) and wrap a method.
+_TRACKED = """
+@pytest.fixture(autouse=True)
+def break_it(monkeypatch):
+    from pytest_ovnlb.traffic.client import Session
+    from pytest_ovnlb.traffic.harness import Hub, LoadBalancers
+    made = []
+    create = LoadBalancers.__call__
+    def track(self, servers, **kw):
+        if self not in made:
+            made.append(self)
+        return create(self, servers, **kw)
+    monkeypatch.setattr(LoadBalancers, "__call__", track)
+{body}
+"""
+
 BREAKS = {
     # Every connection from one client to one backend: hash on the source only.
-    "one_backend": ("test_distribution.py", "internal", "NOT consistent", _every_lb("""
+    "one_backend": (None, _every_lb("""
         lb = create(self, backends, **kw)
         api = self.lab.nb.api
         row = api.lb_get(lb.name).execute(check_error=True)
@@ -166,7 +214,7 @@ BREAKS = {
         return lb""")),
     # The gateway router forgets its SNAT: backends answer vm3 directly
     # through tenant1, bypassing edge1's un-DNAT, so connections fail.
-    "no_snat": ("test_source_ip.py", "snats_internal", "connections failed", """
+    "no_snat": (None, """
 @pytest.fixture(autouse=True)
 def drop_snat(ovn_lab):
     api = ovn_lab.nb.api
@@ -175,36 +223,239 @@ def drop_snat(ovn_lab):
     api.lr_nat_add("edge1", "snat", "10.127.0.129", "172.16.255.128/25").execute(
         check_error=True)
 """),
+    # The gateway router SNATs its own external network too (proxy mode for
+    # everyone): an external client is no longer seen with its address.
+    "snat_external": (None, """
+@pytest.fixture(autouse=True)
+def snat_external(ovn_lab):
+    api, router = ovn_lab.nb.api, ovn_lab.names.nb("edge1")
+    api.lr_nat_add(router, "snat", "10.127.0.129", "10.127.0.128/25").execute(check_error=True)
+    ovn_lab.sync()
+    yield
+    api.lr_nat_del(router, "snat", "10.127.0.128/25").execute(check_error=True)
+"""),
+    # A switch VIP served by the gateway router instead: its SNAT shows.
+    "switch_vip_on_gateway_router": (None, _every_lb("""
+        if self.placement == "switch" and kw.get("attach_to") is None:
+            kw["attach_to"] = ["edge1"]
+        return create(self, backends, **kw)""")),
     # Hairpinned connections come from another address than the VIP.
-    "no_hairpin": ("test_source_ip.py", "reaching_the_vip and switch", "expected sources",
-                   _every_lb("""
+    "no_hairpin": ("switch", _every_lb("""
         kw["options"] = {"hairpin_snat_ip": "172.16.255.140"}
         return create(self, backends, **kw)""")),
     # options:reject is ignored: connections to a VIP without backends hang.
-    "reject_ignored": ("test_options.py", "reject", "reject=true", _every_lb("""
+    "reject_ignored": (None, _every_lb("""
         kw.pop("options", None)
         return create(self, backends, **kw)""")),
     # options:affinity_timeout is ignored: a client's connections spread.
-    "affinity_ignored": ("test_options.py", "affinity", "should reach one backend", _every_lb("""
+    "affinity_ignored": (None, _every_lb("""
         kw.pop("options", None)
         return create(self, backends, **kw)""")),
+    # selection_fields is ignored: one client's connections spread.
+    "selection_fields_ignored": (None, _every_lb("""
+        kw.pop("selection_fields", None)
+        return create(self, backends, **kw)""")),
     # The switch load balancer also acts on the client's switch.
-    "switch_lb_everywhere": ("test_placement.py", "only_on_server_switch", "answered a client",
-                             _every_lb("""
+    "switch_lb_everywhere": (None, _every_lb("""
         kw["attach_to"] = ["inside", "dmz"]
         return create(self, backends, **kw)""")),
+    # A load balancer meant for the client's switch lands on the servers'.
+    "client_switch_lb_misplaced": (None, _every_lb("""
+        if kw.get("attach_to") == ["inside"]:
+            kw["attach_to"] = ["dmz"]
+        return create(self, backends, **kw)""")),
+    # A health check that has no effect: no ip_port_mappings, so northd
+    # makes no Service_Monitor and nothing is probed.
+    "health_check_unmapped": (None, _every_lb("""
+        lb = create(self, backends, **kw)
+        if kw.get("health_check") is not None:
+            api = self.lab.nb.api
+            row = api.lb_get(lb.name).execute(check_error=True)
+            api.db_clear("Load_Balancer", row.uuid, "ip_port_mappings").execute(
+                check_error=True)
+            self.sync()
+        return lb""")),
+    # A stopped server's backend is dropped from the VIP (as if a health
+    # check ran): nothing is refused any more.
+    "stopped_backend_dropped": (None, _TRACKED.format(body="""
+    stop = Hub.stop
+    def stop_and_drop(self, server, proto="tcp"):
+        stop(self, server, proto)
+        for lbs in made:
+            for lb in list(lbs.created):
+                lbs.set_servers(lb, [s for s in lb.servers if s != server])
+    monkeypatch.setattr(Hub, "stop", stop_and_drop)""")),
+    # Halfway through a keep-alive connection, its backend leaves the VIP and
+    # conntrack is flushed: the established connection cannot stay.
+    "pinned_backend_moved": (None, _TRACKED.format(body="""
+    get = Session.get
+    def get_and_move(self, count=1):
+        if count < 2:
+            return get(self, count)
+        first = get(self, count // 2)
+        pinned = {r.target for r in first if r.ok}
+        for lbs in made:
+            for lb in list(lbs.created):
+                lbs.set_servers(lb, [s for s in lb.servers if s.target not in pinned])
+            lbs.lab.backend.flush_conntrack()
+        return first + get(self, count - count // 2)
+    monkeypatch.setattr(Session, "get", get_and_move)""")),
 }
+
+# conformance test -> (breakage, what its failure message must say)
+TEETH = {
+    "test_gateway_router_spreads_new_connections": ("one_backend", "NOT consistent"),
+    "test_client_switch_spreads_new_connections": ("one_backend", "NOT consistent"),
+    "test_udp_flows_spread_over_backends": ("one_backend", "NOT consistent"),
+    "test_health_check_takes_dead_backend_out_and_back": (
+        "health_check_unmapped", "Service_Monitor status is"),
+    "test_dead_backend_keeps_its_share_as_refusals": (
+        "stopped_backend_dropped", "its share should be refused"),
+    "test_selection_fields_ip_src_pins_a_client": (
+        "selection_fields_ignored", "spread one client over backends"),
+    "test_reject_answers_a_vip_without_backends": ("reject_ignored", "reject=true"),
+    "test_affinity_timeout_keeps_a_client_on_its_backend": (
+        "affinity_ignored", "should reach one backend"),
+    "test_lb_on_client_switch_serves_client": (
+        "client_switch_lb_misplaced", "connections failed or a backend unused"),
+    "test_lb_only_on_server_switch_does_not_serve_other_switch": (
+        "switch_lb_everywhere", "answered a client"),
+    "test_server_switch_lb_ignores_traffic_from_router_port": (
+        "switch_lb_everywhere", "the VIP answered"),
+    "test_gateway_router_keeps_external_client_address": (
+        "snat_external", "should see the external client"),
+    "test_gateway_router_snats_internal_client": ("no_snat", "connections failed"),
+    "test_switch_lb_keeps_client_address": ("switch_vip_on_gateway_router", "backends should see"),
+    "test_backend_reaching_the_vip": ("no_hairpin", "expected sources"),
+    "test_keepalive_requests_all_reach_one_backend": (
+        "pinned_backend_moved",
+        "requests failed|spread over backends|had to reconnect|more than one client port"),
+    "test_established_connection_survives_backend_list_changes": (
+        "pinned_backend_moved", "established connection moved"),
+}
+
+
+def _conformance_tests() -> dict[str, str]:
+    """Every conformance test function -> its file."""
+    found = {}
+    for path in sorted((ROOT / "conformance").glob("test_*.py")):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.FunctionDef) and node.name.startswith("test_"):
+                found[node.name] = path.name
+    return found
+
+
+def test_every_conformance_test_has_teeth():
+    """A conformance test without a breakage that makes it fail could be
+    passing whatever OVN does."""
+    tests = _conformance_tests()
+    assert sorted(set(tests) - set(TEETH)) == [], "conformance tests without an entry in TEETH"
+    assert sorted(set(TEETH) - set(tests)) == [], "TEETH names tests that do not exist"
+    assert {b for b, _ in TEETH.values()} == set(BREAKS), "breakages used by no test, or unknown"
 
 
 @needs_lab
 @pytest.mark.parametrize("breakage", sorted(BREAKS))
 def test_suite_fails_when_ovn_misbehaves(pytester, breakage):
-    test_file, selection, symptom, conftest_extra = BREAKS[breakage]
-    _copy_suite(pytester, test_file)
+    narrow, conftest_extra = BREAKS[breakage]
+    tests = _conformance_tests()
+    victims = sorted(t for t, (b, _) in TEETH.items() if b == breakage)
+    _copy_suite(pytester, *sorted({tests[t] for t in victims}))
     conftest = pytester.path / "conftest.py"
     conftest.write_text(conftest.read_text() + "\n" + conftest_extra)
-    result = pytester.runpytest_subprocess("-k", selection, "-p", "no:cacheprovider")
+    selection = f"({' or '.join(victims)})" + (f" and {narrow}" if narrow else "")
+    junit = pytester.path / "junit.xml"
+    result = pytester.runpytest_subprocess("-k", selection, "-p", "no:cacheprovider",
+                                           "-n", "2", f"--junitxml={junit}")
+    out = result.stdout.str()
     outcomes = result.parseoutcomes()
-    assert outcomes.get("failed", 0) >= 1, result.stdout.str()
-    assert outcomes.get("error", 0) == 0, result.stdout.str()
-    assert symptom in result.stdout.str()  # failed for the reason it should
+    assert outcomes.get("error", 0) == 0, out
+    assert outcomes.get("failed", 0) >= 1 and outcomes.get("skipped", 0) == 0, out
+    # Each mapped test failed, every run of it, saying what its TEETH entry says.
+    cases = ElementTree.parse(junit).getroot().iter("testcase")
+    seen: dict[str, list[str]] = {}
+    for case in cases:
+        function = case.get("name").split("[")[0]
+        failure = case.find("failure")
+        seen.setdefault(function, []).append(
+            "" if failure is None else (failure.get("message") or "") + (failure.text or ""))
+    assert sorted(seen) == victims, out
+    for function, messages in seen.items():
+        symptom = TEETH[function][1]
+        for message in messages:
+            assert message, f"{function} passed under {breakage}:\n{out}"
+            assert re.search(symptom, message), (
+                f"{function} failed for another reason than {symptom!r} under {breakage}:\n"
+                f"{message}")
+
+
+# --- evidence of a failure ---------------------------------------------------
+
+EVIDENCE_TESTS = """
+import os, signal, time, pytest
+
+@pytest.mark.switch
+def test_passes_first(ovn_lbs, ovn_hub, placement):
+    lb = ovn_lbs(ovn_hub.servers(2))
+    assert all(r.ok for r in ovn_hub.fresh("vm3", lb.vip, lb.port, 4))
+
+@pytest.mark.switch
+def test_fails_on_purpose(ovn_lbs, ovn_hub, placement):
+    lb = ovn_lbs(ovn_hub.servers(2))
+    assert ovn_hub.fresh("vm3", lb.vip, lb.port, 4)[0].ok
+    assert False, "on purpose"
+
+@pytest.mark.switch
+def test_controller_dies(ovn_lab, ovn_lbs, placement):
+    os.kill(ovn_lab.daemon_pids()["ubuntu3/ovn-controller"], signal.SIGKILL)
+    deadline = time.monotonic() + 5  # dies during the test, not after it
+    while ovn_lab.daemon_pids()["ubuntu3/ovn-controller"] and time.monotonic() < deadline:
+        time.sleep(0.01)
+"""
+
+
+@needs_lab
+def test_failure_leaves_evidence_named_in_the_report(pytester):
+    """A failing test leaves, under ./ovnlb-evidence/RUN/TEST (the default),
+    every item a packager needs, and its report names the folder; a passing
+    test leaves nothing; a daemon that dies fails the running test, named
+    with its signal, its log kept."""
+    pytester.makepyfile(test_ev=EVIDENCE_TESTS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    out = result.stdout.str()
+    result.assert_outcomes(passed=1, failed=2)
+    saved = {line.split("saved in ")[1].strip() for line in result.stdout.lines
+             if line.startswith("saved in ")}
+    runs = list((pytester.path / "ovnlb-evidence").iterdir())
+    assert len(runs) == 1, out
+    folders = {p.name: p for p in runs[0].iterdir()}
+    assert sorted(folders) == ["test_ev.py__test_controller_dies[switch]",
+                               "test_ev.py__test_fails_on_purpose[switch]"]
+    assert saved == {str(p) for p in folders.values()}, out  # the report names each
+
+    lab = topology.get("lab")
+    vip = lab.roles.switch_vip
+    folder = folders["test_ev.py__test_fails_on_purpose[switch]"]
+    read = lambda name: (folder / name).read_text()  # noqa: E731
+    assert f"{vip}:{lab.roles.server_port}" in read("nb-load-balancers.txt")
+    assert "ct_lb" in read("sb-lflows.txt") and vip in read("sb-lflows.txt")
+    assert "# ovn-sbctl list Service_Monitor" in read("sb-service-monitors.txt")
+    chassis = [c.name for c in lab.chassis]
+    assert sorted(p.name for p in (folder / "chassis").iterdir()) == chassis
+    assert all("group_id=" in read(f"chassis/{c}/groups.txt") for c in chassis)
+    assert all(vip in read(f"chassis/{c}/flows.txt") for c in chassis)
+    assert any(f"dst={vip}," in read(f"chassis/{c}/conntrack.txt") for c in chassis)
+    logs = {f"central_{d}.log" for d in ("nb", "sb", "northd")} | {
+        f"{c}_{d}.log" for c in chassis for d in ("ovsdb-server", "ovs-vswitchd", "ovn-controller")}
+    assert {p.name for p in (folder / "logs").iterdir()} == logs
+    readme = read("README.txt")
+    assert "failed in: call" in readme and "OVN " in readme and vip in readme
+    # The lab was built before this test: its logs start at recorded offsets.
+    offsets = re.search(r"log offsets at the test's start.*: (.*)", readme).group(1)
+    assert "ubuntu1/ovn-controller=" in offsets and "=0," not in offsets, readme
+
+    died = folders["test_ev.py__test_controller_dies[switch]"]
+    result.stdout.fnmatch_lines(["*lab daemon died during the test: ubuntu3/ovn-controller "
+                                 "(pid *) killed by signal 9 (SIGKILL)*"])
+    assert "ubuntu3/ovn-controller (pid" in (died / "README.txt").read_text()
+    assert (died / "logs" / "ubuntu3_ovn-controller.log").exists()

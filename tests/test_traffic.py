@@ -158,7 +158,8 @@ def test_agent_error_on_unknown_op(agents):
     a, _ = agents
     with pytest.raises(AgentError, match="unknown op"):
         a.call("no_such_op")
-    assert a.ping()["ok"]
+    # Still the same agent, still answering (call() raises on a failed op).
+    assert a.ping()["pid"] == a.proc.pid and a.proc.poll() is None
 
 
 def test_agent_death_is_reported(agents):

@@ -50,7 +50,11 @@ def test_ovs_dp_hash_slot_rule(version, expected):
 
 
 def test_every_behaviour_says_what_changed():
-    assert all(b.what and b.since for b in BEHAVIOURS.values())
+    for b in BEHAVIOURS.values():
+        assert isinstance(b.what, str) and b.what.strip(), b.name
+        assert isinstance(b.since, Version) and b.since >= Version(2, 6, 0), b.name
+        # A backport is an older branch's patch release, never the release itself.
+        assert all(isinstance(v, Version) and v < b.since for v in b.backports), b.name
 
 
 def test_quirks_apply_only_to_their_datapath_and_placement():

@@ -9,6 +9,7 @@ the next one.
 
 from __future__ import annotations
 
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,24 @@ class Request:
     ovn_root: str | None = None  # netns: root filesystem of the OVN under test
     fmn_dir: str | None = None  # fake-multinode: checkout to start a cluster from
     runtime: str | None = None  # fake-multinode: podman or docker
+
+
+def mentioning(text: str, vips: list[str]) -> str:
+    """The lines of `text` naming any of `vips` (all of it without VIPs);
+    a `Datapath:` header of ovn-sbctl lflow-list is kept above its matches."""
+    if not vips:
+        return text
+    pattern = re.compile("|".join(rf"(?<![\d.]){re.escape(v)}(?!\d)" for v in vips))
+    kept, header = [], None
+    for line in text.splitlines():
+        if line.startswith("Datapath:"):
+            header = line
+        elif pattern.search(line):
+            if header:
+                kept.append(header)
+                header = None
+            kept.append(line)
+    return "\n".join(kept) + ("\n" if kept else "")
 
 
 class Backend(ABC):
@@ -121,6 +140,23 @@ class Backend(ABC):
     @abstractmethod
     def daemon_pids(self) -> dict[str, int | None]:
         """The pid of each daemon the lab relies on (None: not running)."""
+
+    @abstractmethod
+    def log_offsets(self) -> dict[str, int]:
+        """Current size of each daemon's log (keys as in `logs`), so that
+        `evidence` can keep only what a test wrote."""
+
+    @abstractmethod
+    def evidence(self, directory: Path, vips: list[str], since: dict[str, int]) -> list[str]:
+        """Write into `directory` what a packager needs to report a failure
+        without rerunning: per chassis the br-int groups, the OpenFlow flows
+        and the conntrack entries mentioning any of `vips`, and each daemon's
+        log from offset `since[key]` (0 when unknown).  Returns what could
+        not be collected, one line each; never raises for a dead daemon."""
+
+    def daemon_exit(self, key: str, pid: int) -> str:
+        """How daemon `key` (pid `pid`, gone) ended, if this backend can tell."""
+        return "exit status unknown"
 
     def close(self) -> None:
         """Let go of connections (the lab stays)."""

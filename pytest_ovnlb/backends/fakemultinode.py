@@ -31,7 +31,7 @@ from pathlib import Path
 
 from ovs.unixctl.client import UnixctlClient
 
-from pytest_ovnlb.backends.base import Backend, Request, Versions
+from pytest_ovnlb.backends.base import Backend, Request, Versions, mentioning
 from pytest_ovnlb.engine import logical, procs, sysctls, topology
 from pytest_ovnlb.engine.links import iproute, last_line, tx_checksum_off
 from pytest_ovnlb.engine.ovsdb import Northbound, Southbound, wait_for
@@ -566,11 +566,64 @@ class FakeMultinodeBackend(Backend):
                 f"{rt} exec {container} sh -c 'cat /var/log/openvswitch/ovs-vswitchd.log'")
         return logs
 
+    def _log_files(self) -> dict[str, str]:
+        """Each log of `logs`, as a path on this machine (/proc/PID/root)."""
+        files = {f"{self.cluster.central}/northd":
+                 f"/proc/{self._pid(self.cluster.central)}/root/var/log/ovn/ovn-northd.log"}
+        for container in sorted(set(self.containers.values())):
+            root = f"/proc/{self._pid(container)}/root"
+            files[f"{container}/ovn-controller"] = f"{root}/var/log/ovn/ovn-controller.log"
+            files[f"{container}/ovs-vswitchd"] = f"{root}/var/log/openvswitch/ovs-vswitchd.log"
+        return files
+
+    def log_offsets(self) -> dict[str, int]:
+        sizes = {}
+        for key, path in self._log_files().items():
+            try:
+                sizes[key] = os.stat(path).st_size
+            except OSError:
+                sizes[key] = 0
+        return sizes
+
+    def evidence(self, directory: Path, vips: list[str], since: dict[str, int]) -> list[str]:
+        problems = []
+        rt = self.cluster.runtime
+        for container in sorted(set(self.containers.values())):
+            out = directory / "chassis" / container
+            out.mkdir(parents=True, exist_ok=True)
+            for name, argv, keep_all in (
+                    ("groups.txt", ["ovs-ofctl", "-O", "OpenFlow15", "dump-groups", "br-int"], True),
+                    ("flows.txt", ["ovs-ofctl", "-O", "OpenFlow15", "dump-flows", "br-int"], False),
+                    ("conntrack.txt", ["ovs-appctl", "dpctl/dump-conntrack"], False)):
+                try:
+                    if argv[0] == "ovs-appctl":
+                        text = self._appctl(container, "ovs-vswitchd", argv[1])
+                    else:
+                        text = _run([rt, "exec", container, *argv], f"{argv[0]} on {container}")
+                    text = text if keep_all else mentioning(text, vips)
+                except LabError as exc:
+                    problems.append(f"{container}: {' '.join(argv)}: {exc}")
+                    text = f"# failed: {exc}\n"
+                (out / name).write_text(f"# {' '.join(argv)}\n" + text)
+        logs = directory / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        for key, path in self._log_files().items():
+            try:
+                with open(path, "rb") as f:
+                    f.seek(since.get(key, 0))
+                    (logs / f"{key.replace('/', '_')}.log").write_bytes(f.read())
+            except OSError as exc:
+                problems.append(f"{key}: log {path}: {exc.strerror}")
+        return problems
+
     def daemon_pids(self) -> dict[str, int | None]:
         result = {}
         for container in sorted(set(self.containers.values())):
-            out = self.cluster.sh(container, "cat /var/run/ovn/ovn-controller.pid 2>/dev/null || "
-                                  "cat /run/ovn/ovn-controller.pid", check=False).strip()
+            # A pidfile outlives a killed daemon: only a live, non-zombie pid counts.
+            out = self.cluster.sh(container, "p=$(cat /var/run/ovn/ovn-controller.pid 2>/dev/null "
+                                  "|| cat /run/ovn/ovn-controller.pid); [ -n \"$p\" ] && "
+                                  "[ -e /proc/$p/status ] && ! grep -q '^State:.Z' /proc/$p/status"
+                                  " && echo $p", check=False).strip()
             result[f"{container}/ovn-controller"] = int(out) if out.isdigit() else None
         return result
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import shutil
+import signal
 import subprocess
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +30,7 @@ from pathlib import Path
 from ovs.unixctl.client import UnixctlClient
 from pyroute2 import IPRoute, netns
 
-from pytest_ovnlb.backends.base import Backend, Request, Versions
+from pytest_ovnlb.backends.base import Backend, Request, Versions, mentioning
 from pytest_ovnlb.engine import install as install_mod
 from pytest_ovnlb.engine import logical, procs, sysctls
 from pytest_ovnlb.engine.install import PROGRAMS
@@ -106,6 +107,63 @@ class NetnsBackend(Backend):
                 pid = None
             result[key] = pid if procs.alive(pid) else None
         return result
+
+    def log_offsets(self) -> dict[str, int]:
+        sizes = {}
+        for key, log in self.logs().items():
+            try:
+                sizes[key] = os.stat(log).st_size
+            except OSError:
+                sizes[key] = 0
+        return sizes
+
+    def evidence(self, directory: Path, vips: list[str], since: dict[str, int]) -> list[str]:
+        problems = []
+        for c in self.topo.chassis:
+            out = directory / "chassis" / c.name
+            out.mkdir(parents=True, exist_ok=True)
+            for name, argv, keep_all in (
+                    ("groups.txt", ("ovs-ofctl", "-O", "OpenFlow15", "dump-groups", "br-int"), True),
+                    ("flows.txt", ("ovs-ofctl", "-O", "OpenFlow15", "dump-flows", "br-int"), False),
+                    ("conntrack.txt", ("ovs-appctl", "dpctl/dump-conntrack"), False)):
+                cmd = self.exec_prefix(c.name) + self.install.command(*argv)
+                try:
+                    done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
+                    text = done.stdout if keep_all else mentioning(done.stdout, vips)
+                    if done.returncode != 0:
+                        problems.append(f"{c.name}: {' '.join(argv)}: {last_line(done.stderr)}")
+                        text += f"# failed: {last_line(done.stderr)}\n"
+                except subprocess.TimeoutExpired:
+                    problems.append(f"{c.name}: {' '.join(argv)}: no answer within 30 s")
+                    text = "# no answer within 30 s\n"
+                (out / name).write_text(f"# {' '.join(argv)}\n" + text)
+        logs = directory / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        for key, log in self.logs().items():
+            try:
+                with open(log, "rb") as f:
+                    f.seek(since.get(key, 0))
+                    (logs / f"{key.replace('/', '_')}.log").write_bytes(f.read())
+            except OSError as exc:
+                problems.append(f"{key}: log {log}: {exc.strerror}")
+        return problems
+
+    def daemon_exit(self, key: str, pid: int) -> str:
+        """The lab's builder is the daemons' subreaper: a dead one is its
+        zombie child, whose status waitpid() tells (and reaps)."""
+        reaped, deadline = 0, time.monotonic() + 1.0
+        while not reaped and time.monotonic() < deadline:  # its last threads may linger
+            try:
+                reaped, status = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                break
+            time.sleep(0.01)
+        if reaped == pid:
+            if os.WIFSIGNALED(status):
+                sig = os.WTERMSIG(status)
+                return f"killed by signal {sig} ({signal.Signals(sig).name})"
+            return f"exited with status {os.WEXITSTATUS(status)}"
+        return "exit status unknown (not a child of this process)"
 
     def describe(self) -> list[str]:
         where = f" in {self.install.root}" if self.install.root else ""

@@ -32,6 +32,7 @@ PROGRAMS = {
     "ovsdb-tool": "openvswitch-common",
     "ovs-vsctl": "openvswitch-common",
     "ovs-appctl": "openvswitch-common",
+    "ovs-ofctl": "openvswitch-common",  # failure evidence: groups and flows
     "ovn-northd": "ovn-central",
     "ovn-controller": "ovn-host",
     "ovn-nbctl": "ovn-common",

@@ -168,6 +168,12 @@ class LoadBalancers:
         lb.servers = list(servers)
         self.sync()
 
+    def remove(self, lb: LoadBalancer) -> None:
+        """Delete one load balancer now (a test that moves a VIP)."""
+        self.lab.nb.api.lb_del(lb.name, if_exists=True).execute(check_error=True)
+        self.created.remove(lb)
+        self.sync()
+
     def sync(self) -> None:
         self.lab.sync()
 

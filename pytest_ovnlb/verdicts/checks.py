@@ -57,3 +57,16 @@ def peers_by_backend(results: Iterable[Result]) -> dict[str, set[str]]:
         if r.ok:
             seen.setdefault(r.target, set()).add(r.peer)
     return seen
+
+
+def context(lb, placement: str, client: str, expected, observed, lab) -> str:
+    """The one shape of a conformance failure message: which VIP, where it
+    is placed, from which client, expected versus observed, and which
+    OVN/OVS ran it.  `observed` may be traffic results (summarised)."""
+    if isinstance(observed, (list, tuple)) and observed and isinstance(observed[0], Result):
+        observed = summary(observed)
+    where = (f"VIP {lb.vip_key}/{lb.protocol} ({placement} placement, on "
+             f"{'/'.join(lb.attached) or 'nothing'})" if lb is not None
+             else f"{placement} placement")
+    return (f"{where}, client {client}: expected {expected}; observed {observed} "
+            f"[{lab.summary}]")

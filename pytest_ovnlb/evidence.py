@@ -1,0 +1,204 @@
+"""Evidence of a failing test, kept after the lab is gone, and daemons that
+die during a test.
+
+When a test that uses the lab fails, what a packager needs to file an OVN bug
+without rerunning is saved in `<evidence dir>/<run>/<test>/`: the evidence
+dir is `--ovnlb-evidence-dir` (default `ovnlb-evidence`, relative to where
+pytest was started), outside the lab's run directory so that it outlives the
+lab; `<run>` is the start time and the pid of the run (xdist workers share
+the controller's); `<test>` is the test's node id.  The failure report names
+the folder (section "ovnlb evidence").
+
+    README.txt                    test, phase, lab status, versions, VIPs,
+                                  log offsets, daemons that died, what could
+                                  not be collected
+    nb-load-balancers.txt         the test's Load_Balancer rows, their health
+                                  checks, the switches and routers holding them
+    sb-lflows.txt                 `ovn-sbctl lflow-list` lines naming a VIP
+    sb-service-monitors.txt       Service_Monitor rows (health check status)
+    chassis/<node>/groups.txt     `ovs-ofctl -O OpenFlow15 dump-groups br-int`
+    chassis/<node>/flows.txt      br-int OpenFlow flows naming a VIP
+    chassis/<node>/conntrack.txt  `ovs-appctl dpctl/dump-conntrack` entries naming a VIP
+    logs/<node>_<daemon>.log      each daemon's log from the test's start
+
+Daemon pids are read before and after each test's call: one that is gone or
+replaced fails the test, naming it and how it ended; its log is kept with
+the evidence like every other.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from pytest_ovnlb.backends.base import mentioning
+from pytest_ovnlb.engine.logical import OWNER
+from pytest_ovnlb.options import setting
+
+RUN = pytest.StashKey[str]()
+LAB = pytest.StashKey[object]()  # the worker's lab, once built
+WATCH = pytest.StashKey["Watch"]()
+CTL_TIMEOUT = 30
+
+
+@dataclass
+class Watch:
+    """What was true at a test's start."""
+
+    offsets: dict[str, int]
+    lab: object = None
+    pids: dict[str, int | None] = field(default_factory=dict)
+    dead: list[str] = field(default_factory=list)
+    saved: Path | None = None
+
+    def check_daemons(self) -> list[str]:
+        """Daemons that ran at the start and are gone or replaced now."""
+        now = self.lab.daemon_pids()
+        for key, pid in self.pids.items():
+            if pid and now.get(key) != pid:
+                how = self.lab.backend.daemon_exit(key, pid)
+                self.dead.append(f"{key} (pid {pid}) {how}")
+        return self.dead
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    workerinput = getattr(config, "workerinput", None)
+    if workerinput is not None and "ovnlb_run" in workerinput:
+        config.stash[RUN] = workerinput["ovnlb_run"]
+    else:
+        config.stash[RUN] = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node) -> None:
+    """xdist: every worker saves into the controller's run folder."""
+    node.workerinput["ovnlb_run"] = node.config.stash[RUN]
+
+
+def _uses_lab(item: pytest.Item) -> bool:
+    return "ovn_lab" in getattr(item, "fixturenames", ())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item):
+    if not _uses_lab(item):
+        return (yield)
+    lab = item.config.stash.get(LAB, None)
+    # Before the lab exists its whole logs are this test's (it built the lab).
+    watch = Watch(offsets=lab.backend.log_offsets() if lab is not None else {})
+    item.stash[WATCH] = watch
+    try:
+        return (yield)
+    finally:
+        lab = getattr(item, "funcargs", {}).get("ovn_lab")
+        if lab is not None:
+            item.config.stash[LAB] = lab
+            watch.lab = lab
+            watch.pids = lab.daemon_pids()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    watch = item.stash.get(WATCH, None)
+    try:
+        return (yield)
+    finally:
+        if watch is not None and watch.lab is not None and watch.check_daemons():
+            pytest.fail(f"lab daemon died during the test: {'; '.join(watch.dead)}; "
+                        "its log is kept with the evidence (section 'ovnlb evidence')",
+                        pytrace=False)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    report = yield
+    watch = item.stash.get(WATCH, None)
+    if report.failed and watch is not None and watch.lab is not None and watch.saved is None:
+        # The section holds exactly "saved in DIR": reports read it from there.
+        try:
+            directory, problems = save(item, watch, report.when)
+            report.sections.append(("ovnlb evidence", f"saved in {directory}"))
+            if problems:
+                report.sections.append(("ovnlb evidence not collected", "\n".join(problems)))
+        except Exception as exc:  # evidence must never hide the failure itself
+            report.sections.append(("ovnlb evidence",
+                                    f"could not be saved: {type(exc).__name__}: {exc}"))
+    return report
+
+
+def folder(nodeid: str) -> str:
+    """A test's folder name: its node id, made a single path component."""
+    return re.sub(r"[^\w.\[\]=+-]+", "_", nodeid.replace("::", "__")).strip("_")[:200]
+
+
+def _ctl(lab, which: str, *args: str) -> tuple[str, str | None]:
+    try:
+        done = subprocess.run(lab.ctl_command(which) + list(args), capture_output=True,
+                              text=True, timeout=CTL_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        return "", f"ovn-{which}ctl {args[0]}: no answer within {CTL_TIMEOUT} s"
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        return done.stdout, f"ovn-{which}ctl {' '.join(args)}: {lines[-1] if lines else ''}"
+    return done.stdout, None
+
+
+def save(item: pytest.Item, watch: Watch, phase: str) -> tuple[Path, list[str]]:
+    config = item.config
+    base = Path(setting(config, "ovnlb_evidence_dir"))
+    if not base.is_absolute():
+        base = Path(config.invocation_params.dir) / base
+    directory = base / config.stash[RUN] / folder(item.nodeid)
+    directory.mkdir(parents=True, exist_ok=True)
+    watch.saved = directory
+    lab = watch.lab
+    lbs = getattr(item, "funcargs", {}).get("ovn_lbs")
+    created = list(lbs.created) if lbs is not None else []
+    vips = sorted({lb.vip for lb in created})
+    problems: list[str] = []
+
+    def write(name: str, parts: list[tuple[str, tuple[str, ...]]], vip_lines: bool = False):
+        text = ""
+        for which, args in parts:
+            out, problem = _ctl(lab, which, *args)
+            if problem:
+                problems.append(problem)
+            text += f"# ovn-{which}ctl {' '.join(args)}\n"
+            text += (mentioning(out, vips) if vip_lines else out) + "\n"
+        (directory / name).write_text(text)
+
+    owner = f'external_ids:{OWNER}="{lab.names.owner}"'
+    write("nb-load-balancers.txt",
+          [("nb", ("find", "Load_Balancer", owner))]
+          + [("nb", ("find", "Load_Balancer_Health_Check", f'vip="{lb.vip_key}"'))
+             for lb in created]
+          + [("nb", ("--columns=name,load_balancer", "find", table, owner))
+             for table in ("Logical_Switch", "Logical_Router")])
+    write("sb-lflows.txt", [("sb", ("lflow-list",))], vip_lines=True)
+    write("sb-service-monitors.txt", [("sb", ("list", "Service_Monitor"))])
+    problems += lab.backend.evidence(directory, vips, watch.offsets)
+
+    placement = getattr(item, "funcargs", {}).get("placement")
+    lines = [f"test: {item.nodeid}",
+             f"failed in: {phase}",
+             f"placement: {placement or '-'}",
+             "load balancers: " + (", ".join(
+                 f"{lb.name} {lb.vip_key}/{lb.protocol} -> "
+                 f"{','.join(s.endpoint for s in lb.servers) or '(none)'} on "
+                 f"{'/'.join(lb.attached)}" for lb in created) or "none"),
+             f"versions: {lab.summary}",
+             "daemons that died during the test: " + ("; ".join(watch.dead) or "none"),
+             "log offsets at the test's start (bytes; logs/ holds what follows): "
+             + (", ".join(f"{k}={v}" for k, v in sorted(watch.offsets.items()))
+                or "none (the lab was built for this test: whole logs)"),
+             "not collected: " + ("; ".join(problems) or "nothing"),
+             "",
+             lab.status()]
+    (directory / "README.txt").write_text("\n".join(lines) + "\n")
+    return directory, problems
