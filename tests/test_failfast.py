@@ -6,6 +6,7 @@ what they saw and that the verdict could not change."""
 
 import re
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -55,3 +56,46 @@ def test_distribution_fails_within_seconds_without_snat(pytester):
     assert out.count(f"stopped after 16 of {DEFAULT_SAMPLES} planned samples: the verdict "
                      "cannot change (an outcome impossible under the expected shares)") == 3, out
     assert re.search(r"error:timeout\s+16\s+1\.0000\s+0\.0000", out), out
+
+
+# --- the traffic agent alone, over a veth pair -----------------------------
+
+from test_traffic import B_IP, agents, ip, netns_pair  # noqa: E402,F401  (fixtures)
+
+from pytest_ovnlb.verdicts import checks  # noqa: E402
+
+
+def test_stalled_connections_time_out_side_by_side(agents, netns_pair):
+    """64 connections that all time out, 16 at a time: they stop holding a
+    slot once stalled, so they take about one timeout, not four rounds."""
+    a, _ = agents
+    ip("-n", netns_pair[0], "neigh", "replace", "192.0.2.99",
+       "lladdr", "02:00:00:00:00:99", "dev", "eth0", "nud", "permanent")
+    started = time.monotonic()
+    results = a.fresh("192.0.2.99", 8000, 64, concurrency=16, timeout=1.0)
+    elapsed = time.monotonic() - started
+    assert [r.error for r in results] == ["timeout"] * 64
+    assert elapsed < 2.5, f"64 timeouts took {elapsed:.1f} s"
+
+
+def test_sampling_stops_once_the_verdict_is_settled(agents, netns_pair):
+    a, b = agents
+    b.unserve(8000)
+    shares = {f"{netns_pair[1]}:8000": 1.0}
+    results = a.fresh(B_IP, 8000, DEFAULT_SAMPLES, stop=checks.settled(shares, DEFAULT_SAMPLES))
+    assert [r.error for r in results] == ["refused"] * 16
+    verdict = checks.distribution(results, shares, planned=DEFAULT_SAMPLES)
+    assert not verdict.passed and f"stopped after 16 of {DEFAULT_SAMPLES}" in verdict.report()
+    # A working path runs to the end.
+    shares = {f"{netns_pair[1]}:8001": 1.0}
+    results = a.fresh(B_IP, 8001, 600, stop=checks.settled(shares, 600))
+    assert len(results) == 600 and checks.distribution(results, shares, planned=600).passed
+
+
+def test_session_stops_at_its_first_failure(agents):
+    a, b = agents
+    with a.session(B_IP, 8000, timeout=1.0) as session:
+        assert session.get(1)[0].ok
+        b.unserve(8000)  # closes the connection; a new one is refused
+        results = session.get(50)
+    assert len(results) == 1 and results[0].error in ("reset", "refused"), results

@@ -305,6 +305,9 @@ def _result(reply, local_port):
 # holding a concurrency slot, so stalls wait out their timeouts side by side
 # instead of in rounds of `concurrency`.
 STALLED = 0.1
+# At most this many times `concurrency` connections open at once, so that
+# slow answers on a loaded machine cannot snowball into more load.
+MAX_OPEN = 8
 
 
 async def _fresh(proto, host, port, count, concurrency, timeout):
@@ -312,6 +315,7 @@ async def _fresh(proto, host, port, count, concurrency, timeout):
     sample = _tcp_sample if proto == "tcp" else _udp_sample
     results = [None] * count
     slots = asyncio.Semaphore(max(1, min(concurrency, count)))
+    open_ = asyncio.Semaphore(MAX_OPEN * max(1, concurrency))
 
     async def one(i):
         held = [True]
@@ -331,10 +335,12 @@ async def _fresh(proto, host, port, count, concurrency, timeout):
         finally:
             stalled.cancel()
             release()
+            open_.release()
 
     tasks = []
     for i in range(count):
         await slots.acquire()
+        await open_.acquire()
         tasks.append(loop.create_task(one(i)))
     await asyncio.gather(*tasks)
     return results
