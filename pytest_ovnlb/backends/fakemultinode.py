@@ -34,7 +34,7 @@ from ovs.unixctl.client import UnixctlClient
 from pytest_ovnlb.backends.base import Backend, Request, Versions, mentioning
 from pytest_ovnlb.engine import logical, procs, sysctls, topology
 from pytest_ovnlb.engine.links import iproute, last_line, tx_checksum_off
-from pytest_ovnlb.engine.ovsdb import Northbound, Southbound, wait_for
+from pytest_ovnlb.engine.ovsdb import Northbound, Southbound
 from pytest_ovnlb.engine.records import Record
 from pytest_ovnlb.engine.topology import Names, Topology
 from pytest_ovnlb.errors import LabError
@@ -441,7 +441,7 @@ class FakeMultinodeBackend(Backend):
     def _wait_ready(self, nb: Northbound, timeout: float) -> None:
         ports = [self.names.nb(vm.name) for vm in self.topo.vms]
         try:
-            wait_for(lambda: not logical.ports_down(nb, ports), timeout, "ports")
+            nb.wait(lambda: not logical.ports_down(nb, ports), timeout, "ports")
         except TimeoutError:
             port = logical.ports_down(nb, ports)[0]
             raise LabError(f"fake-multinode: port {port} did not come up within {timeout:g} s "
@@ -720,7 +720,7 @@ def _wait_registered(cluster: Cluster, timeout: float) -> None:
     expected = {cluster.node(c).system_id for c in cluster.hosts}
     sb = Southbound(f"unix:{cluster.db_socket('sb')}")
     try:
-        wait_for(lambda: sb.chassis_names() >= expected, timeout, "chassis")
+        sb.wait(lambda: sb.chassis_names() >= expected, timeout, "chassis")
     except TimeoutError:
         missing = sorted(expected - sb.chassis_names())
         raise LabError(f"fake-multinode: chassis {', '.join(missing)} did not register "
