@@ -6,7 +6,7 @@
 PYTEST = .venv/bin/python -m pytest -p no:cacheprovider
 ARGS ?=
 
-.PHONY: setup conformance check check-fmn bench matrix
+.PHONY: setup conformance check check-fmn bench matrix nightly
 
 setup:
 	@bash ci/setup.sh
@@ -33,3 +33,9 @@ SUITES ?= trixie sid
 matrix: setup
 	for s in $(SUITES); do bash ci/make-root.sh $$s $(CURDIR)/.roots/$$s; done
 	.venv/bin/python ci/matrix.py --out matrix host $(addprefix .roots/,$(SUITES))
+
+# The same installations into one artifacts folder (nightly/): per installation
+# JUnit, report and evidence, then the matrix page (ci/nightly)
+nightly: setup
+	for s in $(SUITES); do bash ci/make-root.sh $$s $(CURDIR)/.roots/$$s; done
+	.venv/bin/python ci/nightly --out nightly host $(addprefix root:.roots/,$(SUITES)) -- -n 2

@@ -50,7 +50,7 @@ def column_label(data: dict) -> str:
     parts = [f"OVN {impl['ovn'] or '?'}", f"OVS {impl['ovs'] or '?'}",
              impl["datapath"] or "?", impl["backend"]]
     if impl.get("root"):
-        parts.append(f"root {impl['root']}")
+        parts.append(f"root {Path(impl['root']).name}")
     return " / ".join(parts)
 
 
