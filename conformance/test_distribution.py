@@ -20,10 +20,12 @@ def spread(ovn_lbs, ovn_hub, ovn_lab, node, k, samples):
     record.current().distribution(verdict, client=node, vip=lb.vip_key)
     used = checks.tally(results)
     assert verdict.passed, (
-        f"{k} backends behind {lb.vip_key} on {'/'.join(lb.attached)}, {len(results)} new "
-        f"connections from {node}: OVN's split does not match OVS dp_hash shares "
-        f"({ovn_lab.summary})\n{verdict.report()}")
-    assert all(used[t] > 0 for t in lb.targets), f"a backend got nothing: {checks.summary(results)}"
+        "OVN's split does not match OVS dp_hash shares: " + checks.context(
+            lb, ovn_lbs.placement, node, f"the dp_hash shares of {k} backends",
+            f"{len(results)} new connections as counted below", ovn_lab)
+        + f"\n{verdict.report()}")
+    assert all(used[t] > 0 for t in lb.targets), "a backend got nothing: " + checks.context(
+        lb, ovn_lbs.placement, node, f"every one of {sorted(lb.targets)} used", results, ovn_lab)
 
 
 @pytest.mark.router
@@ -52,5 +54,6 @@ def test_udp_flows_spread_over_backends(ovn_lbs, ovn_hub, ovn_lab, client_node,
     verdict = checks.distribution(results, shares, planned=samples)
     record.current().distribution(verdict, client=node, vip=lb.vip_key, protocol="udp")
     assert verdict.passed, (
-        f"UDP flows from {node} to {lb.vip_key} on {'/'.join(lb.attached)} "
-        f"({ovn_lab.summary})\n{verdict.report()}")
+        "UDP flows: OVN's split does not match OVS dp_hash shares: " + checks.context(
+            lb, placement, node, "the dp_hash shares of 3 backends",
+            f"{len(results)} new flows as counted below", ovn_lab) + f"\n{verdict.report()}")

@@ -73,7 +73,8 @@ def test_health_check_takes_dead_backend_out_and_back(ovn_lbs, ovn_hub, ovn_lab,
     ovn_lbs.sync()
     before = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES)
     assert all(r.ok for r in before) and set(checks.tally(before)) == set(lb.targets), (
-        f"{where}, both backends online: {checks.summary(before)}")
+        "both backends online: " + checks.context(
+            lb, placement, node, "every connection served, by both", before, ovn_lab))
 
     ovn_hub.stop(dead)
     wait_status(ovn_sb, ovn_lab.names, {dead: "offline", alive: "online"},
@@ -81,8 +82,8 @@ def test_health_check_takes_dead_backend_out_and_back(ovn_lbs, ovn_hub, ovn_lab,
     ovn_lbs.sync()
     down = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES)
     assert checks.tally(down) == {alive.target: SAMPLES}, (
-        f"{where}, {dead.target} offline: every new connection should reach "
-        f"{alive.target}; {checks.summary(down)}")
+        f"{dead.target} offline: " + checks.context(
+            lb, placement, node, f"every new connection served by {alive.target}", down, ovn_lab))
 
     ovn_hub.serve([dead])
     wait_status(ovn_sb, ovn_lab.names, {dead: "online", alive: "online"},
@@ -90,5 +91,6 @@ def test_health_check_takes_dead_backend_out_and_back(ovn_lbs, ovn_hub, ovn_lab,
     ovn_lbs.sync()
     back = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES)
     assert all(r.ok for r in back) and checks.tally(back)[dead.target] > 0, (
-        f"{where}, {dead.target} back online: new connections should reach it again; "
-        f"{checks.summary(back)}")
+        f"{dead.target} back online: " + checks.context(
+            lb, placement, node, f"every connection served, some by {dead.target}", back,
+            ovn_lab))

@@ -500,11 +500,14 @@ def test_not_root(names):
     assert leftovers(name) == []
 
 
-def test_programs_missing(names):
-    path = f"{BIN}:/usr/bin"
-    missing = {p: pkg for p, pkg in install.PROGRAMS.items() if not shutil.which(p, path=path)}
-    if not missing:
-        pytest.skip("every OVN/OVS program is in /usr/bin here")
+def test_programs_missing(names, tmp_path):
+    # A PATH with every program but two (links to this machine's), so the
+    # check runs whatever is installed here.
+    missing = {"ovn-northd": "ovn-central", "ovs-ofctl": "openvswitch-common"}
+    for program in install.PROGRAMS:
+        if program not in missing:
+            (tmp_path / program).symlink_to(shutil.which(program))
+    path = f"{BIN}:{tmp_path}"
     name = names()
     line = one_line_error(cli("up", "--name", name, "--topology", "single",
                               env=dict(os.environ, PATH=path)))

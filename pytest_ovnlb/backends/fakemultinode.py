@@ -619,12 +619,20 @@ class FakeMultinodeBackend(Backend):
     def daemon_pids(self) -> dict[str, int | None]:
         result = {}
         for container in sorted(set(self.containers.values())):
-            # A pidfile outlives a killed daemon: only a live, non-zombie pid counts.
-            out = self.cluster.sh(container, "p=$(cat /var/run/ovn/ovn-controller.pid 2>/dev/null "
-                                  "|| cat /run/ovn/ovn-controller.pid); [ -n \"$p\" ] && "
-                                  "[ -e /proc/$p/status ] && ! grep -q '^State:.Z' /proc/$p/status"
-                                  " && echo $p", check=False).strip()
-            result[f"{container}/ovn-controller"] = int(out) if out.isdigit() else None
+            # Read through /proc/PID/root (no process per call, it runs before
+            # and after every test); a pidfile outlives a killed daemon, so
+            # only a live, non-zombie pid in the container's /proc counts.
+            root, pid = f"/proc/{self._pid(container)}/root", None
+            for rundir in ("/var/run/ovn", "/run/ovn"):
+                try:
+                    text = Path(f"{root}{rundir}/ovn-controller.pid").read_text().strip()
+                    status = Path(f"{root}/proc/{text}/status").read_text()
+                except OSError:
+                    continue
+                if text.isdigit() and "State:\tZ" not in status:
+                    pid = int(text)
+                break
+            result[f"{container}/ovn-controller"] = pid
         return result
 
     def describe(self) -> list[str]:
