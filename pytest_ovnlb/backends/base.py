@@ -61,6 +61,21 @@ def mentioning(text: str, vips: list[str]) -> str:
     return "\n".join(kept) + ("\n" if kept else "")
 
 
+LOG_CAP = 16 << 20  # bytes of one daemon's log kept as evidence
+
+
+def copy_log(path: str, offset: int, dest: Path) -> None:
+    """Copy log `path` from byte `offset` (at most its last LOG_CAP bytes:
+    a long-lived deployment's whole log is not the test's) to `dest`."""
+    with open(path, "rb") as f:
+        size = f.seek(0, 2)
+        start = max(offset, size - LOG_CAP)
+        f.seek(start)
+        head = (f"[{start - offset} bytes after the test's start left out]\n".encode()
+                if start > offset else b"")
+        dest.write_bytes(head + f.read())
+
+
 class Backend(ABC):
     name: ClassVar[str]  # the --ovn-backend value
 

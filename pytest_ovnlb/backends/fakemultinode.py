@@ -31,7 +31,7 @@ from pathlib import Path
 
 from ovs.unixctl.client import UnixctlClient
 
-from pytest_ovnlb.backends.base import Backend, Request, Versions, mentioning
+from pytest_ovnlb.backends.base import Backend, Request, Versions, copy_log, mentioning
 from pytest_ovnlb.engine import logical, procs, sysctls, topology
 from pytest_ovnlb.engine.links import iproute, last_line, tx_checksum_off
 from pytest_ovnlb.engine.ovsdb import Northbound, Southbound
@@ -609,9 +609,7 @@ class FakeMultinodeBackend(Backend):
         logs.mkdir(parents=True, exist_ok=True)
         for key, path in self._log_files().items():
             try:
-                with open(path, "rb") as f:
-                    f.seek(since.get(key, 0))
-                    (logs / f"{key.replace('/', '_')}.log").write_bytes(f.read())
+                copy_log(path, since.get(key, 0), logs / f"{key.replace('/', '_')}.log")
             except OSError as exc:
                 problems.append(f"{key}: log {path}: {exc.strerror}")
         return problems

@@ -30,7 +30,7 @@ from pathlib import Path
 from ovs.unixctl.client import UnixctlClient
 from pyroute2 import IPRoute, netns
 
-from pytest_ovnlb.backends.base import Backend, Request, Versions, mentioning
+from pytest_ovnlb.backends.base import Backend, Request, Versions, copy_log, mentioning
 from pytest_ovnlb.engine import install as install_mod
 from pytest_ovnlb.engine import logical, procs, sysctls
 from pytest_ovnlb.engine.install import PROGRAMS
@@ -141,9 +141,7 @@ class NetnsBackend(Backend):
         logs.mkdir(parents=True, exist_ok=True)
         for key, log in self.logs().items():
             try:
-                with open(log, "rb") as f:
-                    f.seek(since.get(key, 0))
-                    (logs / f"{key.replace('/', '_')}.log").write_bytes(f.read())
+                copy_log(log, since.get(key, 0), logs / f"{key.replace('/', '_')}.log")
             except OSError as exc:
                 problems.append(f"{key}: log {log}: {exc.strerror}")
         return problems
