@@ -155,6 +155,8 @@ class Collector:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    global _IMPLEMENTATION_SENT
+    _IMPLEMENTATION_SENT = False  # once per session, also for in-process runs
     if not _is_worker(config):
         config.stash[STATE] = Collector(config)
     path = _setting(config, "ovnlb_exempt")
