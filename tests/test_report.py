@@ -290,3 +290,11 @@ def test_report_path_from_ini(pytester):
     data = json.loads((pytester.path / "r/out.json").read_text())
     report.validate(data)
     assert data["unclassifiedTests"] == ["test_report_path_from_ini.py::test_x"]
+
+
+def test_bad_skip_exit_code_in_ini_is_one_line(pytester):
+    pytester.makeini("[pytest]\novnlb_skip_exit_code = often\n")
+    result = pytester.runpytest()
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert [line for line in result.stderr.lines if line.strip()] == [
+        "ERROR: ovnlb: ovnlb_skip_exit_code must be an integer, got 'often'"]

@@ -177,7 +177,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """--ovnlb-skip-exit-code: a run that cannot happen here ends at once
     with that code and one line."""
     config = session.config
-    code = _setting(config, "ovnlb_skip_exit_code", int)
+    try:
+        code = _setting(config, "ovnlb_skip_exit_code", int)
+    except ValueError:
+        raise pytest.UsageError("ovnlb: ovnlb_skip_exit_code must be an integer, got "
+                                f"{config.getini('ovnlb_skip_exit_code')!r}") from None
     if code is None or _is_worker(config):
         return
     from pytest_ovnlb.lab import preflight
