@@ -133,3 +133,23 @@ def test_installed_package_runs_the_suite_without_a_clone(wheel, tmp_path):
     assert all(t["nodeid"] == t["id"] for t in data["tests"])
     # no clone beside the installed package: the suite came from <prefix>/share
     assert not (Path(where).parent.parent / "conformance").exists()
+
+
+@pytest.mark.lab
+def test_runner_tests_the_ovn_under_a_prefix(tmp_path):
+    """--prefix puts the build's programs first: the lab's ovn-northd is the
+    prefix's (a wrapper that notes each start, then runs this machine's)."""
+    real = shutil.which("ovn-northd")
+    prefix = tmp_path / "prefix"
+    (prefix / "bin").mkdir(parents=True)
+    log = tmp_path / "starts.log"
+    wrapper = prefix / "bin" / "ovn-northd"
+    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec {real} "$@"\n')
+    wrapper.chmod(0o755)
+    result = subprocess.run([str(BIN / "ovnlb-conformance"), "--prefix", str(prefix),
+                             "--artifacts", str(tmp_path / "out"), "--", "-k", "keepalive"],
+                            capture_output=True, text=True, timeout=600, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    starts = log.read_text().splitlines()
+    assert "--version" in starts and any("--pidfile" in s or "--ovnnb-db" in s for s in starts), starts
+    assert report.load(tmp_path / "out/report.json")["statistics"]["Passed"] == 2
