@@ -174,13 +174,15 @@ class Lab:
         return self.backend.ctl_command(which)
 
     def sync(self, timeout: float = 20.0) -> None:
-        """Return once every chassis has installed the current Northbound."""
+        """Return once every chassis has installed the current Northbound,
+        down to the datapath's cached flows."""
         try:
             self.nb.sync(timeout)
         except TimeoutError as exc:
             raise LabError(f"lab {self.name}: chassis did not catch up with the "
                            f"Northbound DB within {timeout:g} s ({exc}); logs: "
                            f"`ovnlb-lab status --name {self.name}`") from None
+        self.backend.settle()
 
     def reset(self) -> None:
         """Back to the topology alone: the lab's load balancers removed (and

@@ -145,6 +145,15 @@ class Backend(ABC):
         """Copy a file of this machine to path `dest` as the node sees it."""
 
     @abstractmethod
+    def settle(self) -> None:
+        """Make each chassis's datapath follow its OpenFlow tables now:
+        ovn-controller reports a Northbound change installed once its
+        OpenFlow is, but cached datapath flows are revalidated after that,
+        and a new connection in between still takes the old path.  Dropping
+        the cache (`revalidator/purge`) changes no behaviour, only costs
+        the next packets an upcall."""
+
+    @abstractmethod
     def flush_conntrack(self) -> None:
         """Forget the connections of this lab's traffic (and only those)."""
 

@@ -532,6 +532,11 @@ class FakeMultinodeBackend(Backend):
                     self._appctl(container, "ovs-vswitchd", "dpctl/flush-conntrack",
                                  f"zone={zone.strip()}")
 
+    def settle(self) -> None:
+        # drop each chassis's cached datapath flows: the next packets take the new OpenFlow
+        _parallel(lambda c: self._appctl(c, "ovs-vswitchd", "revalidator/purge"),
+                  sorted(set(self.containers.values())))
+
     def _appctl(self, container: str, daemon: str, command: str, *args: str) -> str:
         """`ovs-appctl -t DAEMON` in the container, through the daemon's
         control socket from here (a process per call would cost more than

@@ -276,6 +276,11 @@ class NetnsBackend(Backend):
                     self._appctl(c.name, "tnl/neigh/set", "br-phy", peer.underlay_ip,
                                  self.underlay_macs[peer.name])
 
+    def settle(self) -> None:
+        # drop each chassis's cached datapath flows: the next packets take the new OpenFlow
+        with ThreadPoolExecutor(max_workers=len(self.topo.chassis)) as pool:
+            list(pool.map(lambda c: self._appctl(c.name, "revalidator/purge"), self.topo.chassis))
+
     def _appctl(self, chassis: str, command: str, *args: str) -> str:
         """`ovs-appctl COMMAND ARGS` to the chassis's ovs-vswitchd, through
         its control socket from this process (no process per call)."""
