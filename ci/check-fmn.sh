@@ -5,7 +5,8 @@
 #             the backend's self-tests run against it; it is stopped after;
 #   spin-up   only the host is prepared; pytest starts the cluster itself
 #             from ci/fmn (its ovn_cluster.sh) and stops it at the end.
-# Times go to ci/fmn-times.txt.  Everything started here is stopped on any exit.
+# Prints its times; OVNLB_RECORD_TIMES=1 also appends them to ci/fmn-times.txt.
+# Everything started here is stopped on any exit.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTEST=".venv/bin/python -m pytest -p no:cacheprovider"
@@ -38,4 +39,5 @@ bash ci/fmn-standin.sh stop
 
 t=$(now); $PYTEST conformance --ovn-topology=lab -n 2 -q >/dev/null; netns=$(took "$t")
 printf '%s  image build (skipped if built) %ss, stand-in start %ss, stop %ss; suite -n 2: attach %ss, spin-up (start+suite+stop) %ss, netns %ss\n' \
-    "$(date -u +%F)" "$build" "$start" "$stop" "$attach" "$spinup" "$netns" | tee -a "$TIMES"
+    "$(date -u +%F)" "$build" "$start" "$stop" "$attach" "$spinup" "$netns" |
+    if [ "${OVNLB_RECORD_TIMES:-}" = 1 ]; then tee -a "$TIMES"; else cat; fi
