@@ -62,7 +62,7 @@ class Watch:
         now = self.lab.daemon_pids()
         for key, pid in self.pids.items():
             if pid and now.get(key) != pid:
-                how = self.lab.backend.daemon_exit(key, pid)
+                how = self.lab.daemon_exit(key, pid)
                 self.dead.append(f"{key} (pid {pid}) {how}")
         return self.dead
 
@@ -91,7 +91,7 @@ def pytest_runtest_setup(item: pytest.Item):
         return (yield)
     lab = item.config.stash.get(LAB, None)
     # Before the lab exists its whole logs are this test's (it built the lab).
-    watch = Watch(offsets=lab.backend.log_offsets() if lab is not None else {})
+    watch = Watch(offsets=lab.log_offsets() if lab is not None else {})
     item.stash[WATCH] = watch
     try:
         return (yield)
@@ -182,7 +182,7 @@ def save(item: pytest.Item, watch: Watch, phase: str) -> tuple[Path, list[str]]:
              for table in ("Logical_Switch", "Logical_Router")])
     write("sb-lflows.txt", [("sb", ("lflow-list",))], vip_lines=True)
     write("sb-service-monitors.txt", [("sb", ("list", "Service_Monitor"))])
-    problems += lab.backend.evidence(directory, vips, watch.offsets)
+    problems += lab.evidence(directory, vips, watch.offsets)
 
     placement = getattr(item, "funcargs", {}).get("placement")
     lines = [f"test: {item.nodeid}",

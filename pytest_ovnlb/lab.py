@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import time
+from pathlib import Path
 
 from pytest_ovnlb import backends
 from pytest_ovnlb.backends.base import Backend, Request, Versions
@@ -193,6 +194,16 @@ class Lab:
 
     def logs(self) -> dict[str, str]:
         return self.backend.logs()
+
+    # --- what a failure report collects (pytest_ovnlb/evidence.py) ---------
+    def log_offsets(self) -> dict[str, int]:
+        return self.backend.log_offsets()
+
+    def evidence(self, directory: Path, vips: list[str], since: dict[str, int]) -> list[str]:
+        return self.backend.evidence(directory, vips, since)
+
+    def daemon_exit(self, key: str, pid: int) -> str:
+        return self.backend.daemon_exit(key, pid)
 
     def status(self) -> str:
         t, r = self.topology, self.record
