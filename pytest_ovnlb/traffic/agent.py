@@ -12,6 +12,7 @@ import asyncio
 import errno
 import json
 import os
+import random
 import socket
 import struct
 import sys
@@ -233,11 +234,47 @@ async def _writable(loop, sock):
         loop.remove_writer(fd)
 
 
-async def _tcp_sample(loop, host, port, box):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    try:
+def _source_ports():
+    """The local port range in random order, round after round, for the
+    agent's whole life.  New connections take the next free one: the
+    kernel's own choice would hand a refused connection's port (no
+    TIME_WAIT) straight back, with the same 5-tuple and so the same backend,
+    skewing a sample towards whatever refused."""
+    with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+        low, high = map(int, f.read().split())
+    ports = list(range(low, high + 1))
+    while True:
+        random.shuffle(ports)
+        yield from ports
+
+
+_PORTS = None
+
+
+def _bound(kind, ports):
+    """A socket bound to the next usable port of `ports`."""
+    for port in ports:
+        sock = socket.socket(socket.AF_INET, kind)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("", port))
+            return sock
+        except OSError as e:
+            sock.close()
+            if e.errno != errno.EADDRINUSE:
+                raise
+    raise OSError(errno.EADDRNOTAVAIL, "no free source port left")
+
+
+async def _tcp_sample(loop, host, port, box, ports):
+    while True:
+        sock = _bound(socket.SOCK_STREAM, ports)
         sock.setblocking(False)
         err = sock.connect_ex((host, port))
+        if err != errno.EADDRNOTAVAIL:  # else this 4-tuple is in TIME_WAIT
+            break
+        sock.close()
+    try:
         # Read the port now: a failed connect releases it.
         box["local_port"] = sock.getsockname()[1] or None
         if err == errno.EINPROGRESS:
@@ -276,8 +313,8 @@ def _complete(data):
     return False
 
 
-async def _udp_sample(loop, host, port, box):
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+async def _udp_sample(loop, host, port, box, ports):
+    sock = _bound(socket.SOCK_DGRAM, ports)
     try:
         sock.setblocking(False)
         # Connected, so an ICMP port unreachable shows up as ECONNREFUSED.
@@ -313,6 +350,10 @@ MAX_OPEN = 8
 async def _fresh(proto, host, port, count, concurrency, timeout):
     loop = asyncio.get_running_loop()
     sample = _tcp_sample if proto == "tcp" else _udp_sample
+    global _PORTS
+    if _PORTS is None:
+        _PORTS = _source_ports()
+    ports = _PORTS
     results = [None] * count
     slots = asyncio.Semaphore(max(1, min(concurrency, count)))
     open_ = asyncio.Semaphore(MAX_OPEN * max(1, concurrency))
@@ -328,7 +369,7 @@ async def _fresh(proto, host, port, count, concurrency, timeout):
         stalled = loop.call_later(STALLED, release)
         box = {"local_port": None}
         try:
-            reply = await asyncio.wait_for(sample(loop, host, port, box), timeout)
+            reply = await asyncio.wait_for(sample(loop, host, port, box, ports), timeout)
             results[i] = _result(reply, box["local_port"])
         except Exception as e:
             results[i] = {"error": classify(e), "local_port": box["local_port"]}

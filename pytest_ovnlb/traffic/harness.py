@@ -102,6 +102,10 @@ class LoadBalancers:
     placement says, waits until every chassis has it, and removes it later."""
 
     _names = itertools.count(1)
+    # Each load balancer gets a VIP port of its own: a client's TIME_WAIT
+    # 4-tuples from an earlier test then never overlap (and so never bias)
+    # the 5-tuples of a later one.
+    _vip_ports = itertools.count(10000)
 
     def __init__(self, lab: Lab, hub: Hub, placement: str):
         self.lab = lab
@@ -127,7 +131,7 @@ class LoadBalancers:
         port and a probe source address on its switch (`Topology.free_address`)."""
         names = self.lab.names
         lb = LoadBalancer(name=names.nb(f"lb{next(self._names)}"), vip=vip or self.default_vip,
-                          port=self.lab.topology.roles.server_port, servers=list(servers),
+                          port=next(self._vip_ports), servers=list(servers),
                           attached=list(attach_to or self.default_attach), protocol=protocol)
         if serve:
             self.hub.serve(lb.servers, protocol)
