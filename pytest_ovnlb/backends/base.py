@@ -10,6 +10,7 @@ the next one.
 from __future__ import annotations
 
 import re
+import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -166,9 +167,19 @@ class Backend(ABC):
         """The pid of each daemon the lab relies on (None: not running)."""
 
     @abstractmethod
+    def log_files(self) -> dict[str, str]:
+        """Each daemon's log as a path on this machine (keys as in `logs`)."""
+
     def log_offsets(self) -> dict[str, int]:
         """Current size of each daemon's log (keys as in `logs`), so that
         `evidence` can keep only what a test wrote."""
+        sizes = {}
+        for key, path in self.log_files().items():
+            try:
+                sizes[key] = os.stat(path).st_size
+            except OSError:
+                sizes[key] = 0
+        return sizes
 
     @abstractmethod
     def evidence(self, directory: Path, vips: list[str], since: dict[str, int]) -> list[str]:

@@ -571,7 +571,7 @@ class FakeMultinodeBackend(Backend):
                 f"{rt} exec {container} sh -c 'cat /var/log/openvswitch/ovs-vswitchd.log'")
         return logs
 
-    def _log_files(self) -> dict[str, str]:
+    def log_files(self) -> dict[str, str]:
         """Each log of `logs`, as a path on this machine (/proc/PID/root)."""
         files = {f"{self.cluster.central}/northd":
                  f"/proc/{self._pid(self.cluster.central)}/root/var/log/ovn/ovn-northd.log"}
@@ -581,14 +581,6 @@ class FakeMultinodeBackend(Backend):
             files[f"{container}/ovs-vswitchd"] = f"{root}/var/log/openvswitch/ovs-vswitchd.log"
         return files
 
-    def log_offsets(self) -> dict[str, int]:
-        sizes = {}
-        for key, path in self._log_files().items():
-            try:
-                sizes[key] = os.stat(path).st_size
-            except OSError:
-                sizes[key] = 0
-        return sizes
 
     def evidence(self, directory: Path, vips: list[str], since: dict[str, int]) -> list[str]:
         problems = []
@@ -612,7 +604,7 @@ class FakeMultinodeBackend(Backend):
                 (out / name).write_text(f"# {' '.join(argv)}\n" + text)
         logs = directory / "logs"
         logs.mkdir(parents=True, exist_ok=True)
-        for key, path in self._log_files().items():
+        for key, path in self.log_files().items():
             try:
                 copy_log(path, since.get(key, 0), logs / f"{key.replace('/', '_')}.log")
             except OSError as exc:

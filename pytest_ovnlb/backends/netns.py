@@ -108,14 +108,8 @@ class NetnsBackend(Backend):
             result[key] = pid if procs.alive(pid) else None
         return result
 
-    def log_offsets(self) -> dict[str, int]:
-        sizes = {}
-        for key, log in self.logs().items():
-            try:
-                sizes[key] = os.stat(log).st_size
-            except OSError:
-                sizes[key] = 0
-        return sizes
+    def log_files(self) -> dict[str, str]:
+        return self.logs()
 
     def evidence(self, directory: Path, vips: list[str], since: dict[str, int]) -> list[str]:
         problems = []
