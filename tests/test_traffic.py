@@ -1,17 +1,24 @@
 """Traffic agent tests on two namespaces joined by a veth (needs root)."""
 
+import errno
+import ipaddress
+import json
 import os
 import signal
+import socket
+import struct
 import subprocess
 
 import pytest
 
+from pytest_ovnlb.traffic import agent as agent_mod
 from pytest_ovnlb.traffic.client import Agent, AgentError
 
 pytestmark = pytest.mark.skipif(
     os.geteuid() != 0, reason="needs root to create network namespaces")
 
 A_IP, B_IP = "192.0.2.1", "192.0.2.2"
+A6_IP, B6_IP = "fd00:ab::1", "fd00:ab::2"
 
 
 def ip(*args):
@@ -20,7 +27,8 @@ def ip(*args):
 
 @pytest.fixture
 def netns_pair(request):
-    """Namespaces ovnlbt-<pid>-a (192.0.2.1) and -b (192.0.2.2)."""
+    """Namespaces ovnlbt-<pid>-a (192.0.2.1, fd00:ab::1) and -b (192.0.2.2,
+    fd00:ab::2)."""
     names = [f"ovnlbt-{os.getpid()}-a", f"ovnlbt-{os.getpid()}-b"]
 
     def remove():
@@ -32,9 +40,11 @@ def netns_pair(request):
         ip("netns", "add", ns)
     ip("link", "add", "eth0", "netns", names[0], "type", "veth",
        "peer", "name", "eth0", "netns", names[1])
-    for addr, ns in zip((A_IP, B_IP), names):
+    for addr, addr6, ns in zip((A_IP, B_IP), (A6_IP, B6_IP), names):
         ip("-n", ns, "link", "set", "lo", "up")
         ip("-n", ns, "addr", "add", f"{addr}/24", "dev", "eth0")
+        # nodad: usable at once, not after duplicate address detection.
+        ip("-n", ns, "addr", "add", f"{addr6}/64", "dev", "eth0", "nodad")
         ip("-n", ns, "link", "set", "eth0", "up")
     return names
 
@@ -179,3 +189,120 @@ def test_hung_agent_does_not_hang_caller(agents):
         os.kill(a.proc.pid, signal.SIGCONT)
     # The late answer to the timed-out call is skipped.
     assert a.ping()["pid"] == a.proc.pid
+
+
+# --- IPv6 ---------------------------------------------------------------------
+
+def test_fresh_ipv6(agents, netns_pair):
+    a, b = agents
+    b.serve(9000, proto="udp")
+    for proto, port in (("tcp", 8000), ("udp", 9000)):
+        # The host as the caller wrote it; the peer comes back compressed.
+        results = a.fresh("fd00:ab:0:0::2", port, 20, proto=proto)
+        assert [r.error for r in results] == [None] * 20
+        assert {r.target for r in results} == {f"{netns_pair[1]}:{port}"}
+        assert {r.peer for r in results} == {A6_IP}
+        assert all(r.peer_port == r.local_port for r in results)
+        assert len({r.local_port for r in results}) == 20
+
+
+def test_dual_stack_server_shows_plain_ipv4_peer(agents):
+    a, b = agents
+    b.serve(9000, proto="udp")
+    # The same servers answer both families; an IPv4 client is not ::ffff:...
+    # (hosts given as ipaddress objects work as well as text).
+    v4, v6 = ipaddress.ip_address(B_IP), ipaddress.ip_address(B6_IP)
+    for proto, port in (("tcp", 8000), ("udp", 9000)):
+        assert {r.peer for r in a.fresh(v4, port, 5, proto=proto)} == {A_IP}
+        assert {r.peer for r in a.fresh(v6, port, 5, proto=proto)} == {A6_IP}
+
+
+def test_session_ipv6(agents):
+    a, _ = agents
+    with a.session(ipaddress.ip_address(B6_IP), 8000) as session:
+        results = session.get(10)
+    assert [r.error for r in results] == [None] * 10
+    assert {r.peer for r in results} == {A6_IP}
+    assert len({r.local_port for r in results}) == 1
+    assert results[0].local_port == results[0].peer_port
+
+
+def test_capture_sees_ipv6_syn(agents):
+    a, b = agents
+    # The filter matches however the address is written.
+    with b.capture("tcp", dst="FD00:AB:0::0:2", dport=8000) as cap_b, \
+            a.capture("tcp", dst=ipaddress.ip_address(B6_IP), dport=8000) as cap_a:
+        result = a.fresh(B6_IP, 8000, 1)[0]
+        assert result.ok
+    for cap, direction in ((cap_b, "in"), (cap_a, "out")):
+        syns = [p for p in cap.packets if p.flags == "S"]
+        assert [(p.src, p.dst, p.sport, p.dport, p.direction) for p in syns] == [
+            (A6_IP, B6_IP, result.local_port, 8000, direction)]
+        assert all(p.dport == 8000 and p.dst == B6_IP for p in cap.packets)
+
+
+def _ipv6_frame(next_header, l4):
+    """Ethernet + IPv6 fd00:ab::1 -> fd00:ab::2 + l4."""
+    eth = b"\x02" * 6 + b"\x04" * 6 + struct.pack("!H", 0x86DD)
+    ip6 = struct.pack("!IHBB", 6 << 28, len(l4), next_header, 64)
+    ip6 += socket.inet_pton(socket.AF_INET6, A6_IP)
+    ip6 += socket.inet_pton(socket.AF_INET6, B6_IP)
+    return eth + ip6 + l4
+
+
+def test_parse_frame_ipv6():
+    # TCP 40000 -> 8000, data offset 5 words, SYN+ACK.
+    tcp = struct.pack("!HHIIBBHHH", 40000, 8000, 1, 0, 5 << 4, 0x12, 65535, 0, 0)
+    frame = _ipv6_frame(6, tcp)
+    expected = {"src": A6_IP, "dst": B6_IP, "sport": 40000, "dport": 8000,
+                "flags": "SA", "direction": "in"}
+    for dst in (None, B6_IP, "fd00:00ab:0000:0000:0000:0000:0000:0002"):
+        assert agent_mod.parse_frame(frame, 0, "tcp", dst, 8000) == expected
+    assert agent_mod.parse_frame(frame, 4, "tcp", None, None)["direction"] == "out"
+    assert agent_mod.parse_frame(frame, 0, "tcp", "fd00:ab::3", None) is None
+    assert agent_mod.parse_frame(frame, 0, "tcp", B_IP, None) is None
+    assert agent_mod.parse_frame(frame, 0, "tcp", None, 8001) is None
+    assert agent_mod.parse_frame(frame, 0, "udp", None, None) is None
+    # Cut before the TCP flags byte (Ethernet 14 + IPv6 40 + 13).
+    assert agent_mod.parse_frame(frame[:67], 0, "tcp", None, None) is None
+
+    udp = struct.pack("!HHHH", 40000, 9000, 8, 0)
+    assert agent_mod.parse_frame(_ipv6_frame(17, udp), 0, "udp", B6_IP, 9000) == {
+        **expected, "dport": 9000, "flags": ""}
+    # TCP behind an extension header (hop-by-hop, 0) is not looked for.
+    assert agent_mod.parse_frame(_ipv6_frame(0, b"\x06\0" + bytes(6) + tcp),
+                                 0, "tcp", None, None) is None
+
+
+def test_url_host_brackets_ipv6():
+    assert agent_mod._url_host(B6_IP) == f"[{B6_IP}]"
+    assert agent_mod._url_host(B_IP) == B_IP
+
+
+def test_server_falls_back_to_ipv4(monkeypatch):
+    # Only a kernel booted with ipv6.disable=1 refuses AF_INET6 sockets (a
+    # namespace's disable_ipv6 does not), so the refusal is faked in-process.
+    class NoIPv6(socket.socket):
+        def __init__(self, family=-1, *args, **kwargs):
+            if family == socket.AF_INET6:
+                raise OSError(errno.EAFNOSUPPORT, "IPv6 disabled")
+            super().__init__(family, *args, **kwargs)
+
+    monkeypatch.setattr(agent_mod.socket, "socket", NoIPv6)
+    servers = agent_mod.Servers()
+    try:
+        servers.serve("tcp", 0, "here")  # any free port, on this host's lo
+        listener = servers.servers[("tcp", 0)].handle.sockets[0]
+        assert listener.family == socket.AF_INET
+        with socket.create_connection(("127.0.0.1", listener.getsockname()[1]), 5) as c:
+            c.sendall(b"GET / HTTP/1.0\r\n\r\n")
+            reply = b""
+            while not agent_mod._complete(reply):
+                chunk = c.recv(65536)
+                assert chunk, reply
+                reply += chunk
+        assert json.loads(reply.partition(b"\r\n\r\n")[2])["peer"] == "127.0.0.1"
+    finally:
+        servers.close()
+        if servers.loop:  # its thread, else left running in this process
+            servers.loop.call_soon_threadsafe(servers.loop.stop)

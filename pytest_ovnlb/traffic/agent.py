@@ -10,6 +10,8 @@ background thread. The agent exits, closing every socket, at EOF on stdin.
 import argparse
 import asyncio
 import errno
+import functools
+import ipaddress
 import json
 import os
 import random
@@ -88,7 +90,7 @@ class _HttpConn(asyncio.Protocol):
         self.transport = transport
         self.server.conns.add(transport)
         host, port = transport.get_extra_info("peername")[:2]
-        body = _reply(self.server.name, self.server.port, host, port)
+        body = _reply(self.server.name, self.server.port, _peer(host), port)
         head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
         head += b"Content-Length: %d\r\n" % len(body)
         self.keep = head + b"Connection: keep-alive\r\n\r\n" + body
@@ -138,6 +140,13 @@ def _parse_head(head):
     return close, int(fields.get("content-length") or 0)
 
 
+def _peer(host):
+    """A client's address as it knows it: a dual-stack socket sees an IPv4
+    client as ::ffff:a.b.c.d."""
+    addr = ipaddress.ip_address(host)
+    return (getattr(addr, "ipv4_mapped", None) or addr).compressed
+
+
 def _reply(name, port, peer, peer_port):
     body = {"backend": name, "port": port, "peer": peer, "peer_port": peer_port}
     return json.dumps(body).encode() + b"\n"
@@ -152,7 +161,8 @@ class _Udp(asyncio.DatagramProtocol):
 
     def datagram_received(self, data, addr):
         self.transport.sendto(
-            _reply(self.server.name, self.server.port, addr[0], addr[1]), addr)
+            _reply(self.server.name, self.server.port, _peer(addr[0]), addr[1]),
+            addr)
 
 
 class _Server:
@@ -180,10 +190,16 @@ class Servers:
         if key in self.servers:
             raise OpError(f"already serving {proto}/{port}")
         kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
-        sock = socket.socket(socket.AF_INET, kind)
+        # One socket for both families; IPv4 only where IPv6 is disabled.
         try:
+            sock, addr = socket.socket(socket.AF_INET6, kind), "::"
+        except OSError:
+            sock, addr = socket.socket(socket.AF_INET, kind), "0.0.0.0"
+        try:
+            if sock.family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind(("0.0.0.0", port))
+            sock.bind((addr, port))
             if proto == "tcp":
                 sock.listen(1024)
             sock.setblocking(False)
@@ -240,6 +256,7 @@ def _source_ports():
     kernel's own choice would hand a refused connection's port (no
     TIME_WAIT) straight back, with the same 5-tuple and so the same backend,
     skewing a sample towards whatever refused."""
+    # This range, despite its path, is IPv6's too.
     with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
         low, high = map(int, f.read().split())
     ports = list(range(low, high + 1))
@@ -251,10 +268,24 @@ def _source_ports():
 _PORTS = None
 
 
-def _bound(kind, ports):
-    """A socket bound to the next usable port of `ports`."""
+def _family(host):
+    """The socket family for a destination host."""
+    try:
+        version = ipaddress.ip_address(host).version
+    except ValueError:
+        return socket.AF_INET  # a name, not an address: IPv4 as before
+    return socket.AF_INET6 if version == 6 else socket.AF_INET
+
+
+def _url_host(host):
+    """host as written in a URL or a Host header: IPv6 in brackets."""
+    return f"[{host}]" if _family(host) == socket.AF_INET6 else host
+
+
+def _bound(host, kind, ports):
+    """A socket towards `host` bound to the next usable port of `ports`."""
     for port in ports:
-        sock = socket.socket(socket.AF_INET, kind)
+        sock = socket.socket(_family(host), kind)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("", port))
@@ -268,7 +299,7 @@ def _bound(kind, ports):
 
 async def _tcp_sample(loop, host, port, box, ports):
     while True:
-        sock = _bound(socket.SOCK_STREAM, ports)
+        sock = _bound(host, socket.SOCK_STREAM, ports)
         sock.setblocking(False)
         err = sock.connect_ex((host, port))
         if err != errno.EADDRNOTAVAIL:  # else this 4-tuple is in TIME_WAIT
@@ -283,7 +314,7 @@ async def _tcp_sample(loop, host, port, box, ports):
         if err:
             raise OSError(err, os.strerror(err))
         await loop.sock_sendall(
-            sock, b"GET / HTTP/1.0\r\nHost: %s\r\n\r\n" % host.encode())
+            sock, b"GET / HTTP/1.0\r\nHost: %s\r\n\r\n" % _url_host(host).encode())
         data = b""
         while not _complete(data):
             chunk = await loop.sock_recv(sock, 65536)
@@ -314,7 +345,7 @@ def _complete(data):
 
 
 async def _udp_sample(loop, host, port, box, ports):
-    sock = _bound(socket.SOCK_DGRAM, ports)
+    sock = _bound(host, socket.SOCK_DGRAM, ports)
     try:
         sock.setblocking(False)
         # Connected, so an ICMP port unreachable shows up as ECONNREFUSED.
@@ -412,7 +443,7 @@ class Sessions:
         adapter = requests.adapters.HTTPAdapter(
             pool_connections=1, pool_maxsize=1, max_retries=0)
         session.mount("http://", adapter)
-        self.sessions[sid] = (session, f"http://{host}:{port}/", timeout)
+        self.sessions[sid] = (session, f"http://{_url_host(host)}:{port}/", timeout)
 
     def get(self, sid, count):
         """Up to count requests; a failed one ends the list, since the ones
@@ -462,6 +493,13 @@ def _default_iface():
     raise OpError("no interface other than lo")
 
 
+@functools.lru_cache(maxsize=4096)
+def _text(addr):
+    """An address (text or packed bytes) in its one compressed spelling;
+    cached, as a capture sees the same few addresses over and over."""
+    return ipaddress.ip_address(addr).compressed
+
+
 def parse_frame(frame, pkttype, proto, dst, dport):
     """A packet dict if the Ethernet frame matches the filter, else None."""
     off = 12
@@ -470,19 +508,24 @@ def parse_frame(frame, pkttype, proto, dst, dport):
         off += 4
         ethertype = struct.unpack_from("!H", frame, off)[0]
     ip = off + 2
-    if ethertype != 0x0800 or len(frame) < ip + 20:
+    if ethertype == 0x0800 and len(frame) >= ip + 20:
+        ipproto, l4 = frame[ip + 9], ip + (frame[ip] & 0x0F) * 4
+        addrs = frame[ip + 12:ip + 20]
+    elif ethertype == 0x86DD and len(frame) >= ip + 40:
+        # Extension headers are not followed: the lab's TCP and UDP come
+        # right after the fixed header.
+        ipproto, l4 = frame[ip + 6], ip + 40
+        addrs = frame[ip + 8:ip + 40]
+    else:
         return None
-    ihl = (frame[ip] & 0x0F) * 4
-    ipproto = frame[ip + 9]
     if ipproto != (6 if proto == "tcp" else 17):
         return None
-    l4 = ip + ihl
     if len(frame) < l4 + (14 if proto == "tcp" else 4):
         return None
-    src = socket.inet_ntoa(frame[ip + 12:ip + 16])
-    to = socket.inet_ntoa(frame[ip + 16:ip + 20])
+    half = len(addrs) // 2  # source, then destination
+    src, to = _text(addrs[:half]), _text(addrs[half:])
     sport, tport = struct.unpack_from("!HH", frame, l4)
-    if (dst and to != dst) or (dport and tport != dport):
+    if (dst and to != _text(dst)) or (dport and tport != dport):
         return None
     flags = ""
     if proto == "tcp":
@@ -590,9 +633,11 @@ class Agent:
         if cid in self.captures:
             raise OpError(f"capture {cid} already running")
         dport = req.get("dport")
+        dst = req.get("dst")
         self.captures[cid] = _Capture(
             req.get("iface") or _default_iface(), _proto(req),
-            req.get("dst"), int(dport) if dport else None)
+            # Checked here: a bad address would only fail in the capture thread.
+            dst and _text(dst), int(dport) if dport else None)
         return {}
 
     def close(self):

@@ -20,7 +20,9 @@ class AgentError(Exception):
 
 @dataclass(frozen=True)
 class Result:
-    """One sample: which backend answered, or why none did."""
+    """One sample: which backend answered, or why none did.  peer is the
+    address the backend saw: a.b.c.d for IPv4 (even on its dual-stack
+    socket), compressed for IPv6."""
 
     backend: Optional[str] = None
     port: Optional[int] = None
@@ -44,6 +46,8 @@ class Result:
 
 @dataclass(frozen=True)
 class Packet:
+    """One captured packet; src and dst in compressed form."""
+
     src: str
     dst: str
     sport: int
@@ -166,6 +170,7 @@ class Agent:
     def fresh(self, host, port, count, proto="tcp", concurrency=16,
               timeout=2.0, stop=None) -> list[Result]:
         """count samples, each on a new connection (new source port).
+        host is an IPv4 or IPv6 address, as text or an ipaddress object.
 
         stop(results so far) -> bool ends sampling early once it says the
         outcome is settled (e.g. checks.settled); then fewer than count come
@@ -185,7 +190,7 @@ class Agent:
         return results
 
     def _fresh(self, host, port, count, proto, concurrency, timeout):
-        resp = self.call("fresh", proto=proto, host=host, port=port, count=count,
+        resp = self.call("fresh", proto=proto, host=str(host), port=port, count=count,
                          concurrency=concurrency, op_timeout=timeout)
         return [Result.from_dict(r) for r in resp["results"]]
 
@@ -194,7 +199,8 @@ class Agent:
         return Session(self, host, port, timeout)
 
     def capture(self, proto, dst=None, dport=None, iface=None):
-        """Context manager recording matching IPv4 packets on an interface."""
+        """Context manager recording matching IPv4 and IPv6 packets on an
+        interface; dst matches however the address is written."""
         return Capture(self, proto, dst, dport, iface)
 
     def close(self):
@@ -237,7 +243,7 @@ class Session:
     def __init__(self, agent, host, port, timeout):
         self.agent = agent
         self.sid = f"s{next(_ids)}"
-        agent.call("session_open", sid=self.sid, host=host, port=port,
+        agent.call("session_open", sid=self.sid, host=str(host), port=port,
                    op_timeout=timeout)
         self.timeout = timeout
         self.closed = False
@@ -263,7 +269,8 @@ class Capture:
     def __init__(self, agent, proto, dst, dport, iface):
         self.agent = agent
         self.cid = f"c{next(_ids)}"
-        self.params = {"proto": proto, "dst": dst, "dport": dport, "iface": iface}
+        self.params = {"proto": proto, "dst": dst and str(dst), "dport": dport,
+                       "iface": iface}
         self.packets = []
 
     def __enter__(self):
