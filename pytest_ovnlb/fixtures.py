@@ -4,7 +4,8 @@
   named `pytest<pid>`; removed at the end (kept after a failure with
   --ovnlb-keep-on-failure).
 - `ovn_hub` (session): traffic agents per node and the backends' web servers.
-- `ovn_lbs` (test): load balancer factory for the test's `placement`; the lab
+- `ovn_lbs` (test): load balancer factory for the test's `placement` and
+  address `family` (VIPs, backends and clients all IPv4 or all IPv6); the lab
   is reset before each test (load balancers removed, conntrack flushed).
 """
 
@@ -14,11 +15,12 @@ import os
 
 import pytest
 
+from pytest_ovnlb.engine import topology
 from pytest_ovnlb.engine.procs import sigterm_as_interrupt
 from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.lab import Lab
 from pytest_ovnlb.options import FAILED, SETTINGS
-from pytest_ovnlb.traffic.harness import Hub, LoadBalancers
+from pytest_ovnlb.traffic.harness import FAMILIES, Hub, LoadBalancers
 
 
 @pytest.fixture(scope="session")
@@ -56,13 +58,23 @@ def placement(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def ovn_lbs(ovn_lab: Lab, ovn_hub: Hub, placement: str):
+def family(request: pytest.FixtureRequest) -> int:
+    """4 or 6; set by parametrization (ids ipv4, ipv6) from the test's markers."""
+    family = FAMILIES[request.param]
+    name = request.config.stash[SETTINGS].topology
+    if family not in topology.get(name).families:
+        pytest.skip(f"topology {name} has no IPv{family} addresses")
+    return family
+
+
+@pytest.fixture
+def ovn_lbs(ovn_lab: Lab, ovn_hub: Hub, placement: str, family: int):
     # The one placement a topology may not offer: a skip that says so.  Any
     # other failure to make the factory is an error, never a skip.
     if placement == "router" and not ovn_lab.topology.roles.gateway_router:
         pytest.skip(f"topology {ovn_lab.topology.name} has no gateway router: "
                     "no load balancer can be placed on one here")
-    lbs = LoadBalancers(ovn_lab, ovn_hub, placement)
+    lbs = LoadBalancers(ovn_lab, ovn_hub, placement, family)
     ovn_lab.reset()
     yield lbs
     lbs.remove_all()

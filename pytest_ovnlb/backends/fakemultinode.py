@@ -32,7 +32,7 @@ from pathlib import Path
 from ovs.unixctl.client import UnixctlClient
 
 from pytest_ovnlb.backends.base import Backend, Request, Versions, copy_log, mentioning
-from pytest_ovnlb.engine import logical, procs, sysctls, topology
+from pytest_ovnlb.engine import links, logical, procs, sysctls, topology
 from pytest_ovnlb.engine.links import iproute, last_line, tx_checksum_off
 from pytest_ovnlb.engine.ovsdb import Northbound, Southbound
 from pytest_ovnlb.engine.records import Record
@@ -46,8 +46,18 @@ DEFAULT_IMAGE = "ovn/ovn-multi-node:latest"
 # Where OVN's rundir has been in the images over the years.
 DB_DIRS = ("/run/ovn", "/var/run/ovn", "/usr/local/var/run/ovn", "/var/run/openvswitch")
 PROVIDER_POOL = ipaddress.ip_network("10.127.0.0/16")
+# A lab's IPv6 provider subnet is the /64 with its IPv4 subnet's index in the pool.
+PROVIDER_POOL6 = ipaddress.ip_network("fd00:127::/48")
 SUBNET_KEY = "ovnlb:subnet"
 EXEC_TIMEOUT = 30
+
+
+def provider6(subnet: str) -> str:
+    """The IPv6 provider subnet that goes with IPv4 provider subnet `subnet`."""
+    net = ipaddress.ip_network(subnet)
+    index = (int(net.network_address) - int(PROVIDER_POOL.network_address)) >> (
+        32 - net.prefixlen)
+    return str(ipaddress.ip_network((int(PROVIDER_POOL6.network_address) + (index << 64), 64)))
 
 
 def runtime_of(request: Request) -> str:
@@ -240,7 +250,8 @@ class FakeMultinodeBackend(Backend):
         topo = topology.get(record.topology)
         subnet = record.data.get("provider_subnet")
         if topo.provider and subnet:
-            topo = topology.on_provider(topo, subnet, record.data["network_name"])
+            topo = topology.on_provider(topo, subnet, record.data["network_name"],
+                                        provider6(subnet))
         return topo
 
     @classmethod
@@ -341,10 +352,11 @@ class FakeMultinodeBackend(Backend):
             held = ls.external_ids.get(SUBNET_KEY)
             if held and ipaddress.ip_network(held).overlaps(subnet):
                 return True
+        ours = (subnet, ipaddress.ip_network(provider6(str(subnet))))
         for lrp in nb.rows("Logical_Router_Port"):
             for net in lrp.networks:
                 iface = ipaddress.ip_interface(net)
-                if iface.version == subnet.version and iface.network.overlaps(subnet):
+                if any(iface.version == s.version and iface.network.overlaps(s) for s in ours):
                     return True
         return False
 
@@ -398,11 +410,11 @@ class FakeMultinodeBackend(Backend):
 
     def _make_links(self, item: tuple[str, list[str]]) -> None:
         container, nodes = item
-        vsctl, links = [], []
+        vsctl, veths = [], []
         for n in nodes:
             port, ns = self._port(n), self._ns(n)
             inner = "eth0" if n not in self.containers else "eth1"
-            links.append(f"ip link add {port} type veth peer name {inner} netns {ns} && "
+            veths.append(f"ip link add {port} type veth peer name {inner} netns {ns} && "
                          f"ip link set {port} up")
             if n in self.containers:
                 bridge = self.record.data["bridges"][n]
@@ -412,7 +424,7 @@ class FakeMultinodeBackend(Backend):
                           f"external_ids:iface-id={self.names.nb(n)}"]
             vsctl += ["--", "set", "Interface", port,
                       f"external_ids:{logical.OWNER}={self.names.owner}"]
-        script = " && ".join(links + ["ovs-vsctl --timeout=10 " + shlex.join(vsctl)])
+        script = " && ".join(veths + ["ovs-vsctl --timeout=10 " + shlex.join(vsctl)])
         self.cluster.sh(container, script)
         host_ns = f"/proc/{self._pid(container)}/ns/net"
         for n in nodes:
@@ -424,19 +436,8 @@ class FakeMultinodeBackend(Backend):
         tx_checksum_off(path, inner)
         with iproute(path) as r:
             r.link("set", index=1, state="up")
-            index = r.link_lookup(ifname=inner)[0]
-            if node in self.containers:
-                cidr, gateway, mac = dict(self.topo.provider.hosts)[node], None, None
-            else:
-                vm = self.topo.vm(node)
-                cidr, gateway, mac = vm.ip, vm.gateway, vm.mac
-            if mac:
-                r.link("set", index=index, address=mac)
-            iface = ipaddress.ip_interface(cidr)
-            r.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
-            r.link("set", index=index, state="up")
-            if gateway:
-                r.route("add", dst="0.0.0.0/0", gateway=gateway)
+            mac = None if node in self.containers else self.topo.vm(node).mac
+            links.configure(r, inner, *self.topo.interface(node), mac=mac)
 
     def _wait_ready(self, nb: Northbound, timeout: float) -> None:
         ports = [self.names.nb(vm.name) for vm in self.topo.vms]

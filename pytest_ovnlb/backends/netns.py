@@ -18,7 +18,6 @@ leaves nothing behind in the root namespace.
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import shutil
 import signal
@@ -32,7 +31,7 @@ from pyroute2 import IPRoute, netns
 
 from pytest_ovnlb.backends.base import Backend, Request, Versions, copy_log, mentioning
 from pytest_ovnlb.engine import install as install_mod
-from pytest_ovnlb.engine import logical, procs, sysctls
+from pytest_ovnlb.engine import links, logical, procs, sysctls
 from pytest_ovnlb.engine.install import PROGRAMS
 from pytest_ovnlb.engine.links import iproute, last_line, tx_checksum_off
 from pytest_ovnlb.engine.ovsdb import Northbound, Southbound, wait_for
@@ -315,15 +314,15 @@ class NetnsBackend(Backend):
         provider_hosts = dict(topo.provider.hosts) if topo.provider else {}
         for i, chassis in enumerate(topo.chassis):
             host = ns(chassis.name)
-            links = [("eth0", f"u{i}", "br-underlay")]
+            wires = [("eth0", f"u{i}", "br-underlay")]
             if chassis.name in provider_hosts:
-                links.append(("eth1", f"p{i}", "br-provider"))
+                wires.append(("eth1", f"p{i}", "br-provider"))
             with iproute(host) as r:
                 r.link("set", index=1, state="up")
-                for inner, outer, bridge in links:
+                for inner, outer, bridge in wires:
                     self._veth(r, host, inner, underlay_ns, outer, master=bridge)
                 if chassis.name in provider_hosts and chassis.name != topo.provider.bridge_chassis:
-                    self._address(r, "eth1", provider_hosts[chassis.name])
+                    links.configure(r, "eth1", topo.interface(chassis.name)[0])
                 for vm in topo.vms:
                     if vm.chassis == chassis.name:
                         self._wire_vm(r, host, vm)
@@ -345,17 +344,7 @@ class NetnsBackend(Backend):
         self._veth(r, host, vm.name, vm_ns, "eth0")
         with iproute(vm_ns) as v:
             v.link("set", index=1, state="up")
-            index = v.link_lookup(ifname="eth0")[0]
-            v.link("set", index=index, address=vm.mac)
-            self._address(v, "eth0", vm.ip)
-            v.route("add", dst="0.0.0.0/0", gateway=vm.gateway)
-
-    @staticmethod
-    def _address(r: IPRoute, ifname: str, cidr: str) -> None:
-        iface = ipaddress.ip_interface(cidr)
-        index = r.link_lookup(ifname=ifname)[0]
-        r.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
-        r.link("set", index=index, state="up")
+            links.configure(v, "eth0", *self.topo.interface(vm.name), mac=vm.mac)
 
     def _start_central(self) -> None:
         d, node, ins = self.central_dir(), self.topo.central.name, self.install
@@ -408,12 +397,11 @@ class NetnsBackend(Backend):
                      f"ovs-vswitchd on {name} did not create br-phy")
             self.underlay_macs[name] = r.get_links(ifname="br-phy")[0].get("IFLA_ADDRESS")
             prefix = topo.underlay_prefix
-            self._address(r, "br-phy", f"{chassis.underlay_ip}/{prefix}")
+            links.configure(r, "br-phy", [f"{chassis.underlay_ip}/{prefix}"])
             if bridged:
-                host_ip = dict(topo.provider.hosts)[name]
                 wait_for(lambda: r.link_lookup(ifname="br-provider"), 10,
                          f"ovs-vswitchd on {name} did not create br-provider")
-                self._address(r, "br-provider", host_ip)
+                links.configure(r, "br-provider", topo.interface(name)[0])
         self._run(name, ins.command("ovn-controller", *self.CHASSIS_DAEMON_ARGS, db), env)
 
     def _wait_ready(self, nb: Northbound, timeout: float) -> None:

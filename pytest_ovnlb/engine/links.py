@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import array
 import fcntl
+import ipaddress
 import socket
 import struct
 from contextlib import contextmanager
@@ -25,6 +26,21 @@ def iproute(ns: str):
         yield ipr
     finally:
         ipr.close()
+
+
+def configure(r: IPRoute, ifname: str, addresses, gateways=(), mac: str | None = None) -> None:
+    """Give an interface its MAC, its addresses (CIDR, either family) and
+    a default route per gateway (the family follows the gateway), and set it up."""
+    index = r.link_lookup(ifname=ifname)[0]
+    if mac:
+        r.link("set", index=index, address=mac)
+    for cidr in filter(None, addresses):
+        iface = ipaddress.ip_interface(cidr)
+        r.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+    r.link("set", index=index, state="up")
+    for gateway in filter(None, gateways):
+        default = "0.0.0.0/0" if ipaddress.ip_address(gateway).version == 4 else "::/0"
+        r.route("add", dst=default, gateway=gateway)
 
 
 def tx_checksum_off(ns: str, ifname: str) -> None:

@@ -51,7 +51,8 @@ def create(nb: Northbound, topo: Topology, names: Names) -> None:
         for router in topo.routers:
             for port in router.ports:
                 lrp = n(router_port(router.name, port.switch))
-                txn.add(api.lrp_add(n(router.name), lrp, port.mac, [port.ip]))
+                txn.add(api.lrp_add(n(router.name), lrp, port.mac,
+                                    [ip for ip in (port.ip, port.ip6) if ip]))
                 txn.add(api.lsp_add(n(port.switch), n(switch_port(port.switch, router.name)),
                                     type="router", addresses=["router"],
                                     options={"router-port": lrp}))
@@ -60,7 +61,7 @@ def create(nb: Northbound, topo: Topology, names: Names) -> None:
             for network, external in router.snat:
                 txn.add(api.lr_nat_add(n(router.name), "snat", external, network))
         for vm in topo.vms:
-            address = f"{vm.mac} {vm.ip.split('/')[0]}"
+            address = " ".join([vm.mac] + [vm.address(f) for f in topo.families])
             # MAC-only port security: IP port security would drop, on the way
             # out to the VM, traffic routed to it for another address.
             txn.add(api.lsp_add(n(vm.switch), n(vm.name), addresses=[address],

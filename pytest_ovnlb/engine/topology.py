@@ -27,6 +27,7 @@ class Chassis:
 class Switch:
     name: str
     subnet: str
+    subnet6: str | None = None
 
 
 @dataclass(frozen=True)
@@ -34,14 +35,15 @@ class RouterPort:
     switch: str
     mac: str
     ip: str  # address/prefix on that switch
+    ip6: str | None = None
 
 
 @dataclass(frozen=True)
 class Router:
     name: str
     ports: tuple[RouterPort, ...]
-    routes: tuple[tuple[str, str], ...] = ()  # (prefix, nexthop)
-    snat: tuple[tuple[str, str], ...] = ()  # (logical network, external ip)
+    routes: tuple[tuple[str, str], ...] = ()  # (prefix, nexthop), either family
+    snat: tuple[tuple[str, str], ...] = ()  # (logical network, external ip), either family
     chassis: str | None = None  # set: a gateway router bound to that chassis
 
 
@@ -53,6 +55,12 @@ class VM:
     mac: str
     ip: str  # address/prefix
     gateway: str
+    ip6: str | None = None
+    gateway6: str | None = None
+
+    def address(self, family: int = 4) -> str | None:
+        text = self.ip if family == 4 else self.ip6
+        return text.split("/")[0] if text else None
 
 
 @dataclass(frozen=True)
@@ -64,6 +72,7 @@ class Provider:
     switch: str
     bridge_chassis: str
     hosts: tuple[tuple[str, str], ...]  # (chassis, address/prefix)
+    hosts6: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,18 @@ class Roles:
     external_client: str | None = None  # a host on the provider network
     distributed_router: str | None = None  # routes between the switches
     server_port: int = 8000
+    # the same roles' IPv6 addresses, where the topology has IPv6
+    switch_vip6: str | None = None
+    router_vip6: str | None = None
+    router_snat_ip6: str | None = None
+
+    def vip(self, placement: str, family: int = 4) -> str | None:
+        if placement == "router":
+            return self.router_vip if family == 4 else self.router_vip6
+        return self.switch_vip if family == 4 else self.switch_vip6
+
+    def snat_ip(self, family: int = 4) -> str | None:
+        return self.router_snat_ip if family == 4 else self.router_snat_ip6
 
 
 @dataclass(frozen=True)
@@ -102,6 +123,15 @@ class Topology:
         """Names a person can `exec` in: chassis (host namespaces) and VMs."""
         return [c.name for c in self.chassis] + [v.name for v in self.vms]
 
+    def interface(self, node: str) -> tuple[list[str], list[str]]:
+        """A node's addresses (CIDR, every family) and default gateways: a
+        VM's, or a host's on the provider network."""
+        for vm in self.vms:
+            if vm.name == node:
+                return [vm.ip, vm.ip6], [vm.gateway, vm.gateway6]
+        hosts = self.provider.hosts + self.provider.hosts6 if self.provider else ()
+        return [ip for chassis, ip in hosts if chassis == node], []
+
     def vm(self, name: str) -> VM:
         return next(v for v in self.vms if v.name == name)
 
@@ -111,30 +141,49 @@ class Topology:
     def router(self, name: str) -> Router:
         return next(r for r in self.routers if r.name == name)
 
-    def address(self, node: str) -> str:
+    @property
+    def families(self) -> tuple[int, ...]:
+        """Address families every VM has (4, and 6 on a dual-stack topology)."""
+        return (4, 6) if all(vm.ip6 for vm in self.vms) else (4,)
+
+    def address(self, node: str, family: int = 4) -> str:
         """The address a node uses as a client (VM address or provider address)."""
         for vm in self.vms:
-            if vm.name == node:
-                return vm.ip.split("/")[0]
-        for chassis, ip in self.provider.hosts if self.provider else ():
+            if vm.name == node and vm.address(family):
+                return vm.address(family)
+        hosts = () if not self.provider else (
+            self.provider.hosts if family == 4 else self.provider.hosts6)
+        for chassis, ip in hosts:
             if chassis == node:
                 return ip.split("/")[0]
-        raise LabError(f"node {node} has no client address in topology {self.name}")
+        raise LabError(f"node {node} has no IPv{family} client address in topology {self.name}")
 
-    def free_address(self, switch: str) -> str:
-        """The highest host address of `switch`'s subnet that nothing in the
-        topology uses (e.g. as the source of OVN's health check probes)."""
+    def free_address(self, switch: str, family: int = 4) -> str:
+        """The highest host address of `switch`'s subnet (of that family)
+        that nothing in the topology uses (e.g. as the source of OVN's
+        health check probes)."""
         roles = self.roles
-        used = {vm.ip for vm in self.vms} | {p.ip for r in self.routers for p in r.ports}
-        used |= {ip for _, ip in self.provider.hosts} if self.provider else set()
-        used = {ipaddress.ip_interface(ip).ip for ip in used}
-        used |= {ipaddress.ip_address(ip) for ip in (roles.switch_vip, roles.router_vip,
-                                                     roles.router_snat_ip) if ip}
-        net = ipaddress.ip_network(self.switch(switch).subnet)
-        free = [ip for ip in reversed(list(net.hosts())) if ip not in used]
-        if not free:
-            raise LabError(f"switch {switch} has no free address")
-        return str(free[0])
+        used = {vm.ip for vm in self.vms} | {vm.ip6 for vm in self.vms}
+        used |= {p.ip for r in self.routers for p in r.ports}
+        used |= {p.ip6 for r in self.routers for p in r.ports}
+        if self.provider:
+            used |= {ip for _, ip in self.provider.hosts + self.provider.hosts6}
+        used = {ipaddress.ip_interface(ip).ip for ip in used if ip}
+        used |= {ipaddress.ip_address(ip) for ip in (
+            roles.switch_vip, roles.router_vip, roles.router_snat_ip, roles.switch_vip6,
+            roles.router_vip6, roles.router_snat_ip6) if ip}
+        s = self.switch(switch)
+        subnet = s.subnet if family == 4 else s.subnet6
+        if not subnet:
+            raise LabError(f"switch {switch} has no IPv{family} subnet")
+        net = ipaddress.ip_network(subnet)
+        # from the top down: an IPv6 /64 is far too big to list
+        last = net.broadcast_address - (1 if family == 4 else 0)
+        for offset in range(min(net.num_addresses - 2, 4096)):
+            ip = last - offset
+            if ip not in used:
+                return str(ip)
+        raise LabError(f"switch {switch} has no free address")
 
     def validate(self) -> "Topology":
         problems = list(_problems(self))
@@ -184,27 +233,40 @@ def _problems(t: Topology):
         yield "exactly one chassis must be central"
     chassis = {c.name for c in t.chassis}
     switches = {s.name: ipaddress.ip_network(s.subnet) for s in t.switches}
+    switches6 = {s.name: ipaddress.ip_network(s.subnet6) for s in t.switches if s.subnet6}
+
+    def misplaced(switch: str, *addresses: str | None):
+        """Problems of addresses meant for `switch` (each family on its subnet)."""
+        for ip in filter(None, addresses):
+            iface = ipaddress.ip_interface(ip)
+            subnet = (switches if iface.version == 4 else switches6).get(switch)
+            if subnet is None or iface.network != subnet:
+                yield f"{ip} is not on {switch} ({subnet or f'no IPv{iface.version} subnet'})"
+
     for vm in t.vms:
         if vm.chassis not in chassis:
             yield f"{vm.name}: unknown chassis {vm.chassis}"
         if vm.switch not in switches:
             yield f"{vm.name}: unknown switch {vm.switch}"
-        elif ipaddress.ip_interface(vm.ip).network != switches[vm.switch]:
-            yield f"{vm.name}: {vm.ip} is not on {vm.switch} ({switches[vm.switch]})"
+            continue
+        yield from (f"{vm.name}: {p}" for p in misplaced(vm.switch, vm.ip, vm.ip6))
+        if bool(vm.ip6) != bool(vm.gateway6):
+            yield f"{vm.name}: an IPv6 address needs an IPv6 gateway and back"
     for r in t.routers:
         if r.chassis and r.chassis not in chassis:
             yield f"{r.name}: unknown chassis {r.chassis}"
         for p in r.ports:
             if p.switch not in switches:
                 yield f"{r.name}: unknown switch {p.switch}"
-            elif ipaddress.ip_interface(p.ip).network != switches[p.switch]:
-                yield f"{r.name}: {p.ip} is not on {p.switch}"
+            else:
+                yield from (f"{r.name}: {m}" for m in misplaced(p.switch, p.ip, p.ip6))
     if t.provider:
         if t.provider.switch not in switches:
             yield f"provider: unknown switch {t.provider.switch}"
-        for c, _ in t.provider.hosts:
+        for c, ip in t.provider.hosts + t.provider.hosts6:
             if c not in chassis:
                 yield f"provider: unknown chassis {c}"
+            yield from (f"provider: {p}" for p in misplaced(t.provider.switch, ip))
     roles = t.roles
     for vm in roles.servers + (roles.internal_client,):
         if vm not in {v.name for v in t.vms}:
@@ -224,36 +286,41 @@ LAB = Topology(
     ),
     underlay_prefix=25,
     switches=(
-        Switch("dmz", "172.16.255.128/26"),
-        Switch("inside", "172.16.255.192/26"),
-        Switch("transit", "172.16.255.0/30"),
-        Switch("outside", "10.127.0.128/25"),
+        Switch("dmz", "172.16.255.128/26", "fd00:10:1::/64"),
+        Switch("inside", "172.16.255.192/26", "fd00:10:2::/64"),
+        Switch("transit", "172.16.255.0/30", "fd00:10:3::/64"),
+        Switch("outside", "10.127.0.128/25", "fd00:127::/64"),
     ),
     routers=(
         Router(
             "tenant1",
             ports=(
-                RouterPort("dmz", "02:ac:10:ff:01:29", "172.16.255.129/26"),
-                RouterPort("inside", "02:ac:10:ff:01:93", "172.16.255.193/26"),
-                RouterPort("transit", "02:ac:10:ff:00:02", "172.16.255.2/30"),
+                RouterPort("dmz", "02:ac:10:ff:01:29", "172.16.255.129/26", "fd00:10:1::129/64"),
+                RouterPort("inside", "02:ac:10:ff:01:93", "172.16.255.193/26", "fd00:10:2::193/64"),
+                RouterPort("transit", "02:ac:10:ff:00:02", "172.16.255.2/30", "fd00:10:3::2/64"),
             ),
-            routes=(("0.0.0.0/0", "172.16.255.1"),),
+            routes=(("0.0.0.0/0", "172.16.255.1"), ("::/0", "fd00:10:3::1")),
         ),
         Router(
             "edge1",
             chassis="ubuntu1",
             ports=(
-                RouterPort("transit", "02:ac:10:ff:00:01", "172.16.255.1/30"),
-                RouterPort("outside", "02:0a:7f:00:01:29", "10.127.0.129/25"),
+                RouterPort("transit", "02:ac:10:ff:00:01", "172.16.255.1/30", "fd00:10:3::1/64"),
+                RouterPort("outside", "02:0a:7f:00:01:29", "10.127.0.129/25", "fd00:127::129/64"),
             ),
-            routes=(("172.16.255.128/25", "172.16.255.2"),),
-            snat=(("172.16.255.128/25", "10.127.0.129"),),
+            routes=(("172.16.255.128/25", "172.16.255.2"),
+                    ("fd00:10:1::/64", "fd00:10:3::2"), ("fd00:10:2::/64", "fd00:10:3::2")),
+            snat=(("172.16.255.128/25", "10.127.0.129"),
+                  ("fd00:10:1::/64", "fd00:127::129"), ("fd00:10:2::/64", "fd00:127::129")),
         ),
     ),
     vms=(
-        VM("vm1", "ubuntu2", "dmz", "02:ac:10:ff:01:30", "172.16.255.130/26", "172.16.255.129"),
-        VM("vm2", "ubuntu3", "dmz", "02:ac:10:ff:01:31", "172.16.255.131/26", "172.16.255.129"),
-        VM("vm3", "ubuntu2", "inside", "02:ac:10:ff:01:94", "172.16.255.194/26", "172.16.255.193"),
+        VM("vm1", "ubuntu2", "dmz", "02:ac:10:ff:01:30", "172.16.255.130/26", "172.16.255.129",
+           "fd00:10:1::130/64", "fd00:10:1::129"),
+        VM("vm2", "ubuntu3", "dmz", "02:ac:10:ff:01:31", "172.16.255.131/26", "172.16.255.129",
+           "fd00:10:1::131/64", "fd00:10:1::129"),
+        VM("vm3", "ubuntu2", "inside", "02:ac:10:ff:01:94", "172.16.255.194/26", "172.16.255.193",
+           "fd00:10:2::194/64", "fd00:10:2::193"),
     ),
     provider=Provider(
         network_name="dataNet",
@@ -263,6 +330,11 @@ LAB = Topology(
             ("ubuntu1", "10.127.0.130/25"),
             ("ubuntu2", "10.127.0.131/25"),
             ("ubuntu3", "10.127.0.132/25"),
+        ),
+        hosts6=(
+            ("ubuntu1", "fd00:127::130/64"),
+            ("ubuntu2", "fd00:127::131/64"),
+            ("ubuntu3", "fd00:127::132/64"),
         ),
     ),
     roles=Roles(
@@ -276,6 +348,9 @@ LAB = Topology(
         router_snat_ip="10.127.0.129",
         external_client="ubuntu1",
         distributed_router="tenant1",
+        switch_vip6="fd00:10:99::62",
+        router_vip6="fd00:127::254",
+        router_snat_ip6="fd00:127::129",
     ),
 )
 
@@ -285,20 +360,24 @@ SINGLE = Topology(
     name="single",
     description="one chassis; router r0 joins switches web (vm1, vm2) and clients (vm3)",
     chassis=(Chassis("host1", "192.168.254.1", central=True),),
-    switches=(Switch("web", "10.0.1.0/24"), Switch("clients", "10.0.2.0/24")),
+    switches=(Switch("web", "10.0.1.0/24", "fd00:1::/64"),
+              Switch("clients", "10.0.2.0/24", "fd00:2::/64")),
     routers=(
         Router(
             "r0",
             ports=(
-                RouterPort("web", "02:00:00:00:01:01", "10.0.1.1/24"),
-                RouterPort("clients", "02:00:00:00:02:01", "10.0.2.1/24"),
+                RouterPort("web", "02:00:00:00:01:01", "10.0.1.1/24", "fd00:1::1/64"),
+                RouterPort("clients", "02:00:00:00:02:01", "10.0.2.1/24", "fd00:2::1/64"),
             ),
         ),
     ),
     vms=(
-        VM("vm1", "host1", "web", "02:00:00:00:01:0b", "10.0.1.11/24", "10.0.1.1"),
-        VM("vm2", "host1", "web", "02:00:00:00:01:0c", "10.0.1.12/24", "10.0.1.1"),
-        VM("vm3", "host1", "clients", "02:00:00:00:02:0d", "10.0.2.13/24", "10.0.2.1"),
+        VM("vm1", "host1", "web", "02:00:00:00:01:0b", "10.0.1.11/24", "10.0.1.1",
+           "fd00:1::11/64", "fd00:1::1"),
+        VM("vm2", "host1", "web", "02:00:00:00:01:0c", "10.0.1.12/24", "10.0.1.1",
+           "fd00:1::12/64", "fd00:1::1"),
+        VM("vm3", "host1", "clients", "02:00:00:00:02:0d", "10.0.2.13/24", "10.0.2.1",
+           "fd00:2::13/64", "fd00:2::1"),
     ),
     roles=Roles(
         servers=("vm1", "vm2"),
@@ -307,6 +386,7 @@ SINGLE = Topology(
         server_switch="web",
         switch_vip="10.0.9.100",
         distributed_router="r0",
+        switch_vip6="fd00:9::100",
     ),
 )
 
@@ -322,47 +402,61 @@ def get(name: str) -> Topology:
         ) from None
 
 
-def on_provider(topo: Topology, subnet: str, network_name: str) -> Topology:
-    """`topo` with its provider network moved to `subnet` (same prefix
-    length) and bridged as `network_name`: every address in the old provider
-    subnet keeps its offset in the new one, router ports there get MACs
-    made from their addresses.  A shared deployment gives each
-    lab a provider subnet of its own, so labs side by side never collide."""
+def on_provider(topo: Topology, subnet: str, network_name: str,
+                subnet6: str | None = None) -> Topology:
+    """`topo` with its provider network moved to `subnet` (and its IPv6
+    subnet to `subnet6`; same prefix lengths) and bridged as
+    `network_name`: every address in an old provider subnet keeps its offset
+    in the new one, router ports there get MACs made from their IPv4
+    addresses.  A shared deployment gives each lab a provider subnet of its
+    own, so labs side by side never collide."""
     if not topo.provider:
         return topo
-    old = ipaddress.ip_network(topo.switch(topo.provider.switch).subnet)
-    new = ipaddress.ip_network(subnet)
-    if new.prefixlen != old.prefixlen or new.version != old.version:
-        raise LabError(f"provider subnet {new} does not match {old}'s size")
+    provider = topo.switch(topo.provider.switch)
+    moves = {}  # old network -> new network
+    for old_text, new_text in ((provider.subnet, subnet), (provider.subnet6, subnet6)):
+        if old_text and new_text:
+            old, new = ipaddress.ip_network(old_text), ipaddress.ip_network(new_text)
+            if new.prefixlen != old.prefixlen or new.version != old.version:
+                raise LabError(f"provider subnet {new} does not match {old}'s size")
+            moves[old] = new
+    if provider.subnet6 and not subnet6:
+        raise LabError(f"provider switch {provider.name} has IPv6: it needs an IPv6 subnet too")
 
     def move(text: str | None) -> str | None:
         if text is None:
             return None
         iface = ipaddress.ip_interface(text)
-        if iface.ip not in old:
-            return text
-        moved = new.network_address + (int(iface.ip) - int(old.network_address))
-        return f"{moved}/{iface.network.prefixlen}" if "/" in text else str(moved)
+        for old, new in moves.items():
+            if iface.ip in old:
+                moved = new.network_address + (int(iface.ip) - int(old.network_address))
+                return f"{moved}/{iface.network.prefixlen}" if "/" in text else str(moved)
+        return text
 
-    def move_net(text: str) -> str:
-        return str(new) if ipaddress.ip_network(text) == old else text
+    def move_net(text: str | None) -> str | None:
+        return str(moves.get(ipaddress.ip_network(text), text)) if text else text
 
-    switches = tuple(replace(s, subnet=move_net(s.subnet)) for s in topo.switches)
+    switches = tuple(replace(s, subnet=move_net(s.subnet), subnet6=move_net(s.subnet6))
+                     for s in topo.switches)
+
     def port(p: RouterPort) -> RouterPort:
         if p.switch != topo.provider.switch:
             return p
         # Seen on the shared physical network: a MAC as unique as the address
         ip = ipaddress.ip_interface(move(p.ip)).ip
-        return replace(p, ip=move(p.ip), mac="02:00:" + ":".join(f"{b:02x}" for b in ip.packed[-4:]))
+        return replace(p, ip=move(p.ip), ip6=move(p.ip6),
+                       mac="02:00:" + ":".join(f"{b:02x}" for b in ip.packed[-4:]))
 
     routers = tuple(replace(
         r, ports=tuple(port(p) for p in r.ports),
         routes=tuple((move_net(prefix), move(hop)) for prefix, hop in r.routes),
         snat=tuple((net, move(ip)) for net, ip in r.snat)) for r in topo.routers)
-    provider = replace(topo.provider, network_name=network_name,
-                       hosts=tuple((c, move(ip)) for c, ip in topo.provider.hosts))
-    roles = replace(topo.roles, router_vip=move(topo.roles.router_vip),
-                    router_snat_ip=move(topo.roles.router_snat_ip),
-                    switch_vip=move(topo.roles.switch_vip))
-    return replace(topo, switches=switches, routers=routers, provider=provider,
+    moved = replace(topo.provider, network_name=network_name,
+                    hosts=tuple((c, move(ip)) for c, ip in topo.provider.hosts),
+                    hosts6=tuple((c, move(ip)) for c, ip in topo.provider.hosts6))
+    roles = topo.roles
+    roles = replace(roles, **{f: move(getattr(roles, f)) for f in (
+        "router_vip", "router_snat_ip", "switch_vip", "router_vip6", "router_snat_ip6",
+        "switch_vip6")})
+    return replace(topo, switches=switches, routers=routers, provider=moved,
                    roles=roles).validate()

@@ -7,6 +7,7 @@ One `Hub` per lab keeps a traffic agent per node for the whole session;
 
 from __future__ import annotations
 
+import ipaddress
 import itertools
 from dataclasses import dataclass
 
@@ -16,6 +17,13 @@ from pytest_ovnlb.lab import Lab
 from pytest_ovnlb.traffic.client import Agent, Result
 
 PLACEMENTS = ("router", "switch")
+FAMILIES = {"ipv4": 4, "ipv6": 6}
+
+
+def endpoint(ip: str, port: int | None = None) -> str:
+    """How OVN writes an address with a port: IPv6 in brackets."""
+    text = f"[{ip}]" if ipaddress.ip_address(ip).version == 6 else ip
+    return text if port is None else f"{text}:{port}"
 
 
 @dataclass(frozen=True)
@@ -32,7 +40,7 @@ class Server:
 
     @property
     def endpoint(self) -> str:
-        return f"{self.ip}:{self.port}"
+        return endpoint(self.ip, self.port)
 
 
 class Hub:
@@ -47,14 +55,15 @@ class Hub:
             self.agents[node] = Agent.start(node, self.lab.enter_prefix(node), log_path=str(log))
         return self.agents[node]
 
-    def servers(self, k: int) -> list[Server]:
+    def servers(self, k: int, family: int = 4) -> list[Server]:
         """k web servers spread over the backend VMs (vm1:8000, vm2:8000,
-        vm1:8001, ...): OVN balances over ip:port pairs, so k may exceed the
-        number of VMs."""
+        vm1:8001, ...) at their addresses of `family`: OVN balances over
+        ip:port pairs, so k may exceed the number of VMs.  A server listens
+        on both families, so one server is the same for both."""
         topo = self.lab.topology
         vms = topo.roles.servers
         base = topo.roles.server_port
-        return [Server(vms[i % len(vms)], topo.address(vms[i % len(vms)]),
+        return [Server(vms[i % len(vms)], topo.address(vms[i % len(vms)], family),
                         base + i // len(vms)) for i in range(k)]
 
     def serve(self, servers: list[Server], proto: str = "tcp") -> None:
@@ -90,7 +99,7 @@ class LoadBalancer:
 
     @property
     def vip_key(self) -> str:
-        return f"{self.vip}:{self.port}"
+        return endpoint(self.vip, self.port)
 
     @property
     def targets(self) -> list[str]:
@@ -107,18 +116,35 @@ class LoadBalancers:
     # the 5-tuples of a later one.
     _vip_ports = itertools.count(10000)
 
-    def __init__(self, lab: Lab, hub: Hub, placement: str):
+    def __init__(self, lab: Lab, hub: Hub, placement: str, family: int = 4):
         self.lab = lab
         self.hub = hub
         self.placement = placement
+        self.family = family
         self.created: list[LoadBalancer] = []
         roles = lab.topology.roles
         if placement == "router":
             if not roles.gateway_router:
                 raise LabError(f"topology {lab.topology.name} has no gateway router")
-            self.default_vip, self.default_attach = roles.router_vip, [roles.gateway_router]
+            self.default_attach = [roles.gateway_router]
         else:
-            self.default_vip, self.default_attach = roles.switch_vip, [roles.client_switch]
+            self.default_attach = [roles.client_switch]
+        self.default_vip = roles.vip(placement, family)
+        if self.default_vip is None:
+            raise LabError(f"topology {lab.topology.name} has no IPv{family} {placement} VIP")
+
+    def servers(self, k: int) -> list[Server]:
+        """k web servers, addressed in this test's family (Hub.servers)."""
+        return self.hub.servers(k, self.family)
+
+    def address(self, node: str) -> str:
+        """A client node's address in this test's family."""
+        return self.lab.topology.address(node, self.family)
+
+    @property
+    def snat_ip(self) -> str | None:
+        """The gateway router's SNAT address in this test's family."""
+        return self.lab.topology.roles.snat_ip(self.family)
 
     def __call__(self, servers: list[Server], *, vip: str | None = None,
                  attach_to: list[str] | None = None, protocol: str = "tcp",
@@ -159,8 +185,8 @@ class LoadBalancers:
     def ip_port_mappings(self, servers: list[Server]) -> dict[str, str]:
         """Load_Balancer:ip_port_mappings: backend IP -> "PORT:PROBE_SOURCE"."""
         topo = self.lab.topology
-        return {b.ip: f"{self.lab.names.nb(b.vm)}:{topo.free_address(topo.vm(b.vm).switch)}"
-                for b in servers}
+        return {endpoint(b.ip): f"{self.lab.names.nb(b.vm)}:" + endpoint(
+            topo.free_address(topo.vm(b.vm).switch, self.family)) for b in servers}
 
     def set_servers(self, lb: LoadBalancer, servers: list[Server]) -> None:
         """Change the VIP's backend list in place (same Load_Balancer row)."""
