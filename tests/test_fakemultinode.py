@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from pytest_ovnlb.backends.base import Request
-from pytest_ovnlb.backends.fakemultinode import Cluster, runtime_of
+from pytest_ovnlb.backends.fakemultinode import PROVIDER_POOL, Cluster, provider6, runtime_of
 from pytest_ovnlb.errors import LabError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -69,6 +69,16 @@ def snapshot(cluster):
                               "echo $b; ovs-vsctl list-ports $b; done")
              for c in cluster.hosts}
     return nb, nodes
+
+
+def test_each_provider_subnet_has_an_ipv6_subnet_of_its_own():
+    """A lab's IPv6 provider /64 follows from its IPv4 /25: distinct /25s,
+    distinct /64s, so labs that do not share one never share the other."""
+    assert provider6("10.127.0.0/25") == "fd00:127::/64"
+    assert provider6("10.127.0.128/25") == "fd00:127:0:1::/64"
+    assert provider6("10.127.255.128/25") == "fd00:127:0:1ff::/64"
+    all6 = {provider6(str(n)) for n in PROVIDER_POOL.subnets(new_prefix=25)}
+    assert len(all6) == 512
 
 
 def test_runtime_that_is_not_there_is_one_line(pytester):

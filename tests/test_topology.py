@@ -1,6 +1,7 @@
 """Topologies are data: the shipped ones are consistent, mistakes are named."""
 
 import dataclasses
+import ipaddress
 
 import pytest
 
@@ -14,7 +15,9 @@ def test_reference_lab_has_the_blog_names_and_addresses():
     assert lab.central.name == "ubuntu1"
     assert {s.name for s in lab.switches} == {"dmz", "inside", "transit", "outside"}
     assert lab.router("edge1").chassis == "ubuntu1"
-    assert lab.router("edge1").snat == (("172.16.255.128/25", "10.127.0.129"),)
+    assert lab.router("edge1").snat == (("172.16.255.128/25", "10.127.0.129"),
+                                        ("fd00:10:1::/64", "fd00:127::129"),
+                                        ("fd00:10:2::/64", "fd00:127::129"))
     assert {(v.name, v.chassis, v.switch, v.ip) for v in lab.vms} == {
         ("vm1", "ubuntu2", "dmz", "172.16.255.130/26"),
         ("vm2", "ubuntu3", "dmz", "172.16.255.131/26"),
@@ -23,6 +26,37 @@ def test_reference_lab_has_the_blog_names_and_addresses():
     assert lab.address("ubuntu1") == "10.127.0.130"
     assert lab.address("vm3") == "172.16.255.194"
     assert lab.roles.router_vip == "10.127.0.254" and lab.roles.switch_vip == "172.16.255.62"
+
+
+def test_reference_lab_is_dual_stack():
+    lab = topology.get("lab")
+    assert lab.families == (4, 6)
+    assert lab.address("vm3", 6) == "fd00:10:2::194"
+    assert lab.address("ubuntu1", 6) == "fd00:127::130"
+    assert lab.interface("vm1") == (["172.16.255.130/26", "fd00:10:1::130/64"],
+                                    ["172.16.255.129", "fd00:10:1::129"])
+    assert lab.interface("ubuntu2") == (["10.127.0.131/25", "fd00:127::131/64"], [])
+    roles = lab.roles
+    assert (roles.vip("router", 6), roles.vip("switch", 6), roles.snat_ip(6)) == (
+        "fd00:127::254", "fd00:10:99::62", "fd00:127::129")
+    assert (roles.vip("router"), roles.vip("switch"), roles.snat_ip()) == (
+        "10.127.0.254", "172.16.255.62", "10.127.0.129")
+    # every IPv6 route's next hop is on a subnet of its router
+    for router in lab.routers:
+        nets = [ipaddress.ip_interface(p.ip6).network for p in router.ports]
+        for prefix, hop in router.routes:
+            if ":" in prefix:
+                assert any(ipaddress.ip_address(hop) in n for n in nets), (router.name, hop)
+
+
+def test_single_topology_without_ipv6_offers_ipv4_only():
+    single = topology.get("single")
+    assert single.families == (4, 6)
+    vms = tuple(dataclasses.replace(v, ip6=None, gateway6=None) for v in single.vms)
+    v4 = dataclasses.replace(single, vms=vms).validate()
+    assert v4.families == (4,)
+    with pytest.raises(LabError, match="no IPv6 client address"):
+        v4.address("vm3", 6)
 
 
 @pytest.mark.parametrize("name", sorted(topology.TOPOLOGIES))
@@ -47,6 +81,17 @@ def test_validation_names_each_mistake():
     assert "vm1: 10.9.9.9/24 is not on dmz" in str(err.value)
 
 
+def test_validation_checks_ipv6_addresses_too():
+    lab = topology.get("lab")
+    vm = dataclasses.replace(lab.vms[0], ip6="fd00:10:2::5/64")
+    no_gw = dataclasses.replace(lab.vms[1], gateway6=None)
+    broken = dataclasses.replace(lab, vms=(vm, no_gw) + lab.vms[2:])
+    with pytest.raises(LabError) as err:
+        broken.validate()
+    assert "vm1: fd00:10:2::5/64 is not on dmz (fd00:10:1::/64)" in str(err.value)
+    assert "vm2: an IPv6 address needs an IPv6 gateway" in str(err.value)
+
+
 def test_node_names_fit_interface_names():
     lab = topology.get("lab")
     bad = dataclasses.replace(lab.vms[0], name="a-name-far-too-long")
@@ -61,10 +106,14 @@ def test_free_address_avoids_everything_in_use():
         lab.free_address("transit")  # a /30 holding both routers
     single = topology.get("single")
     assert single.free_address("web") == "10.0.1.254"
+    assert lab.free_address("dmz", 6) == "fd00:10:1:0:ffff:ffff:ffff:ffff"
+    crowded = dataclasses.replace(lab, roles=dataclasses.replace(
+        lab.roles, switch_vip6="fd00:10:1:0:ffff:ffff:ffff:ffff"))
+    assert crowded.free_address("dmz", 6) == "fd00:10:1:0:ffff:ffff:ffff:fffe"
 
 
 def test_on_provider_moves_every_provider_address_and_nothing_else():
-    moved = topology.on_provider(topology.LAB, "10.127.42.0/25", "public")
+    moved = topology.on_provider(topology.LAB, "10.127.42.0/25", "public", "fd00:127:0:54::/64")
     assert moved.provider.network_name == "public"
     assert moved.switch("outside").subnet == "10.127.42.0/25"
     assert dict(moved.provider.hosts) == {"ubuntu1": "10.127.42.2/25",
@@ -73,8 +122,17 @@ def test_on_provider_moves_every_provider_address_and_nothing_else():
     edge1 = moved.router("edge1")
     outside = next(p for p in edge1.ports if p.switch == "outside")
     assert outside.ip == "10.127.42.1/25" and outside.mac == "02:00:0a:7f:2a:01"
-    assert edge1.snat == (("172.16.255.128/25", "10.127.42.1"),)
+    assert edge1.snat[0] == ("172.16.255.128/25", "10.127.42.1")
     assert (moved.roles.router_vip, moved.roles.router_snat_ip) == ("10.127.42.126", "10.127.42.1")
+    moved6 = moved
+    assert moved6.switch("outside").subnet6 == "fd00:127:0:54::/64"
+    assert dict(moved6.provider.hosts6)["ubuntu2"] == "fd00:127:0:54::131/64"
+    assert next(p for p in moved6.router("edge1").ports if p.switch == "outside").ip6 == (
+        "fd00:127:0:54::129/64")
+    assert (moved6.roles.router_vip6, moved6.roles.router_snat_ip6) == (
+        "fd00:127:0:54::254", "fd00:127:0:54::129")
+    assert moved6.roles.switch_vip6 == topology.LAB.roles.switch_vip6
+    assert ("fd00:10:1::/64", "fd00:127:0:54::129") in moved6.router("edge1").snat
     # the inner networks are each lab's own: untouched
     assert moved.switches[:3] == topology.LAB.switches[:3]
     assert moved.vms == topology.LAB.vms and moved.router("tenant1") == topology.LAB.router("tenant1")
@@ -83,6 +141,10 @@ def test_on_provider_moves_every_provider_address_and_nothing_else():
 def test_on_provider_refuses_a_subnet_of_another_size():
     with pytest.raises(LabError, match="does not match"):
         topology.on_provider(topology.LAB, "10.127.42.0/24", "public")
+    with pytest.raises(LabError, match="does not match"):
+        topology.on_provider(topology.LAB, "10.127.42.0/25", "public", "fd00:127::/56")
+    with pytest.raises(LabError, match="needs an IPv6 subnet too"):
+        topology.on_provider(topology.LAB, "10.127.42.0/25", "public")
 
 
 def test_names_prefix_map_and_record_round_trip():
