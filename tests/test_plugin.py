@@ -203,6 +203,22 @@ def break_it(monkeypatch):
 """
 
 BREAKS = {
+    # A dual-stack row's second VIP is balanced to its first backend only.
+    "second_vip_one_backend": (None, """
+@pytest.fixture(autouse=True)
+def break_second_vip(monkeypatch):
+    from pytest_ovnlb.traffic.harness import LoadBalancers
+    add_vip = LoadBalancers.add_vip
+    def broken(self, lb, family):
+        twin = add_vip(self, lb, family)
+        api = self.lab.nb.api
+        row = api.lb_get(lb.name).execute(check_error=True)
+        vips = dict(row.vips, **{twin.vip_key: twin.servers[0].endpoint})
+        api.db_set("Load_Balancer", row.uuid, ("vips", vips)).execute(check_error=True)
+        self.sync()
+        return twin
+    monkeypatch.setattr(LoadBalancers, "add_vip", broken)
+"""),
     # Every connection from one client to one backend: hash on the source only.
     "one_backend": (None, _every_lb("""
         lb = create(self, backends, **kw)
@@ -218,10 +234,12 @@ BREAKS = {
 @pytest.fixture(autouse=True)
 def drop_snat(ovn_lab):
     api = ovn_lab.nb.api
-    api.lr_nat_del("edge1", "snat", "172.16.255.128/25").execute(check_error=True)
+    snat = ovn_lab.topology.router("edge1").snat
+    for network, _ in snat:
+        api.lr_nat_del("edge1", "snat", network).execute(check_error=True)
     yield
-    api.lr_nat_add("edge1", "snat", "10.127.0.129", "172.16.255.128/25").execute(
-        check_error=True)
+    for network, external in snat:
+        api.lr_nat_add("edge1", "snat", external, network).execute(check_error=True)
 """),
     # The gateway router SNATs its own external network too (proxy mode for
     # everyone): an external client is no longer seen with its address.
@@ -229,10 +247,13 @@ def drop_snat(ovn_lab):
 @pytest.fixture(autouse=True)
 def snat_external(ovn_lab):
     api, router = ovn_lab.nb.api, ovn_lab.names.nb("edge1")
-    api.lr_nat_add(router, "snat", "10.127.0.129", "10.127.0.128/25").execute(check_error=True)
+    nets = (("10.127.0.129", "10.127.0.128/25"), ("fd00:127::129", "fd00:127::/64"))
+    for external, network in nets:
+        api.lr_nat_add(router, "snat", external, network).execute(check_error=True)
     ovn_lab.sync()
     yield
-    api.lr_nat_del(router, "snat", "10.127.0.128/25").execute(check_error=True)
+    for _, network in nets:
+        api.lr_nat_del(router, "snat", network).execute(check_error=True)
 """),
     # A switch VIP served by the gateway router instead: its SNAT shows.
     "switch_vip_on_gateway_router": (None, _every_lb("""
@@ -241,7 +262,7 @@ def snat_external(ovn_lab):
         return create(self, backends, **kw)""")),
     # Hairpinned connections come from another address than the VIP.
     "no_hairpin": ("switch", _every_lb("""
-        kw["options"] = {"hairpin_snat_ip": "172.16.255.140"}
+        kw["options"] = {"hairpin_snat_ip": "172.16.255.140 fd00:10:1::140"}
         return create(self, backends, **kw)""")),
     # options:reject is ignored: connections to a VIP without backends hang.
     "reject_ignored": (None, _every_lb("""
@@ -304,6 +325,8 @@ def snat_external(ovn_lab):
 
 # conformance test -> (breakage, what its failure message must say)
 TEETH = {
+    "test_both_vips_of_one_load_balancer_behave_alike": (
+        "second_vip_one_backend", "VIP of a dual-stack load balancer"),
     "test_gateway_router_spreads_new_connections": ("one_backend", "NOT consistent"),
     "test_client_switch_spreads_new_connections": ("one_backend", "NOT consistent"),
     "test_udp_flows_spread_over_backends": ("one_backend", "NOT consistent"),

@@ -47,7 +47,8 @@ class Hub:
     def __init__(self, lab: Lab):
         self.lab = lab
         self.agents: dict[str, Agent] = {}
-        self.serving: set[tuple[Server, str]] = set()
+        # (vm, port, proto): one server answers both families
+        self.serving: set[tuple[str, int, str]] = set()
 
     def agent(self, node: str) -> Agent:
         if node not in self.agents:
@@ -69,14 +70,14 @@ class Hub:
     def serve(self, servers: list[Server], proto: str = "tcp") -> None:
         """Make sure each backend's server runs (an HTTP server for tcp)."""
         for b in servers:
-            if (b, proto) not in self.serving:
+            if (b.vm, b.port, proto) not in self.serving:
                 self.agent(b.vm).serve(b.port, proto=proto, name=b.vm)
-                self.serving.add((b, proto))
+                self.serving.add((b.vm, b.port, proto))
 
     def stop(self, server: Server, proto: str = "tcp") -> None:
         """Stop a server as if its process died: new connections are refused."""
         self.agent(server.vm).unserve(server.port, proto=proto)
-        self.serving.discard((server, proto))
+        self.serving.discard((server.vm, server.port, proto))
 
     def fresh(self, node: str, host: str, port: int, count: int, **kw) -> list[Result]:
         return self.agent(node).fresh(host, port, count, **kw)
@@ -187,6 +188,19 @@ class LoadBalancers:
         topo = self.lab.topology
         return {endpoint(b.ip): f"{self.lab.names.nb(b.vm)}:" + endpoint(
             topo.free_address(topo.vm(b.vm).switch, self.family)) for b in servers}
+
+    def add_vip(self, lb: LoadBalancer, family: int) -> LoadBalancer:
+        """Give `lb`'s row a second VIP, this placement's VIP of `family` on
+        the same port, balanced over the same servers at their `family`
+        addresses (a dual-stack service); returns that VIP's view."""
+        vip = self.lab.topology.roles.vip(self.placement, family)
+        servers = [Server(s.vm, self.lab.topology.address(s.vm, family), s.port)
+                   for s in lb.servers]
+        twin = LoadBalancer(lb.name, vip, lb.port, servers, lb.attached, lb.protocol)
+        self.lab.nb.api.lb_add(lb.name, twin.vip_key, [s.endpoint for s in servers],
+                               protocol=lb.protocol, may_exist=True).execute(check_error=True)
+        self.sync()
+        return twin
 
     def set_servers(self, lb: LoadBalancer, servers: list[Server]) -> None:
         """Change the VIP's backend list in place (same Load_Balancer row)."""

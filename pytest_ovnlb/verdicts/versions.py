@@ -54,6 +54,8 @@ BEHAVIOURS = {b.name: b for b in (
               "a load balancer on a logical switch DNATs traffic entering from VIFs"),
     Behaviour("gateway_router_lb", _v("2.7.0"),
               "a load balancer on a gateway router DNATs traffic routed through it"),
+    Behaviour("ipv6_vips", _v("2.9.0"),
+              "load balancers with IPv6 VIPs and backends, beside IPv4 ones in one row"),
     Behaviour("switch_self_hairpin", _v("20.3.0"),
               "a backend that connects to a switch VIP and is picked itself gets "
               "the connection, seen with the VIP as source"),
