@@ -59,6 +59,7 @@ def wait_status(sb, names, wanted, why):
         time.sleep(0.05)
 
 
+@pytest.mark.ovnlb_feature(name="health_check")
 def test_health_check_takes_dead_backend_out_and_back(ovn_lbs, ovn_hub, ovn_lab, ovn_sb,
                                                      client_node, requires, placement):
     requires("health_check")

@@ -1,10 +1,13 @@
 """Without a health check OVN keeps balancing to a backend whose server is
 down: about its share of new connections is refused, the rest succeed."""
 
+import pytest
+
 from pytest_ovnlb.reporting import record
 from pytest_ovnlb.verdicts import checks
 
 
+@pytest.mark.ovnlb_feature(name="distribution")
 def test_dead_backend_keeps_its_share_as_refusals(ovn_lbs, ovn_hub, ovn_lab, client_node,
                                                   placement, samples):
     backends = ovn_hub.servers(2)

@@ -1,10 +1,13 @@
 """Load balancer options whose effect is exact, each checked only on the OVN
 releases that have it (see pytest_ovnlb/verdicts/versions.py)."""
 
+import pytest
+
 from pytest_ovnlb.verdicts import checks
 from pytest_ovnlb.verdicts.versions import quirk
 
 
+@pytest.mark.ovnlb_feature(name="selection_fields")
 def test_selection_fields_ip_src_pins_a_client(ovn_lab, ovn_lbs, ovn_hub, client_node, requires,
                                                placement):
     """Hashing on the source address only: every new connection of one
@@ -20,6 +23,7 @@ def test_selection_fields_ip_src_pins_a_client(ovn_lab, ovn_lbs, ovn_hub, client
             lb, placement, node, "one backend for every connection", results, ovn_lab))
 
 
+@pytest.mark.ovnlb_feature(name="reject_no_backends")
 def test_reject_answers_a_vip_without_backends(ovn_lab, ovn_lbs, ovn_hub, client_node, requires,
                                                placement):
     """options:reject=true: connections to a VIP with no backends are
@@ -41,6 +45,7 @@ def test_reject_answers_a_vip_without_backends(ovn_lab, ovn_lbs, ovn_hub, client
             lb, placement, node, "every connection refused", results, ovn_lab))
 
 
+@pytest.mark.ovnlb_feature(name="affinity_timeout")
 def test_affinity_timeout_keeps_a_client_on_its_backend(ovn_lab, ovn_lbs, ovn_hub, client_node,
                                                         requires, placement):
     """options:affinity_timeout: once a client has been balanced, all its new

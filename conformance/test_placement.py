@@ -10,6 +10,7 @@ from pytest_ovnlb.verdicts import checks
 pytestmark = pytest.mark.switch
 
 
+@pytest.mark.ovnlb_feature(name="placement")
 def test_lb_on_client_switch_serves_client(ovn_lab, ovn_lbs, ovn_hub, roles, client_node,
                                            placement):
     lb = ovn_lbs(ovn_hub.servers(2), attach_to=[roles.client_switch])
@@ -21,6 +22,7 @@ def test_lb_on_client_switch_serves_client(ovn_lab, ovn_lbs, ovn_hub, roles, cli
             results, ovn_lab))
 
 
+@pytest.mark.ovnlb_feature(name="placement")
 def test_lb_only_on_server_switch_does_not_serve_other_switch(ovn_lab, ovn_lbs, ovn_hub, roles,
                                                              client_node, placement, control):
     """Control first: the client reaches the servers by their addresses, and
@@ -44,6 +46,7 @@ def test_lb_only_on_server_switch_does_not_serve_other_switch(ovn_lab, ovn_lbs, 
             lb, placement, node, "every connection to time out", results, ovn_lab))
 
 
+@pytest.mark.ovnlb_feature(name="placement")
 def test_server_switch_lb_ignores_traffic_from_router_port(ovn_lab, ovn_lbs, ovn_hub, roles,
                                                            client_node, placement, request,
                                                            control):

@@ -22,6 +22,7 @@ def seen_sources(ovn_lab, ovn_lbs, ovn_hub, node, placement, count=60):
 
 
 @pytest.mark.router
+@pytest.mark.ovnlb_feature(name="source_ip")
 def test_gateway_router_keeps_external_client_address(ovn_lbs, ovn_hub, ovn_lab, client_node,
                                                       placement):
     node = client_node("external")
@@ -35,6 +36,7 @@ def test_gateway_router_keeps_external_client_address(ovn_lbs, ovn_hub, ovn_lab,
 
 
 @pytest.mark.router
+@pytest.mark.ovnlb_feature(name="source_ip")
 def test_gateway_router_snats_internal_client(ovn_lbs, ovn_hub, ovn_lab, roles, client_node,
                                               placement):
     node = client_node("internal")
@@ -49,6 +51,7 @@ def test_gateway_router_snats_internal_client(ovn_lbs, ovn_hub, ovn_lab, roles, 
 
 
 @pytest.mark.switch
+@pytest.mark.ovnlb_feature(name="source_ip")
 def test_switch_lb_keeps_client_address(ovn_lbs, ovn_hub, ovn_lab, client_node, placement):
     node = client_node("internal")
     expected = ovn_lab.topology.address(node)
@@ -60,6 +63,8 @@ def test_switch_lb_keeps_client_address(ovn_lbs, ovn_hub, ovn_lab, client_node, 
             f"sources {seen}", ovn_lab))
 
 
+@pytest.mark.ovnlb_feature(name="source_ip")
+@pytest.mark.ovnlb_feature(name="switch_self_hairpin", placement="switch")
 def test_backend_reaching_the_vip(ovn_lbs, ovn_hub, ovn_lab, roles, placement, control):
     """A backend connects to its own VIP.  Through the gateway router it is
     SNATed like any inside client.  On its own switch, OVN hairpins: when it

@@ -2,9 +2,12 @@
 keep-alive connection reaches the same web server, and an established
 connection survives edits of the VIP's backend list."""
 
+import pytest
+
 from pytest_ovnlb.verdicts import checks
 
 
+@pytest.mark.ovnlb_feature(name="stickiness")
 def test_keepalive_requests_all_reach_one_backend(ovn_lab, ovn_lbs, ovn_hub, client_node,
                                                   placement):
     lb = ovn_lbs(ovn_hub.servers(3))
@@ -25,6 +28,7 @@ def test_keepalive_requests_all_reach_one_backend(ovn_lab, ovn_lbs, ovn_hub, cli
         f"the backend saw more than one client port on one connection: {sorted(peer)}")
 
 
+@pytest.mark.ovnlb_feature(name="stickiness")
 def test_established_connection_survives_backend_list_changes(ovn_lab, ovn_lbs, ovn_hub,
                                                               client_node, placement):
     node = client_node("internal")

@@ -5,6 +5,7 @@
     ovnlb-lab exec [--name NAME] NODE -- CMD...
     ovnlb-lab nbctl [--name NAME] -- ARGS...   (and sbctl)
     ovnlb-lab down [--name NAME] | sweep [--all]
+    ovnlb-lab coverage [--ovn-root DIR] [--json]
 """
 
 from __future__ import annotations
@@ -58,6 +59,13 @@ def _parser() -> argparse.ArgumentParser:
         p = named(ctl, f"run ovn-{ctl} against the lab's database")
         p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- ARGS")
     sub.add_parser("topologies", help="list the topologies")
+    cov = sub.add_parser("coverage", help="the load balancer knobs the OVN under test "
+                         "documents, each with the conformance tests that exercise it or why "
+                         "none does; exits 1 when a documented knob is not in the table")
+    cov.add_argument("--ovn-root", default=None, metavar="DIR",
+                     help="the OVN installed in this root filesystem instead of the one on "
+                          "PATH; default $OVNLB_OVN_ROOT")
+    cov.add_argument("--json", action="store_true", help="print JSON")
     return parser
 
 
@@ -70,6 +78,9 @@ def run(args: argparse.Namespace) -> int:
         for t in topology.TOPOLOGIES.values():
             print(f"{t.name}: {t.description}")
         return 0
+    if args.command == "coverage":  # reads files and collects tests: no root needed
+        from pytest_ovnlb.reporting import coverage
+        return coverage.main(args.ovn_root or os.environ.get("OVNLB_OVN_ROOT") or None, args.json)
     # Imported here, inside main()'s handlers: a Ctrl-C while these heavy
     # modules load is then an ordinary interrupt, not a traceback.
     from pytest_ovnlb.backends.base import Request

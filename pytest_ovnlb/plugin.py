@@ -25,6 +25,7 @@ from pytest_ovnlb.options import (
     add_options,
     setting,
 )
+from pytest_ovnlb.reporting import features
 from pytest_ovnlb.traffic.harness import PLACEMENTS
 
 # Reports, JUnit suite properties, exemptions, the ovnlb_record fixture
@@ -36,6 +37,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", f"{features.MARKER}(name, placement=None): the test proves feature `name` "
+        "(pytest_ovnlb/reporting/features.py), at every placement or at `placement` only; "
+        f"-m \"{features.MARKER}(name='health_check')\" selects a feature's tests")
     config.addinivalue_line(
         "markers", "router: load balancer placed on the gateway router (edge1 in the lab)")
     config.addinivalue_line(
@@ -130,6 +135,10 @@ def pytest_runtest_makereport(item: pytest.Item, call):
                     "removed at the end of the run; --ovnlb-keep-on-failure keeps it")
             report.sections.append(("ovnlb lab", f"{lab.status()}\n  this lab is {note}"))
     return report
+
+
+def pytest_itemcollected(item: pytest.Item) -> None:
+    features.mark(item)  # before -m selects on the markers
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:

@@ -37,17 +37,20 @@ def synthetic(ovn, ovs, broken=False):
                    evidence="/ev/switch-3" if broken else None,
                    meta={"file": "test_distribution.py",
                          "function": "test_client_switch_spreads_new_connections",
-                         "placement": "switch", "params": {"placement": "switch", "k": "3"}},
+                         "placement": "switch", "params": {"placement": "switch", "k": "3"},
+                         "features": ["distribution", "switch_lb"]},
                    measurements=[bad if broken else good]),
         TestRecord("conformance/test_stickiness.py::test_keepalive_requests_all_reach_one_"
                    "backend[router]", meta={"file": "test_stickiness.py", "function":
                                             "test_keepalive_requests_all_reach_one_backend",
-                                            "placement": "router", "params": {}}),
+                                            "placement": "router", "params": {},
+                                            "features": ["stickiness", "gateway_router_lb"]}),
         TestRecord("conformance/test_options.py::test_affinity_timeout_keeps_a_client_on_its_"
                    "backend[switch]", outcome="skipped", reason="OVN predates 22.12.0",
                    meta={"file": "test_options.py",
                          "function": "test_affinity_timeout_keeps_a_client_on_its_backend",
-                         "placement": "switch", "params": {}}),
+                         "placement": "switch", "params": {},
+                         "features": ["affinity_timeout", "switch_lb"]}),
     ]
     impl = {"ovn": ovn, "ovs": ovs, "datapath": "netdev", "backend": "netns", "topology": "lab",
             "root": None, "packages": {"ovn-central": f"{ovn}-1"}}

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from pytest_ovnlb.engine import install
-from pytest_ovnlb.reporting import exempt, features, report
+from pytest_ovnlb.reporting import coverage, exempt, features, report
 from pytest_ovnlb.reporting.report import TestRecord
 
 IMPL = {"ovn": "23.03.1", "ovs": "3.1.0", "datapath": "netdev", "backend": "netns",
@@ -18,14 +18,16 @@ IMPL = {"ovn": "23.03.1", "ovs": "3.1.0", "datapath": "netdev", "backend": "netn
 SUITE = {"name": "pytest-ovnlb", "version": "0.1.0", "samples": 1000}
 
 
-def rec(nodeid, outcome="passed", placement=None, **meta):
+def rec(nodeid, outcome="passed", placement=None, features=(), **meta):
+    """A test as the controller receives it; `features` as its markers name them."""
     path, _, rest = nodeid.partition("::")
     function = rest.partition("[")[0]
     return TestRecord(nodeid=f"conformance/{nodeid}", outcome=outcome,
                       reason="why" if outcome in ("skipped", "exempted") else None,
                       message="boom" if outcome == "failed" else None,
                       meta={"file": path, "function": function, "placement": placement,
-                            "params": {"placement": placement or "", **meta}})
+                            "params": {"placement": placement or "", **meta},
+                            "features": list(features)})
 
 
 def build(tests, impl=IMPL):
@@ -44,13 +46,16 @@ def feature(data, profile_name, name):
 
 SAMPLE = [
     rec("test_distribution.py::test_client_switch_spreads_new_connections[switch-5]",
-        placement="switch", k="5"),
+        placement="switch", k="5",
+        features=["distribution", "switch_lb", "ovs_dp_hash_4_slots_per_bucket"]),
     rec("test_stickiness.py::test_keepalive_requests_all_reach_one_backend[router]",
-        placement="router"),
-    rec("test_source_ip.py::test_switch_lb_keeps_client_address[switch]", placement="switch"),
-    rec("test_placement.py::test_lb_on_client_switch_serves_client[switch]", placement="switch"),
+        placement="router", features=["stickiness", "gateway_router_lb"]),
+    rec("test_source_ip.py::test_switch_lb_keeps_client_address[switch]", placement="switch",
+        features=["source_ip", "switch_lb"]),
+    rec("test_placement.py::test_lb_on_client_switch_serves_client[switch]", placement="switch",
+        features=["placement", "switch_lb"]),
     rec("test_options.py::test_affinity_timeout_keeps_a_client_on_its_backend[switch]",
-        placement="switch"),
+        placement="switch", features=["affinity_timeout", "switch_lb"]),
 ]
 
 
@@ -103,8 +108,9 @@ def test_extended_features_follow_the_version_table():
 def test_every_behaviour_and_every_conformance_file_is_mapped():
     from pytest_ovnlb.verdicts.versions import BEHAVIOURS
     assert features.names("extended") == list(BEHAVIOURS)
-    assert features.classify(features.TestInfo("test_x.py", "test_y")) == {"core": [],
-                                                                         "extended": []}
+    assert features.classify([]) == {"core": [], "extended": []}
+    assert features.classify(["switch_lb", "stickiness"]) == {"core": ["stickiness"],
+                                                              "extended": ["switch_lb"]}
     data = build([rec("test_new.py::test_thing")])
     assert data["unclassifiedTests"] == ["test_new.py::test_thing"]
 
@@ -162,6 +168,8 @@ RUN_TESTS = """
 import pytest
 from pytest_ovnlb.reporting import record
 from pytest_ovnlb.verdicts import stats
+
+pytestmark = pytest.mark.ovnlb_feature(name="distribution")
 
 def test_measured(ovn_lab, ovnlb_record, placement):
     verdict = stats.chi_square_test({"vm1:8000": 510, "vm2:8000": 490},
@@ -239,6 +247,11 @@ def test_a_run_writes_its_report_and_junit_from_the_controller(pytester):
         "Passed": 1, "Failed": 1, "Skipped": 1, "Exempted": 1}
     assert data["exemptions"] == [{"id": "test_distribution.py::test_exempted",
                                    "reason": "known to fail on our builders", "matched": 1}]
+    # the knobs of the OVN under test, with the run's tests by their markers
+    knobs = {k["knob"]: k for k in data["coverage"]["knobs"]}
+    assert "test_distribution.py::test_measured[switch]" in knobs["Load_Balancer:vips"]["tests"]
+    assert knobs["Logical_Switch:load_balancer"]["tests"] == [
+        "test_distribution.py::test_measured[switch]"]
 
     suite = ET.parse(pytester.path / "out/junit.xml").getroot().find("testsuite")
     props = {p.get("name"): p.get("value") for p in suite.find("properties")}
@@ -290,6 +303,9 @@ def test_report_path_from_ini(pytester):
     data = json.loads((pytester.path / "r/out.json").read_text())
     report.validate(data)
     assert data["unclassifiedTests"] == ["test_report_path_from_ini.py::test_x"]
+    # the coverage section: the installed OVN's knobs, none exercised by this run
+    assert data["coverage"]["ovn"] == coverage.read().ovn and data["coverage"]["knobs"]
+    assert not any(k["tests"] for k in data["coverage"]["knobs"])
 
 
 def test_bad_skip_exit_code_in_ini_is_one_line(pytester):

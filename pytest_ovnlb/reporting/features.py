@@ -9,13 +9,20 @@ Two profiles, as Gateway API conformance reports have them:
   (pytest_ovnlb/verdicts/versions.py BEHAVIOURS); supported or not follows
   the OVN (or, for OVS behaviours, the OVS) version under test.
 
+A test names the features it proves with markers,
+`@pytest.mark.ovnlb_feature(name="stickiness")`, one per feature; a run at
+one placement also proves that placement's feature (switch_lb,
+gateway_router_lb), and `placement="switch"` limits a marker to the runs at
+that placement.  `-m "ovnlb_feature(name='health_check')"` selects a
+feature's tests.
+
 A test is named by its stable id, `FILE::FUNCTION[PARAMS]`, the file without
 directories, so ids are the same from a clone and from an installed package.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import pytest
 
 from pytest_ovnlb.verdicts.versions import BEHAVIOURS, Version
 
@@ -27,58 +34,53 @@ CORE = {
     "placement": "where a load balancer must sit to serve a client",
 }
 
-# core feature by test file
-CORE_FILES = {
-    "test_distribution.py": "distribution",
-    "test_no_health_check.py": "distribution",
-    "test_stickiness.py": "stickiness",
-    "test_source_ip.py": "source_ip",
-    "test_placement.py": "placement",
-}
-
 # Behaviours of OVS, not OVN: judged by the OVS version.
 OVS_BEHAVIOURS = {"ovs_dp_hash_4_slots_per_bucket"}
 
-
-@dataclass(frozen=True)
-class TestInfo:
-    """What the mapping needs to know of a test."""
-
-    file: str  # basename
-    function: str
-    placement: str | None = None
-    params: tuple[tuple[str, str], ...] = ()
-
-    def param(self, name: str) -> str | None:
-        return dict(self.params).get(name)
+MARKER = "ovnlb_feature"
+# the feature every run at a placement proves
+PLACEMENT_FEATURES = {"switch": "switch_lb", "router": "gateway_router_lb"}
 
 
-def _extended(info: TestInfo) -> list[str]:
-    found = []
-    if info.placement == "switch":
-        found.append("switch_lb")
-    if info.placement == "router":
-        found.append("gateway_router_lb")
-    by_function = {
-        "test_health_check_takes_dead_backend_out_and_back": "health_check",
-        "test_selection_fields_ip_src_pins_a_client": "selection_fields",
-        "test_reject_answers_a_vip_without_backends": "reject_no_backends",
-        "test_affinity_timeout_keeps_a_client_on_its_backend": "affinity_timeout",
-    }
-    if info.function in by_function:
-        found.append(by_function[info.function])
-    if info.function == "test_backend_reaching_the_vip" and info.placement == "switch":
-        found.append("switch_self_hairpin")
-    # 5 buckets is where the two slot rules differ (4,3,3,3,3 of 16 vs 7,7,6,6,6 of 32)
-    if info.file == "test_distribution.py" and info.param("k") == "5":
-        found.append("ovs_dp_hash_4_slots_per_bucket")
-    return found
+def known(name: str) -> bool:
+    return name in CORE or name in BEHAVIOURS
 
 
-def classify(info: TestInfo) -> dict[str, list[str]]:
-    """{"core": [...], "extended": [...]} features a test proves."""
-    core = [CORE_FILES[info.file]] if info.file in CORE_FILES else []
-    return {"core": core, "extended": _extended(info)}
+def mark(item: pytest.Item) -> None:
+    """Settle a collected test's feature markers: its placement's feature
+    added, markers for another placement dropped.  An unknown name is a
+    usage error, so that a typo cannot leave a test proving nothing."""
+    callspec = getattr(item, "callspec", None)
+    placement = callspec.params.get("placement") if callspec else None
+    for m in item.iter_markers(MARKER):
+        name, only = m.kwargs.get("name"), m.kwargs.get("placement")
+        if m.args or set(m.kwargs) - {"name", "placement"} or not known(name):
+            given = ", ".join([*map(repr, m.args), *(f"{k}={v!r}" for k, v in m.kwargs.items())])
+            raise pytest.UsageError(
+                f"{item.nodeid}: {MARKER}({given}) names no feature; it takes name=FEATURE "
+                f"(and placement=...), FEATURE one of {', '.join([*CORE, *BEHAVIOURS])}")
+        if only is not None and (only not in PLACEMENT_FEATURES or m not in item.own_markers):
+            raise pytest.UsageError(f"{item.nodeid}: {MARKER} placement={only!r}: only on "
+                                    f"a test function, one of {', '.join(PLACEMENT_FEATURES)}")
+    # a marker for another placement applies to none of this run's
+    item.own_markers[:] = [m for m in item.own_markers if m.name != MARKER
+                           or m.kwargs.get("placement") in (None, placement)]
+    if placement in PLACEMENT_FEATURES:
+        item.add_marker(getattr(pytest.mark, MARKER)(name=PLACEMENT_FEATURES[placement]))
+
+
+def of(item: pytest.Item) -> list[str]:
+    """The features a collected (and marked) test proves, in vocabulary order."""
+    found = classify(m.kwargs["name"] for m in item.iter_markers(MARKER))
+    return found["core"] + found["extended"]
+
+
+def classify(names) -> dict[str, list[str]]:
+    """{"core": [...], "extended": [...]}: feature names (a test's markers)
+    by profile, each in vocabulary order."""
+    names = set(names)
+    return {"core": [n for n in CORE if n in names],
+            "extended": [n for n in BEHAVIOURS if n in names]}
 
 
 def supported(name: str, ovn: Version | None, ovs: Version | None) -> bool | None:

@@ -3,8 +3,9 @@ options, the `ovnlb_record` fixture, exemptions, per-test data shipped in
 `user_properties` (so it crosses pytest-xdist), and, in the controller only,
 the run report and the JUnit suite properties.
 
-Worker side: each test's report carries its file, function, placement and
-parameters, the versions its lab reported, and what the test recorded.
+Worker side: each test's report carries its file, function, placement,
+parameters and features (its `ovnlb_feature` markers), the versions its
+lab reported, and what the test recorded.
 Controller side: these entries are taken out of `user_properties` before
 the JUnit writer sees them (a testcase with properties is not valid xunit2)
 and collected; at the end the report is written once."""
@@ -21,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from pytest_ovnlb.errors import LabError
-from pytest_ovnlb.reporting import exempt, record, report
+from pytest_ovnlb.reporting import coverage, exempt, features, record, report
 
 STATE = pytest.StashKey["Collector"]()
 EXEMPT = pytest.StashKey[list]()
@@ -139,13 +140,15 @@ class Collector:
 
     def finish(self, impl: dict) -> None:
         started = datetime.fromtimestamp(self.start, timezone.utc)
+        tests = list(self.tests.values())
         data = report.build(
-            list(self.tests.values()), impl, self.suite(),
+            tests, impl, self.suite(),
             started.strftime("%Y-%m-%dT%H:%M:%SZ"), time.time() - self.start,
             [{"id": e.id, "reason": e.reason,
               # counted here: under xdist the workers, not this process, collect
               "matched": sum(t.outcome == "exempted" and e.covers(report.stable_id(t.nodeid))
-                             for t in self.tests.values())} for e in self.exemptions])
+                             for t in tests)} for e in self.exemptions],
+            coverage.section(impl["backend"], impl["root"], tests))
         report.validate(data)
         path = Path(self.path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -230,7 +233,8 @@ def pytest_runtest_makereport(item: pytest.Item, call):
             "file": os.path.basename(str(item.path)),
             "function": getattr(item, "originalname", item.name),
             "placement": params.get("placement"),
-            "params": params}))
+            "params": params,
+            "features": features.of(item)}))
     if not _IMPLEMENTATION_SENT:
         lab = getattr(item, "funcargs", {}).get("ovn_lab")
         if lab is not None:

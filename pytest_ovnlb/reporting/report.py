@@ -67,13 +67,9 @@ class TestRecord:
     meta: dict = field(default_factory=dict)
     measurements: list = field(default_factory=list)
 
-    def info(self) -> features.TestInfo:
-        m = self.meta
-        return features.TestInfo(
-            file=m.get("file") or os.path.basename(self.nodeid.partition("::")[0]),
-            function=m.get("function") or self.nodeid.partition("::")[2].partition("[")[0],
-            placement=m.get("placement"),
-            params=tuple(sorted((str(k), str(v)) for k, v in (m.get("params") or {}).items())))
+    def features(self) -> dict[str, list[str]]:
+        """{"core": [...], "extended": [...]}: what the test's markers name."""
+        return features.classify(self.meta.get("features") or ())
 
 
 def _resolve(path: str, root: str | None) -> str:
@@ -132,11 +128,11 @@ def _profile(name: str, tests: list[TestRecord], implementation: dict) -> dict:
                for f in features.names(name)}
     for feature in features.names(name):
         ok = support[feature]
-        mine = [t for t in tests if feature in features.classify(t.info())[name]]
+        mine = [t for t in tests if feature in t.features()[name]]
         if ok is not False:
             # a test of an unsupported behaviour counts for none of its features
             mine = [t for t in mine if all(support.get(f) is not False
-                                           for f in features.classify(t.info())[name])]
+                                           for f in t.features()[name])]
         if ok is False:
             unsupported.append(feature)
             result = "unsupported"
@@ -162,11 +158,13 @@ def _profile(name: str, tests: list[TestRecord], implementation: dict) -> dict:
 
 
 def build(tests: list[TestRecord], implementation: dict, suite: dict,
-          date: str, duration: float, exemptions: list[dict]) -> dict:
+          date: str, duration: float, exemptions: list[dict],
+          coverage: dict | None = None) -> dict:
+    """The report; `coverage` is the section coverage.section() makes."""
     profiles = [_profile(p, tests, implementation) for p in ("core", "extended")]
     unclassified = [stable_id(t.nodeid) for t in tests
-                    if not any(features.classify(t.info()).values())]
-    return {
+                    if not any(t.features().values())]
+    data = {
         "apiVersion": API_VERSION,
         "kind": "ConformanceReport",
         "date": date,
@@ -182,7 +180,10 @@ def build(tests: list[TestRecord], implementation: dict, suite: dict,
             "id": stable_id(t.nodeid), "nodeid": t.nodeid, "outcome": t.outcome,
             "duration": round(t.duration, 3), "reason": t.reason, "message": t.message,
             "evidence": t.evidence, "placement": t.meta.get("placement"),
-            "features": features.classify(t.info()),
+            "features": t.features(),
             "measurements": [dict(m) for m in t.measurements],
         } for t in tests],
     }
+    if coverage is not None:
+        data["coverage"] = coverage
+    return data
