@@ -63,7 +63,7 @@ def wait_status(sb, names, wanted, why):
 def test_health_check_takes_dead_backend_out_and_back(ovn_lbs, ovn_hub, ovn_lab, ovn_sb,
                                                      client_node, requires, placement):
     requires("health_check")
-    backends = ovn_hub.servers(2)
+    backends = ovn_lbs.servers(2)
     dead, alive = backends
     lb = ovn_lbs(backends, health_check=HEALTH_CHECK)
     node = client_node("internal")

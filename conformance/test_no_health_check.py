@@ -10,7 +10,7 @@ from pytest_ovnlb.verdicts import checks
 @pytest.mark.ovnlb_feature(name="distribution")
 def test_dead_backend_keeps_its_share_as_refusals(ovn_lbs, ovn_hub, ovn_lab, client_node,
                                                   placement, samples):
-    backends = ovn_hub.servers(2)
+    backends = ovn_lbs.servers(2)
     lb = ovn_lbs(backends)
     dead, alive = backends
     node = client_node("internal")

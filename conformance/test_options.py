@@ -13,7 +13,7 @@ def test_selection_fields_ip_src_pins_a_client(ovn_lab, ovn_lbs, ovn_hub, client
     """Hashing on the source address only: every new connection of one
     client reaches the same backend."""
     requires("selection_fields")
-    lb = ovn_lbs(ovn_hub.servers(3), selection_fields=["ip_src"])
+    lb = ovn_lbs(ovn_lbs.servers(3), selection_fields=["ip_src"])
     node = client_node("internal")
     results = ovn_hub.fresh(node, lb.vip, lb.port, 200)
     assert all(r.ok for r in results), "connections failed: " + checks.context(
@@ -30,7 +30,7 @@ def test_reject_answers_a_vip_without_backends(ovn_lab, ovn_lbs, ovn_hub, client
     refused at once (TCP RST) instead of hanging.  Control first: the same
     VIP, with a backend, serves the same client."""
     requires("reject_no_backends")
-    server = ovn_hub.servers(1)
+    server = ovn_lbs.servers(1)
     lb = ovn_lbs(server, options={"reject": "true"})
     node = client_node("internal")
     served = ovn_hub.fresh(node, lb.vip, lb.port, 16, timeout=2.0)
@@ -56,7 +56,7 @@ def test_affinity_timeout_keeps_a_client_on_its_backend(ovn_lab, ovn_lbs, ovn_hu
     first connection may be lost, so only what follows it is asserted there,
     and that it went to the same backend when it did complete."""
     requires("affinity_timeout")
-    lb = ovn_lbs(ovn_hub.servers(3), options={"affinity_timeout": "60"})
+    lb = ovn_lbs(ovn_lbs.servers(3), options={"affinity_timeout": "60"})
     node = client_node("internal")
     first = ovn_hub.fresh(node, lb.vip, lb.port, 1)[0]
     results = ovn_hub.fresh(node, lb.vip, lb.port, 200)

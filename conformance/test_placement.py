@@ -13,7 +13,7 @@ pytestmark = pytest.mark.switch
 @pytest.mark.ovnlb_feature(name="placement")
 def test_lb_on_client_switch_serves_client(ovn_lab, ovn_lbs, ovn_hub, roles, client_node,
                                            placement):
-    lb = ovn_lbs(ovn_hub.servers(2), attach_to=[roles.client_switch])
+    lb = ovn_lbs(ovn_lbs.servers(2), attach_to=[roles.client_switch])
     node = client_node("internal")
     results = ovn_hub.fresh(node, lb.vip, lb.port, 60)
     assert all(r.ok for r in results) and {r.target for r in results} == set(lb.targets), (
@@ -28,7 +28,7 @@ def test_lb_only_on_server_switch_does_not_serve_other_switch(ovn_lab, ovn_lbs, 
     """Control first: the client reaches the servers by their addresses, and
     the same VIP on the client's own switch serves it; then the VIP only on
     the servers' switch does not."""
-    servers = ovn_hub.servers(2)
+    servers = ovn_lbs.servers(2)
     node = client_node("internal")
     control(node, servers)
     lb = ovn_lbs(servers, attach_to=[roles.client_switch])
@@ -48,25 +48,25 @@ def test_lb_only_on_server_switch_does_not_serve_other_switch(ovn_lab, ovn_lbs, 
 
 @pytest.mark.ovnlb_feature(name="placement")
 def test_server_switch_lb_ignores_traffic_from_router_port(ovn_lab, ovn_lbs, ovn_hub, roles,
-                                                           client_node, placement, request,
+                                                           client_node, placement, request, family,
                                                            control):
     """Route the VIP into the server switch, towards the first backend: the
     client's SYNs arrive there with the VIP still as destination (not
     translated), and no backend accepts them."""
-    backends = ovn_hub.servers(2)
+    backends = ovn_lbs.servers(2)
     node = client_node("internal")
     control(node, backends)  # the routed path to the servers works
     lb = ovn_lbs(backends, attach_to=[roles.server_switch])
     gateway_vm = backends[0]
     nb = ovn_lab.nb
-    prefix = f"{lb.vip}/32"
+    prefix = f"{lb.vip}/{32 if family == 4 else 128}"
     router = ovn_lab.names.nb(roles.distributed_router)
     nb.api.lr_route_add(router, prefix, gateway_vm.ip).execute(check_error=True)
     request.addfinalizer(lambda: nb.api.lr_route_del(
         router, prefix, if_exists=True).execute(check_error=True))
     ovn_lbs.sync()
 
-    source = ovn_lab.topology.address(node)
+    source = ovn_lbs.address(node)
     with ovn_hub.agent(backends[0].vm).capture("tcp", dport=lb.port) as first, \
             ovn_hub.agent(backends[1].vm).capture("tcp", dport=lb.port) as second:
         results = ovn_hub.fresh(node, lb.vip, lb.port, 4, timeout=1.5)

@@ -11,7 +11,7 @@ from pytest_ovnlb.verdicts.versions import expects
 
 
 def seen_sources(ovn_lab, ovn_lbs, ovn_hub, node, placement, count=60):
-    lb = ovn_lbs(ovn_hub.servers(2))
+    lb = ovn_lbs(ovn_lbs.servers(2))
     results = ovn_hub.fresh(node, lb.vip, lb.port, count)
     assert all(r.ok for r in results), "connections failed: " + checks.context(
         lb, placement, node, "every connection served", results, ovn_lab)
@@ -26,7 +26,7 @@ def seen_sources(ovn_lab, ovn_lbs, ovn_hub, node, placement, count=60):
 def test_gateway_router_keeps_external_client_address(ovn_lbs, ovn_hub, ovn_lab, client_node,
                                                       placement):
     node = client_node("external")
-    expected = ovn_lab.topology.address(node)
+    expected = ovn_lbs.address(node)
     lb, seen = seen_sources(ovn_lab, ovn_lbs, ovn_hub, node, placement)
     record.current().sources(seen, {b: [expected] for b in seen}, client=node)
     assert all(peers == {expected} for peers in seen.values()), (
@@ -41,12 +41,12 @@ def test_gateway_router_snats_internal_client(ovn_lbs, ovn_hub, ovn_lab, roles, 
                                               placement):
     node = client_node("internal")
     lb, seen = seen_sources(ovn_lab, ovn_lbs, ovn_hub, node, placement)
-    record.current().sources(seen, {b: [roles.router_snat_ip] for b in seen},
+    record.current().sources(seen, {b: [ovn_lbs.snat_ip] for b in seen},
                              client=roles.internal_client)
-    assert all(peers == {roles.router_snat_ip} for peers in seen.values()), (
+    assert all(peers == {ovn_lbs.snat_ip} for peers in seen.values()), (
         f"backends should see {node} as the gateway router's SNAT address "
-        f"{roles.router_snat_ip}: " + checks.context(
-            lb, placement, node, f"source {roles.router_snat_ip} at every backend",
+        f"{ovn_lbs.snat_ip}: " + checks.context(
+            lb, placement, node, f"source {ovn_lbs.snat_ip} at every backend",
             f"sources {seen}", ovn_lab))
 
 
@@ -54,7 +54,7 @@ def test_gateway_router_snats_internal_client(ovn_lbs, ovn_hub, ovn_lab, roles, 
 @pytest.mark.ovnlb_feature(name="source_ip")
 def test_switch_lb_keeps_client_address(ovn_lbs, ovn_hub, ovn_lab, client_node, placement):
     node = client_node("internal")
-    expected = ovn_lab.topology.address(node)
+    expected = ovn_lbs.address(node)
     lb, seen = seen_sources(ovn_lab, ovn_lbs, ovn_hub, node, placement)
     record.current().sources(seen, {b: [expected] for b in seen}, client=node)
     assert all(peers == {expected} for peers in seen.values()), (
@@ -72,7 +72,7 @@ def test_backend_reaching_the_vip(ovn_lbs, ovn_hub, ovn_lab, roles, placement, c
     the other backend sees its real address; before 20.03 the connections
     balanced to itself time out (the control shows it reaches both servers
     by their addresses, so only the missing hairpin explains that)."""
-    backends = ovn_hub.servers(2)
+    backends = ovn_lbs.servers(2)
     me, other = backends
     control(me.vm, backends)
     attach = None if placement == "router" else [roles.server_switch]
@@ -83,7 +83,7 @@ def test_backend_reaching_the_vip(ovn_lbs, ovn_hub, ovn_lab, roles, placement, c
     version = ovn_lab.versions.ovn
     hairpin = expects("switch_self_hairpin", version)
     if placement == "router":
-        expected = {me.target: {roles.router_snat_ip}, other.target: {roles.router_snat_ip}}
+        expected = {me.target: {ovn_lbs.snat_ip}, other.target: {ovn_lbs.snat_ip}}
     elif hairpin:
         expected = {me.target: {lb.vip}, other.target: {me.ip}}
     else:

@@ -10,7 +10,7 @@ from pytest_ovnlb.verdicts import checks
 @pytest.mark.ovnlb_feature(name="stickiness")
 def test_keepalive_requests_all_reach_one_backend(ovn_lab, ovn_lbs, ovn_hub, client_node,
                                                   placement):
-    lb = ovn_lbs(ovn_hub.servers(3))
+    lb = ovn_lbs(ovn_lbs.servers(3))
     node = client_node("internal")
     with ovn_hub.agent(node).session(lb.vip, lb.port) as session:
         results = session.get(200)
@@ -32,7 +32,7 @@ def test_keepalive_requests_all_reach_one_backend(ovn_lab, ovn_lbs, ovn_hub, cli
 def test_established_connection_survives_backend_list_changes(ovn_lab, ovn_lbs, ovn_hub,
                                                               client_node, placement):
     node = client_node("internal")
-    pool = ovn_hub.servers(4)
+    pool = ovn_lbs.servers(4)
     backends = pool[:3]
     lb = ovn_lbs(backends)
     with ovn_hub.agent(node).session(lb.vip, lb.port) as session:

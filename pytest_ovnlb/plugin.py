@@ -11,6 +11,7 @@ from pytest_ovnlb import backends, evidence
 from pytest_ovnlb.engine import records, topology
 from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.fixtures import (  # noqa: F401  (re-exported so pytest finds them)
+    family,
     ovn_hub,
     ovn_lab,
     ovn_lbs,
@@ -26,7 +27,7 @@ from pytest_ovnlb.options import (
     setting,
 )
 from pytest_ovnlb.reporting import features
-from pytest_ovnlb.traffic.harness import PLACEMENTS
+from pytest_ovnlb.traffic.harness import FAMILIES, PLACEMENTS
 
 # Reports, JUnit suite properties, exemptions, the ovnlb_record fixture
 pytest_plugins = ["pytest_ovnlb.reporting.plugin"]
@@ -45,6 +46,10 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "router: load balancer placed on the gateway router (edge1 in the lab)")
     config.addinivalue_line(
         "markers", "switch: load balancer placed on the client's logical switch")
+    config.addinivalue_line(
+        "markers", "ipv4: VIP, backends and clients use IPv4 addresses")
+    config.addinivalue_line(
+        "markers", "ipv6: VIP, backends and clients use IPv6 addresses")
     settings = Settings(
         topology=setting(config, "ovn_topology"),
         backend=setting(config, "ovn_backend"),
@@ -113,14 +118,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A test using `placement` runs once per placement it is marked with
-    (both when unmarked); each run carries its placement's marker."""
-    if "placement" not in metafunc.fixturenames:
-        return
-    marked = [p for p in PLACEMENTS if metafunc.definition.get_closest_marker(p)]
-    metafunc.parametrize(
-        "placement",
-        [pytest.param(p, marks=getattr(pytest.mark, p), id=p) for p in marked or PLACEMENTS],
-        indirect=True)
+    (both when unmarked), and a test using `family` once per address family
+    it is marked with (ipv4 and ipv6 when unmarked); each run carries its
+    placement's and family's marker and id."""
+    for fixture, values in (("placement", PLACEMENTS), ("family", tuple(FAMILIES))):
+        if fixture not in metafunc.fixturenames:
+            continue
+        marked = [v for v in values if metafunc.definition.get_closest_marker(v)]
+        metafunc.parametrize(fixture, [pytest.param(v, marks=getattr(pytest.mark, v), id=v)
+                                       for v in marked or values], indirect=True)
 
 
 @pytest.hookimpl(wrapper=True)
