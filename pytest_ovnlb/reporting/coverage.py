@@ -43,7 +43,7 @@ MISSING = "missing from the coverage table (pytest_ovnlb/reporting/coverage.py)"
 # 26.03); a knob of a new release must be added, tested or with its reason.
 TABLE = {
     "Load_Balancer:name": BOOKKEEPING,
-    "Load_Balancer:vips": ("distribution", "stickiness", "source_ip", "placement"),
+    "Load_Balancer:vips": ("distribution", "stickiness", "source_ip", "placement", "ipv6_vips"),
     # tcp (the default) and udp; sctp is not exercised
     "Load_Balancer:protocol": ("distribution",),
     "Load_Balancer:health_check": ("health_check",),
@@ -77,7 +77,9 @@ TABLE = {
     "Logical_Router:load_balancer_group": UNTESTED,
     "Logical_Router:options:lb_force_snat_ip": UNTESTED,
     "Logical_Router:options:dynamic_neigh_routers": UNTESTED,
-    "Logical_Router:options:dynamic-routing-redistribute": UNTESTED,
+    "Logical_Router:options:dynamic-routing-redistribute": (
+        "hands VIPs to a routing protocol daemon through ovn-controller's route exchange "
+        "(kernel VRF tables); no lab runs a routing daemon"),
 }
 
 LB_TABLES = ("Load_Balancer", "Load_Balancer_Group", "Load_Balancer_Health_Check")
