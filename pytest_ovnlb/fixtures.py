@@ -31,7 +31,15 @@ def ovn_lab(request: pytest.FixtureRequest):
                      timeout=settings.ready_timeout, backend=settings.backend,
                      request=settings.request)
     except LabError as exc:
-        pytest.exit(f"ovnlb: {exc}", returncode=3)
+        failure = f"ovnlb: {exc}"
+    else:
+        failure = None
+    if failure and hasattr(request.config, "workerinput"):
+        # An xdist worker that exits mid-test takes the reason with it (the
+        # controller only sees a crashed item): each of its tests errors instead.
+        pytest.fail(failure, pytrace=False)
+    if failure:
+        pytest.exit(failure, returncode=3)
     with sigterm_as_interrupt():  # a terminated run tears its lab down too
         yield lab
     if settings.keep_on_failure and request.config.stash[FAILED]:
