@@ -14,6 +14,7 @@ the folder (section "ovnlb evidence").
                                   not be collected
     nb-load-balancers.txt         the test's Load_Balancer rows, their health
                                   checks, the switches and routers holding them
+                                  (and their Load_Balancer_Groups)
     sb-lflows.txt                 `ovn-sbctl lflow-list` lines naming a VIP
     sb-service-monitors.txt       Service_Monitor rows (health check status)
     chassis/<node>/groups.txt     `ovs-ofctl -O OpenFlow15 dump-groups br-int`
@@ -179,7 +180,12 @@ def save(item: pytest.Item, watch: Watch, phase: str) -> tuple[Path, list[str]]:
           + [("nb", ("find", "Load_Balancer_Health_Check", f'vip="{lb.vip_key}"'))
              for lb in created]
           + [("nb", ("--columns=name,load_balancer", "find", table, owner))
-             for table in ("Logical_Switch", "Logical_Router")])
+             for table in ("Logical_Switch", "Logical_Router")]
+          # load balancers attached through a Load_Balancer_Group
+          + ([("nb", ("list", "Load_Balancer_Group"))]
+             + [("nb", ("--columns=name,load_balancer_group", "find", table, owner))
+                for table in ("Logical_Switch", "Logical_Router")]
+             if any(getattr(lb, "group", None) for lb in created) else []))
     write("sb-lflows.txt", [("sb", ("lflow-list",))], vip_lines=True)
     write("sb-service-monitors.txt", [("sb", ("list", "Service_Monitor"))])
     problems += lab.evidence(directory, vips, watch.offsets)
@@ -191,7 +197,9 @@ def save(item: pytest.Item, watch: Watch, phase: str) -> tuple[Path, list[str]]:
              "load balancers: " + (", ".join(
                  f"{lb.name} {lb.vip_key}/{lb.protocol} -> "
                  f"{','.join(s.endpoint for s in lb.servers) or '(none)'} on "
-                 f"{'/'.join(lb.attached)}" for lb in created) or "none"),
+                 f"{'/'.join(lb.attached)}"
+                 + (f" through {lb.group}" if getattr(lb, "group", None) else "")
+                 for lb in created) or "none"),
              f"versions: {lab.summary}",
              "daemons that died during the test: " + ("; ".join(watch.dead) or "none"),
              "log offsets at the test's start (bytes; logs/ holds what follows): "

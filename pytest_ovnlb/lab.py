@@ -186,9 +186,9 @@ class Lab:
         self.backend.settle()
 
     def reset(self) -> None:
-        """Back to the topology alone: the lab's load balancers removed (and
-        no one else's), conntrack of its traffic forgotten."""
-        if logical.remove(self.nb, self.names, ("Load_Balancer",)):
+        """Back to the topology alone: the lab's load balancers and their
+        groups removed (and no one else's), conntrack of its traffic forgotten."""
+        if logical.remove(self.nb, self.names, ("Load_Balancer", "Load_Balancer_Group")):
             self.sync()
         self.backend.flush_conntrack()
 

@@ -203,6 +203,88 @@ def break_it(monkeypatch):
 """
 
 BREAKS = {
+    # A load balancer put in a Load_Balancer_Group whose group never reaches
+    # the datapath: as if the group were ignored.
+    "lb_group_not_attached": (None, _every_lb("""
+        lb = create(self, backends, **kw)
+        if lb.group:
+            from pytest_ovnlb.engine.logical import drop_references
+            nb = self.lab.nb
+            group = next(r for r in nb.rows("Load_Balancer_Group") if r.name == lb.group)
+            with nb.transaction() as txn:
+                drop_references(nb, txn, group)
+            self.sync()
+        return lb""")),
+    # A grouped load balancer also applied directly, as if the datapath kept
+    # it: detaching the group (or emptying it) changes nothing.
+    "lb_group_member_also_direct": (None, _every_lb("""
+        lb = create(self, backends, **kw)
+        if lb.group:
+            api, routers = self.lab.nb.api, {r.name for r in self.lab.topology.routers}
+            for datapath in lb.attached:
+                add = api.lr_lb_add if datapath in routers else api.ls_lb_add
+                add(self.lab.names.nb(datapath), lb.name).execute(check_error=True)
+            self.sync()
+        return lb""")),
+    # The gateway router ignores options:lb_force_snat_ip.
+    "lb_force_snat_ip_ignored": (None, """
+@pytest.fixture(autouse=True)
+def ignore_lb_force_snat_ip(ovn_lab, monkeypatch):
+    api = ovn_lab.nb.api
+    db_set = api.db_set
+    def broken(table, record, *col_values, **kw):
+        if table == "Logical_Router":
+            col_values = [(c, {k: v for k, v in val.items() if k != "lb_force_snat_ip"})
+                          if c == "options" else (c, val) for c, val in col_values]
+        return db_set(table, record, *col_values, **kw)
+    monkeypatch.setattr(api, "db_set", broken)
+"""),
+    # lb_force_snat_ip=router_ip SNATs to the router's external port, whatever
+    # port leads to the backends.
+    "router_ip_as_external_port": (None, """
+@pytest.fixture(autouse=True)
+def router_ip_external(ovn_lab, monkeypatch):
+    api, topo = ovn_lab.nb.api, ovn_lab.topology
+    port = next(p for p in topo.router("edge1").ports if p.switch == topo.provider.switch)
+    external = " ".join(ip.split("/")[0] for ip in (port.ip, port.ip6))
+    db_set = api.db_set
+    def broken(table, record, *col_values, **kw):
+        col_values = [(c, {k: external if v == "router_ip" else v for k, v in val.items()})
+                      if c == "options" else (c, val) for c, val in col_values]
+        return db_set(table, record, *col_values, **kw)
+    monkeypatch.setattr(api, "db_set", broken)
+"""),
+    # options:skip_snat is ignored: the router's lb_force_snat_ip applies.
+    "skip_snat_ignored": (None, _every_lb("""
+        kw["options"] = {k: v for k, v in (kw.get("options") or {}).items() if k != "skip_snat"}
+        return create(self, backends, **kw)""")),
+    # options:hairpin_snat_ip is ignored: a self-balanced backend sees the VIP.
+    "hairpin_snat_ip_ignored": ("switch", _every_lb("""
+        kw["options"] = {k: v for k, v in (kw.get("options") or {}).items()
+                         if k != "hairpin_snat_ip"}
+        return create(self, backends, **kw)""")),
+    # One load balancer's hairpin_snat_ip applies to every later VIP too.
+    "hairpin_snat_ip_on_every_vip": ("switch", _every_lb("""
+        hairpin = (kw.get("options") or {}).get("hairpin_snat_ip") or getattr(
+            self, "hairpin", None)
+        if hairpin:
+            self.hairpin = hairpin
+            kw["options"] = {**(kw.get("options") or {}), "hairpin_snat_ip": hairpin}
+        return create(self, backends, **kw)""")),
+    # A VIP without a port balances only one port (its first server's).
+    "portless_vip_one_port": (None, _every_lb("""
+        lb = create(self, backends, **kw)
+        if kw.get("ports") is False:
+            from pytest_ovnlb.traffic.harness import endpoint
+            port, api = backends[0].port, self.lab.nb.api
+            ips = list(dict.fromkeys(b.ip for b in backends))
+            row = api.lb_get(lb.name).execute(check_error=True)
+            with self.lab.nb.transaction() as txn:
+                txn.add(api.db_remove("Load_Balancer", row.uuid, "vips", lb.vip_key))
+                vips = {endpoint(lb.vip, port): ",".join(endpoint(ip, port) for ip in ips)}
+                txn.add(api.db_set("Load_Balancer", row.uuid, ("vips", vips)))
+            self.sync()
+        return lb""")),
     # A dual-stack row's second VIP is balanced to its first backend only.
     "second_vip_one_backend": (None, """
 @pytest.fixture(autouse=True)
@@ -325,6 +407,22 @@ def snat_external(ovn_lab):
 
 # conformance test -> (breakage, what its failure message must say)
 TEETH = {
+    "test_lb_group_serves_like_direct_attachment": (
+        "lb_group_not_attached", "through Load_Balancer_Group .*: connections failed"),
+    "test_lb_group_detached_stops_serving": (
+        "lb_group_member_also_direct", "the VIP still answered"),
+    "test_lb_force_snat_ip_for_every_client": (
+        "lb_force_snat_ip_ignored", "with lb_force_snat_ip=.*, backends should see"),
+    "test_lb_force_snat_router_ip_is_the_port_towards_the_backends": (
+        "router_ip_as_external_port", "port towards them"),
+    "test_skip_snat_exempts_one_load_balancer": (
+        "skip_snat_ignored", "with skip_snat=true, backends should see"),
+    "test_hairpin_snat_ip_replaces_the_vip": (
+        "hairpin_snat_ip_ignored", "with hairpin_snat_ip=.*expected sources per backend"),
+    "test_hairpin_snat_ip_is_per_vip": (
+        "hairpin_snat_ip_on_every_vip", "the VIP without hairpin_snat_ip, sharing"),
+    "test_vip_without_port_keeps_every_destination_port": (
+        "portless_vip_one_port", "of a VIP without a port"),
     "test_both_vips_of_one_load_balancer_behave_alike": (
         "second_vip_one_backend", "VIP of a dual-stack load balancer"),
     "test_gateway_router_spreads_new_connections": ("one_backend", "NOT consistent"),

@@ -4,7 +4,8 @@ Backend-independent: every deployment gets the same switches, routers and
 ports from here, named through its `Names` (a run prefix on shared
 deployments) and bound to its own chassis.  Every root row made here (and
 by the load balancer factory) carries the lab's owner tag in `external_ids`,
-and removal selects rows by that tag only.
+and removal selects rows by that tag only.  A table without `external_ids`
+(Load_Balancer_Group) carries it in its rows' names instead (`owned_name`).
 """
 
 from __future__ import annotations
@@ -16,7 +17,12 @@ from pytest_ovnlb.engine.topology import Names, Topology
 
 OWNER = "ovnlb-owner"
 # Root tables: rows in them live until deleted (the rest go with their parent).
-OWNED_TABLES = ("Load_Balancer", "Logical_Switch", "Logical_Router")
+OWNED_TABLES = ("Load_Balancer", "Load_Balancer_Group", "Logical_Switch", "Logical_Router")
+# Root tables without external_ids: the owner tag ends each row's name.
+NAMED_TABLES = ("Load_Balancer_Group",)
+# Columns of datapaths that hold rows of a root table (strong references).
+HOLDERS = {"Load_Balancer_Group": (("Logical_Switch", "load_balancer_group"),
+                                   ("Logical_Router", "load_balancer_group"))}
 
 
 def router_port(router: str, switch: str) -> str:
@@ -33,6 +39,18 @@ def localnet_port(switch: str) -> str:
 
 def owned(names: Names, **more: str) -> dict:
     return {OWNER: names.owner, **more}
+
+
+def owned_name(names: Names, name: str) -> str:
+    """The name of a row of a table without external_ids (NAMED_TABLES),
+    tagged with the lab's owner."""
+    return f"{names.nb(name)}@{names.owner}"
+
+
+def _mine(row, table: str, names: Names) -> bool:
+    if table in NAMED_TABLES:
+        return row.name.endswith(f"@{names.owner}")
+    return row.external_ids.get(OWNER) == names.owner
 
 
 def create(nb: Northbound, topo: Topology, names: Names) -> None:
@@ -73,8 +91,18 @@ def create(nb: Northbound, topo: Topology, names: Names) -> None:
 
 
 def owned_rows(nb: Northbound, names: Names, tables=OWNED_TABLES) -> list:
-    return [row for table in tables for row in nb.rows(table)
-            if row.external_ids.get(OWNER) == names.owner]
+    # an older schema lacks a table (Load_Balancer_Group: OVN 21.09.1, 21.12)
+    return [row for table in tables if table in nb.api.tables for row in nb.rows(table)
+            if _mine(row, table, names)]
+
+
+def drop_references(nb: Northbound, txn, row) -> None:
+    """Add to `txn` the removal of every datapath's strong reference to
+    `row` (HOLDERS), so that the row itself can be deleted."""
+    for table, column in HOLDERS.get(row._table.name, ()):
+        for holder in nb.rows(table):
+            if row.uuid in {r.uuid for r in getattr(holder, column, [])}:
+                txn.add(nb.api.db_remove(table, holder.uuid, column, row.uuid))
 
 
 def remove(nb: Northbound, names: Names, tables=OWNED_TABLES) -> int:
@@ -82,9 +110,13 @@ def remove(nb: Northbound, names: Names, tables=OWNED_TABLES) -> int:
     them); return how many.  Rows of anyone else are never touched."""
     rows = owned_rows(nb, names, tables)
     delete = {"Load_Balancer": nb.api.lb_del, "Logical_Switch": nb.api.ls_del,
-              "Logical_Router": nb.api.lr_del}
+              "Logical_Router": nb.api.lr_del,
+              "Load_Balancer_Group": lambda uuid, if_exists: nb.api.db_destroy(
+                  "Load_Balancer_Group", uuid)}
     if rows:
         with nb.transaction() as txn:
+            for row in rows:
+                drop_references(nb, txn, row)
             # lb_del first drops the references switches and routers hold
             for row in rows:
                 txn.add(delete[row._table.name](row.uuid, if_exists=True))

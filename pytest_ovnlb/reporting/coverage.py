@@ -43,7 +43,8 @@ MISSING = "missing from the coverage table (pytest_ovnlb/reporting/coverage.py)"
 # 26.03); a knob of a new release must be added, tested or with its reason.
 TABLE = {
     "Load_Balancer:name": BOOKKEEPING,
-    "Load_Balancer:vips": ("distribution", "stickiness", "source_ip", "placement", "ipv6_vips"),
+    "Load_Balancer:vips": ("distribution", "stickiness", "source_ip", "placement", "ipv6_vips",
+                           "vip_without_port"),
     # tcp (the default) and udp; sctp is not exercised
     "Load_Balancer:protocol": ("distribution",),
     "Load_Balancer:health_check": ("health_check",),
@@ -51,8 +52,8 @@ TABLE = {
     "Load_Balancer:selection_fields": ("selection_fields",),
     "Load_Balancer:external_ids": BOOKKEEPING,
     "Load_Balancer:options:reject": ("reject_no_backends",),
-    "Load_Balancer:options:hairpin_snat_ip": UNTESTED,
-    "Load_Balancer:options:skip_snat": UNTESTED,
+    "Load_Balancer:options:hairpin_snat_ip": ("hairpin_snat_ip",),
+    "Load_Balancer:options:skip_snat": ("lb_skip_snat",),
     "Load_Balancer:options:add_route": UNTESTED,
     "Load_Balancer:options:neighbor_responder": UNTESTED,
     "Load_Balancer:options:template": UNTESTED,
@@ -63,7 +64,7 @@ TABLE = {
         "needs a router with several distributed gateway ports; no lab topology has one"),
     "Load_Balancer:options:distributed": UNTESTED,
     "Load_Balancer_Group:name": BOOKKEEPING,
-    "Load_Balancer_Group:load_balancer": UNTESTED,
+    "Load_Balancer_Group:load_balancer": ("lb_group",),
     "Load_Balancer_Health_Check:vip": ("health_check",),
     "Load_Balancer_Health_Check:options:interval": ("health_check",),
     "Load_Balancer_Health_Check:options:timeout": ("health_check",),
@@ -71,11 +72,11 @@ TABLE = {
     "Load_Balancer_Health_Check:options:failure_count": ("health_check",),
     "Load_Balancer_Health_Check:external_ids": BOOKKEEPING,
     "Logical_Switch:load_balancer": ("switch_lb",),
-    "Logical_Switch:load_balancer_group": UNTESTED,
+    "Logical_Switch:load_balancer_group": ("lb_group",),
     "Logical_Switch:other_config:enable-stateless-acl-with-lb": UNTESTED,
     "Logical_Router:load_balancer": ("gateway_router_lb",),
-    "Logical_Router:load_balancer_group": UNTESTED,
-    "Logical_Router:options:lb_force_snat_ip": UNTESTED,
+    "Logical_Router:load_balancer_group": ("lb_group",),
+    "Logical_Router:options:lb_force_snat_ip": ("lb_force_snat_ip", "lb_force_snat_router_ip"),
     "Logical_Router:options:dynamic_neigh_routers": UNTESTED,
     "Logical_Router:options:dynamic-routing-redistribute": (
         "hands VIPs to a routing protocol daemon through ovn-controller's route exchange "

@@ -11,7 +11,7 @@ import ipaddress
 import itertools
 from dataclasses import dataclass
 
-from pytest_ovnlb.engine.logical import owned
+from pytest_ovnlb.engine.logical import drop_references, owned, owned_name
 from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.lab import Lab
 from pytest_ovnlb.traffic.client import Agent, Result
@@ -93,14 +93,16 @@ class Hub:
 class LoadBalancer:
     name: str
     vip: str
-    port: int
+    port: int | None  # None: a VIP without a port
     servers: list[Server]
     attached: list[str]
     protocol: str = "tcp"
+    group: str | None = None  # the Load_Balancer_Group attached in its place
 
     @property
     def vip_key(self) -> str:
-        return endpoint(self.vip, self.port)
+        # without a port an IPv6 VIP is bare, as ovn-nbctl and ovsdbapp write it
+        return self.vip if self.port is None else endpoint(self.vip, self.port)
 
     @property
     def targets(self) -> list[str]:
@@ -150,16 +152,24 @@ class LoadBalancers:
     def __call__(self, servers: list[Server], *, vip: str | None = None,
                  attach_to: list[str] | None = None, protocol: str = "tcp",
                  options: dict | None = None, selection_fields: list[str] | None = None,
-                 health_check: dict | None = None, serve: bool = True) -> LoadBalancer:
-        """`health_check`: options of a Load_Balancer_Health_Check row for the
+                 health_check: dict | None = None, serve: bool = True,
+                 group: bool = False, ports: bool = True) -> LoadBalancer:
+        """`group`: the load balancer goes into a Load_Balancer_Group of its
+        own, and that group (not the load balancer) is attached to the
+        datapaths.  `ports=False`: a VIP without a port, balanced over the
+        servers' addresses without ports (each address once), so every
+        destination port is balanced and kept.
+
+        `health_check`: options of a Load_Balancer_Health_Check row for the
         VIP (interval, timeout, success_count, failure_count), whose `vip` is
         the VIP key as in `vips` ("IP:PORT"; northd ignores any other form);
         with it, each backend is mapped in `ip_port_mappings` to its logical
         port and a probe source address on its switch (`Topology.free_address`)."""
         names = self.lab.names
         lb = LoadBalancer(name=names.nb(f"lb{next(self._names)}"), vip=vip or self.default_vip,
-                          port=next(self._vip_ports), servers=list(servers),
-                          attached=list(attach_to or self.default_attach), protocol=protocol)
+                          port=next(self._vip_ports) if ports else None, servers=list(servers),
+                          attached=list(attach_to or self.default_attach), protocol=protocol,
+                          group=owned_name(names, f"lbg{next(self._names)}") if group else None)
         if serve:
             self.hub.serve(lb.servers, protocol)
         nb, api = self.lab.nb, self.lab.nb.api
@@ -169,15 +179,24 @@ class LoadBalancers:
                 columns["selection_fields"] = selection_fields
             if health_check is not None:
                 columns["ip_port_mappings"] = self.ip_port_mappings(lb.servers)
-            txn.add(api.lb_add(lb.name, lb.vip_key, [b.endpoint for b in lb.servers],
-                               protocol=protocol, **columns))
+            backends = ([b.endpoint for b in lb.servers] if ports
+                        else list(dict.fromkeys(b.ip for b in lb.servers)))
+            txn.add(api.lb_add(lb.name, lb.vip_key, backends, protocol=protocol, **columns))
         self.created.append(lb)
+        if group:
+            row = api.lb_get(lb.name).execute(check_error=True)
+            uuid = api.db_create("Load_Balancer_Group", name=lb.group,
+                                 load_balancer=[row.uuid]).execute(check_error=True)
         routers = {r.name for r in self.lab.topology.routers}
         with nb.transaction() as txn:
             if health_check is not None:
                 txn.add(api.lb_add_health_check(
                     lb.name, lb.vip_key, **{k: str(v) for k, v in health_check.items()}))
             for datapath in lb.attached:
+                if group:
+                    table = "Logical_Router" if datapath in routers else "Logical_Switch"
+                    txn.add(api.db_add(table, names.nb(datapath), "load_balancer_group", uuid))
+                    continue
                 add = api.lr_lb_add if datapath in routers else api.ls_lb_add
                 txn.add(add(names.nb(datapath), lb.name))
         self.sync()
@@ -213,10 +232,20 @@ class LoadBalancers:
         self.sync()
 
     def remove(self, lb: LoadBalancer) -> None:
-        """Delete one load balancer now (a test that moves a VIP)."""
-        self.lab.nb.api.lb_del(lb.name, if_exists=True).execute(check_error=True)
+        """Delete one load balancer (and its group) now (a test that moves a VIP)."""
+        with self.lab.nb.transaction() as txn:
+            txn.add(self.lab.nb.api.lb_del(lb.name, if_exists=True))
+            self._drop_groups(txn, [lb])
         self.created.remove(lb)
         self.sync()
+
+    def _drop_groups(self, txn, lbs: list[LoadBalancer]) -> None:
+        """Add to `txn` the deletion of `lbs`' groups, detached first."""
+        nb, names = self.lab.nb, {lb.group for lb in lbs if lb.group}
+        for row in (nb.rows("Load_Balancer_Group") if names else []):
+            if row.name in names:
+                drop_references(nb, txn, row)
+                txn.add(nb.api.db_destroy("Load_Balancer_Group", row.uuid))
 
     def sync(self) -> None:
         self.lab.sync()
@@ -227,5 +256,6 @@ class LoadBalancers:
         with self.lab.nb.transaction() as txn:
             for lb in self.created:
                 txn.add(self.lab.nb.api.lb_del(lb.name, if_exists=True))
+            self._drop_groups(txn, self.created)
         self.created.clear()
         self.sync()

@@ -65,8 +65,9 @@ def context(lb, placement: str, client: str, expected, observed, lab) -> str:
     OVN/OVS ran it.  `observed` may be traffic results (summarised)."""
     if isinstance(observed, (list, tuple)) and observed and isinstance(observed[0], Result):
         observed = summary(observed)
+    group = f" through Load_Balancer_Group {lb.group}" if getattr(lb, "group", None) else ""
     where = (f"VIP {lb.vip_key}/{lb.protocol} ({placement} placement, on "
-             f"{'/'.join(lb.attached) or 'nothing'})" if lb is not None
+             f"{'/'.join(lb.attached) or 'nothing'}{group})" if lb is not None
              else f"{placement} placement")
     return (f"{where}, client {client}: expected {expected}; observed {observed} "
             f"[{lab.summary}]")

@@ -73,6 +73,25 @@ BEHAVIOURS = {b.name: b for b in (
               backports=(_v("22.3.3"), _v("22.9.2"), _v("22.12.1"), _v("23.3.1"))),
     Behaviour("affinity_timeout", _v("22.12.0"),
               "options:affinity_timeout keeps a client on one backend"),
+    Behaviour("vip_without_port", _v("2.6.0"),
+              "a VIP without a port (backends without ports) balances every destination "
+              "port, each to the same port on a backend"),
+    Behaviour("lb_force_snat_ip", _v("20.9.0"),
+              "options:lb_force_snat_ip on a gateway router, with an IPv4 and an IPv6 "
+              "address: backends see that address of their family for every client"),
+    Behaviour("lb_force_snat_router_ip", _v("21.3.0"),
+              "options:lb_force_snat_ip=router_ip on a gateway router: backends see the "
+              "address of the router port that leads to them"),
+    Behaviour("hairpin_snat_ip", _v("21.3.0"),
+              "options:hairpin_snat_ip: a backend balanced to itself sees that address "
+              "(one per family) instead of the VIP, per load balancer"),
+    Behaviour("lb_skip_snat", _v("21.6.0"),
+              "options:skip_snat=true exempts one load balancer from its router's "
+              "lb_force_snat_ip"),
+    Behaviour("lb_group", _v("21.12.0"),
+              "a load balancer reached through a Load_Balancer_Group attached to a switch "
+              "or router behaves as one attached directly",
+              backports=(_v("21.9.1"),)),
     # Open vSwitch, not OVN: how a dp_hash select group splits hash space.
     Behaviour("ovs_dp_hash_4_slots_per_bucket", _v("3.5.0"),
               "OVS gives every select-group bucket at least 4 hash slots "
