@@ -306,3 +306,48 @@ def test_server_falls_back_to_ipv4(monkeypatch):
         servers.close()
         if servers.loop:  # its thread, else left running in this process
             servers.loop.call_soon_threadsafe(servers.loop.stop)
+
+
+@pytest.mark.parametrize("server, client", [(B_IP, A_IP), (B6_IP, A6_IP)])
+def test_sctp_fresh(agents, netns_pair, server, client):
+    """SCTP samples (over raw sockets where the kernel has no SCTP): the
+    server's name and port, the client's address and port as it saw them;
+    a port nobody serves refuses (ABORT)."""
+    a, b = agents
+    b.serve(9000, proto="sctp")
+    results = a.fresh(server, 9000, 24, proto="sctp")
+    assert [r.error for r in results] == [None] * 24
+    assert {r.target for r in results} == {f"{netns_pair[1]}:9000"}
+    assert {r.peer for r in results} == {client}
+    assert all(r.peer_port == r.local_port for r in results)
+    assert len({r.local_port for r in results}) == 24
+    b.unserve(9000, proto="sctp")
+    assert {r.error for r in a.fresh(server, 9000, 4, proto="sctp", timeout=1.0)} == {"refused"}
+
+
+def test_sctp_checksum_is_crc32c():
+    assert agent_mod.crc32c(b"123456789") == 0xE3069283  # RFC 3720's check value
+    packet = agent_mod.sctp_packet(1, 2, 0, agent_mod.SCTP_INIT,
+                                   body=agent_mod.sctp_init_body(7))
+    zeroed = packet[:8] + b"\0" * 4 + packet[12:]
+    assert struct.unpack_from("<I", packet, 8)[0] == agent_mod.crc32c(zeroed)
+    assert agent_mod.sctp_parse(packet, socket.AF_INET6)[:4] == (1, 2, 0, agent_mod.SCTP_INIT)
+
+
+def _mac(ns):
+    out = subprocess.run(["ip", "-n", ns, "-j", "link", "show", "eth0"], check=True,
+                         capture_output=True, text=True).stdout
+    return json.loads(out)[0]["address"]
+
+
+@pytest.mark.parametrize("source, target, absent", [
+    (A_IP, B_IP, "192.0.2.99"), (A6_IP, B6_IP, "fd00:ab::99")])
+def test_solicit_names_who_answers(agents, netns_pair, source, target, absent):
+    """ARP / neighbour solicitation, broadcast and unicast: the neighbour's
+    kernel answers for its address with its MAC, nobody for a free one."""
+    a, _ = agents
+    mac = _mac(netns_pair[1])
+    for to in (None, mac):
+        answers = a.solicit(source, [target, absent], timeout=0.3, to=to)
+        assert answers == {ipaddress.ip_address(target).compressed: [mac],
+                           ipaddress.ip_address(absent).compressed: []}, to

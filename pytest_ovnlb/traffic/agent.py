@@ -10,15 +10,18 @@ background thread. The agent exits, closing every socket, at EOF on stdin.
 import argparse
 import asyncio
 import errno
+import fcntl
 import functools
 import ipaddress
 import json
 import os
 import random
+import select
 import socket
 import struct
 import sys
 import threading
+import time
 
 import requests
 
@@ -178,6 +181,7 @@ class Servers:
     def __init__(self):
         self.loop = None
         self.servers = {}
+        self.raw_sctp = None  # RawSctpServers, where the kernel has no SCTP
 
     def _run(self, coro):
         if self.loop is None:
@@ -189,18 +193,25 @@ class Servers:
         key = (proto, port)
         if key in self.servers:
             raise OpError(f"already serving {proto}/{port}")
-        kind = socket.SOCK_STREAM if proto == "tcp" else socket.SOCK_DGRAM
+        if proto == "sctp" and not kernel_sctp():
+            if self.raw_sctp is None:
+                self.raw_sctp = RawSctpServers()
+            self.servers[key] = server = _Server(name, port)
+            server.handle = self.raw_sctp.serve(port, name)
+            return
+        kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+        number = socket.IPPROTO_SCTP if proto == "sctp" else 0
         # One socket for both families; IPv4 only where IPv6 is disabled.
         try:
-            sock, addr = socket.socket(socket.AF_INET6, kind), "::"
+            sock, addr = socket.socket(socket.AF_INET6, kind, number), "::"
         except OSError:
-            sock, addr = socket.socket(socket.AF_INET, kind), "0.0.0.0"
+            sock, addr = socket.socket(socket.AF_INET, kind, number), "0.0.0.0"
         try:
             if sock.family == socket.AF_INET6:
                 sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind((addr, port))
-            if proto == "tcp":
+            if proto != "udp":
                 sock.listen(1024)
             sock.setblocking(False)
         except OSError:
@@ -212,7 +223,7 @@ class Servers:
 
     async def _start(self, proto, sock, server):
         loop = asyncio.get_running_loop()
-        if proto == "tcp":
+        if proto != "udp":
             return await loop.create_server(
                 lambda: _HttpConn(server), sock=sock, backlog=1024)
         transport, _ = await loop.create_datagram_endpoint(
@@ -282,10 +293,10 @@ def _url_host(host):
     return f"[{host}]" if _family(host) == socket.AF_INET6 else host
 
 
-def _bound(host, kind, ports):
+def _bound(host, kind, ports, number=0):
     """A socket towards `host` bound to the next usable port of `ports`."""
     for port in ports:
-        sock = socket.socket(_family(host), kind)
+        sock = socket.socket(_family(host), kind, number)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("", port))
@@ -297,9 +308,9 @@ def _bound(host, kind, ports):
     raise OSError(errno.EADDRNOTAVAIL, "no free source port left")
 
 
-async def _tcp_sample(loop, host, port, box, ports):
+async def _tcp_sample(loop, host, port, box, ports, number=0):
     while True:
-        sock = _bound(host, socket.SOCK_STREAM, ports)
+        sock = _bound(host, socket.SOCK_STREAM, ports, number)
         sock.setblocking(False)
         err = sock.connect_ex((host, port))
         if err != errno.EADDRNOTAVAIL:  # else this 4-tuple is in TIME_WAIT
@@ -380,7 +391,7 @@ MAX_OPEN = 8
 
 async def _fresh(proto, host, port, count, concurrency, timeout):
     loop = asyncio.get_running_loop()
-    sample = _tcp_sample if proto == "tcp" else _udp_sample
+    sample = {"tcp": _tcp_sample, "udp": _udp_sample, "sctp": _sctp_sample}[proto]
     global _PORTS
     if _PORTS is None:
         _PORTS = _source_ports()
@@ -416,6 +427,170 @@ async def _fresh(proto, host, port, count, concurrency, timeout):
         tasks.append(loop.create_task(one(i)))
     await asyncio.gather(*tasks)
     return results
+
+
+# --- SCTP ---------------------------------------------------------------------
+#
+# Where the kernel has SCTP, servers and clients use its one-to-one sockets
+# and speak HTTP as over TCP.  Where it has none (socket() fails with
+# EPROTONOSUPPORT), the agent speaks the first half of SCTP's handshake
+# itself over raw sockets: a client sends an INIT, a server answers an
+# INIT-ACK whose state cookie says who answered (the JSON of a web reply),
+# or an ABORT for a port it does not serve.  Through a load balancer that is
+# an association's setup both ways through conntrack: the INIT translated to
+# a backend's address and port, the INIT-ACK back to the VIP's.
+
+SCTP_INIT, SCTP_INIT_ACK, SCTP_ABORT = 1, 2, 6
+SCTP_STATE_COOKIE = 7
+
+
+@functools.lru_cache(maxsize=1)
+def kernel_sctp():
+    """Whether this node's kernel opens SCTP sockets."""
+    try:
+        socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_SCTP).close()
+        return True
+    except OSError as e:
+        if e.errno in (errno.EPROTONOSUPPORT, errno.ESOCKTNOSUPPORT, errno.EAFNOSUPPORT):
+            return False
+        raise
+
+
+def _crc32c_table():
+    table = []
+    for i in range(256):
+        crc = i
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+        table.append(crc)
+    return table
+
+
+_CRC32C = _crc32c_table()
+
+
+def crc32c(data):
+    crc = 0xFFFFFFFF
+    for b in data:
+        crc = _CRC32C[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
+def sctp_packet(sport, dport, vtag, chunk_type, flags=0, body=b""):
+    """An SCTP packet of one chunk, its CRC32c checksum filled in."""
+    chunk = struct.pack("!BBH", chunk_type, flags, 4 + len(body)) + body
+    chunk += b"\0" * (-len(chunk) % 4)
+    packet = struct.pack("!HHII", sport, dport, vtag, 0) + chunk
+    return packet[:8] + struct.pack("<I", crc32c(packet)) + packet[12:]
+
+
+def sctp_init_body(tag, params=b""):
+    """INIT or INIT-ACK fields: initiate tag, window, streams, initial TSN."""
+    return struct.pack("!IIHHI", tag, 65535, 1, 1, tag) + params
+
+
+def sctp_parse(data, family):
+    """(sport, dport, vtag, chunk type, chunk body) of a packet a raw socket
+    read (IPv4 raw sockets hand over the IP header too), or None."""
+    if family == socket.AF_INET:
+        data = data[(data[0] & 0x0F) * 4:] if data else b""
+    if len(data) < 16:
+        return None
+    sport, dport, vtag = struct.unpack_from("!HHI", data)
+    kind, _, length = struct.unpack_from("!BBH", data, 12)
+    return sport, dport, vtag, kind, data[16:12 + max(4, length)]
+
+
+def _raw_sctp(family):
+    sock = socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_SCTP)
+    sock.setblocking(False)
+    return sock
+
+
+class RawSctpServers:
+    """Answers INITs to the served ports on raw sockets, in a thread."""
+
+    def __init__(self):
+        self.ports = {}  # port -> name
+        self.socks = [_raw_sctp(socket.AF_INET), _raw_sctp(socket.AF_INET6)]
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def serve(self, port, name):
+        self.ports[port] = name
+        ports = self.ports
+
+        class Handle:
+            def close(self):
+                ports.pop(port, None)
+        return Handle()
+
+    def _run(self):
+        while True:
+            for sock in select.select(self.socks, [], [])[0]:
+                try:
+                    data, addr = sock.recvfrom(65536)
+                except BlockingIOError:
+                    continue
+                self._answer(sock, data, addr)
+
+    def _answer(self, sock, data, addr):
+        parsed = sctp_parse(data, sock.family)
+        if not parsed:
+            return
+        sport, dport, vtag, kind, body = parsed
+        if kind != SCTP_INIT or vtag != 0 or len(body) < 16:
+            return
+        tag = struct.unpack_from("!I", body)[0]
+        name = self.ports.get(dport)
+        if name is None:
+            reply = sctp_packet(dport, sport, tag, SCTP_ABORT)
+        else:
+            cookie = _reply(name, dport, _peer(addr[0]), sport)
+            param = struct.pack("!HH", SCTP_STATE_COOKIE, 4 + len(cookie)) + cookie
+            param += b"\0" * (-len(param) % 4)
+            ours = random.getrandbits(32) or 1
+            reply = sctp_packet(dport, sport, tag, SCTP_INIT_ACK,
+                                body=sctp_init_body(ours, param))
+        sock.sendto(reply, (addr[0], 0))
+
+
+async def _sctp_raw_sample(loop, host, port, box, ports):
+    """An INIT to host:port from the next port of `ports`: the state cookie
+    of the INIT-ACK that comes back from host:port (refused on an ABORT)."""
+    family = _family(host)
+    sock = _raw_sctp(family)
+    try:
+        sport, tag = next(ports), random.getrandbits(32) or 1
+        box["local_port"] = sport
+        await loop.sock_sendto(sock, sctp_packet(sport, port, 0, SCTP_INIT,
+                                                 body=sctp_init_body(tag)), (host, 0))
+        while True:
+            data, addr = await loop.sock_recvfrom(sock, 65536)
+            parsed = sctp_parse(data, family)
+            if not parsed or parsed[1] != sport or parsed[2] != tag:
+                continue
+            if parsed[3] == SCTP_ABORT:
+                raise ConnectionRefusedError(errno.ECONNREFUSED, "ABORT")
+            if parsed[3] != SCTP_INIT_ACK:
+                continue
+            if _text(addr[0]) != _text(host) or parsed[0] != port:
+                # an answer that was not translated back to the VIP
+                raise ValueError(f"INIT-ACK from {addr[0]} port {parsed[0]}")
+            params = parsed[4][16:]
+            while len(params) >= 4:
+                kind, length = struct.unpack_from("!HH", params)
+                if kind == SCTP_STATE_COOKIE:
+                    return json.loads(params[4:length])
+                params = params[max(4, length + (-length % 4)):]
+            raise ValueError("INIT-ACK without a state cookie")
+    finally:
+        sock.close()
+
+
+async def _sctp_sample(loop, host, port, box, ports):
+    if kernel_sctp():
+        return await _tcp_sample(loop, host, port, box, ports, socket.IPPROTO_SCTP)
+    return await _sctp_raw_sample(loop, host, port, box, ports)
 
 
 # --- keep-alive sessions ------------------------------------------------------
@@ -577,6 +752,136 @@ class _Capture:
         return self.packets
 
 
+# --- neighbour solicitation (ARP, IPv6 ND) ------------------------------------
+
+ETH_P_ARP = 0x0806
+ETH_P_IPV6 = 0x86DD
+SIOCGIFADDR = 0x8915
+
+
+def _iface_of(source):
+    """The interface holding address `source` (text), or OpError."""
+    addr = ipaddress.ip_address(source)
+    if addr.version == 6:
+        with open("/proc/net/if_inet6") as f:
+            for line in f:
+                fields = line.split()
+                if ipaddress.IPv6Address(bytes.fromhex(fields[0])) == addr:
+                    return fields[5]
+    else:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for _, name in socket.if_nameindex():
+                try:
+                    raw = fcntl.ioctl(s.fileno(), SIOCGIFADDR,
+                                      struct.pack("256s", name.encode()[:15]))
+                except OSError:
+                    continue
+                if raw[20:24] == addr.packed:
+                    return name
+    raise OpError(f"no interface holds {source}")
+
+
+def _mac_text(raw):
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+def _icmp6_checksum(src, dst, payload):
+    pseudo = src + dst + struct.pack("!I3xB", len(payload), 58)
+    data = pseudo + payload + (b"\0" if len(payload) % 2 else b"")
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def solicitation(mac, source, target, to=None):
+    """The Ethernet frame asking who has `target` (ipaddress objects; ARP
+    request for IPv4, neighbour solicitation for IPv6) from `mac` (bytes):
+    broadcast, to the solicited-node group, or with `to` (a MAC, bytes)
+    unicast to that MAC (and for IPv6 to the target itself, as when a
+    neighbour's reachability is confirmed)."""
+    if target.version == 4:
+        arp = struct.pack("!HHBBH6s4s6s4s", 1, 0x0800, 6, 4, 1, mac, source.packed,
+                          b"\0" * 6, target.packed)
+        return (to or b"\xff" * 6) + mac + struct.pack("!H", ETH_P_ARP) + arp
+    group = ipaddress.IPv6Address("ff02::1:ff00:0").packed[:13] + target.packed[13:]
+    dst = target.packed if to else group
+    icmp = struct.pack("!BBH4x16sBB6s", 135, 0, 0, target.packed, 1, 1, mac)
+    icmp = icmp[:2] + struct.pack("!H", _icmp6_checksum(source.packed, dst, icmp)) + icmp[4:]
+    ip6 = struct.pack("!IHBB16s16s", 6 << 28, len(icmp), 58, 255, source.packed, dst)
+    return ((to or b"\x33\x33" + group[12:]) + mac + struct.pack("!H", ETH_P_IPV6)
+            + ip6 + icmp)
+
+
+def answer(frame, source, targets):
+    """(target, MAC) if `frame` answers a solicitation from `source` for
+    one of `targets` (an ARP reply, or a neighbour advertisement), else None."""
+    if len(frame) < 14:
+        return None
+    ethertype = struct.unpack_from("!H", frame, 12)[0]
+    if ethertype == ETH_P_ARP and len(frame) >= 42:
+        op, sha, spa, tpa = struct.unpack_from("!6xH6s4s6x4s", frame, 14)
+        who = ipaddress.IPv4Address(spa)
+        if op == 2 and who in targets and tpa == source.packed:
+            return who, _mac_text(sha)
+    if ethertype == ETH_P_IPV6 and len(frame) >= 14 + 40 + 24:
+        nh, dst = frame[14 + 6], frame[14 + 24:14 + 40]
+        icmp = frame[14 + 40:]
+        if nh != 58 or icmp[0] != 136 or dst != source.packed:
+            return None
+        who = ipaddress.IPv6Address(icmp[8:24])
+        if who not in targets:
+            return None
+        mac = frame[6:12]
+        options = icmp[24:]
+        while len(options) >= 8 and options[1]:
+            if options[0] == 2:  # target link-layer address
+                mac = options[2:8]
+            options = options[options[1] * 8:]
+        return who, _mac_text(mac)
+    return None
+
+
+def solicit(source, targets, timeout, tries=3, to=None):
+    """Ask for each of `targets` from the interface holding `source`, `tries`
+    times over `timeout` seconds (unicast to MAC `to`, text, if given):
+    {target: [MACs that answered]}.  Waits until every target has answered,
+    or the timeout."""
+    source = ipaddress.ip_address(source)
+    wanted = {ipaddress.ip_address(t) for t in targets}
+    if any(t.version != source.version for t in wanted):
+        raise OpError("targets and source must be of one address family")
+    sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
+    try:
+        sock.bind((_iface_of(source.compressed), ETH_P_ALL))
+        mac = sock.getsockname()[4][:6]
+        to = bytes.fromhex(to.replace(":", "")) if to else None
+        frames = [solicitation(mac, source, t, to) for t in sorted(wanted)]
+        found = {t: [] for t in wanted}
+        begin = time.monotonic()
+        deadline = begin + timeout
+        sends = [begin + i * timeout / tries for i in range(tries)]
+        while not all(found.values()):
+            now = time.monotonic()
+            if now >= deadline:
+                break
+            if sends and sends[0] <= now:
+                sends.pop(0)
+                for frame in frames:
+                    sock.send(frame)
+            sock.settimeout(max(0.001, min([deadline] + sends[:1]) - now))
+            try:
+                frame, addr = sock.recvfrom(65536)
+            except socket.timeout:
+                continue
+            got = None if addr[2] == PACKET_OUTGOING else answer(frame, source, wanted)
+            if got and got[1] not in found[got[0]]:
+                found[got[0]].append(got[1])
+        return {t.compressed: macs for t, macs in found.items()}
+    finally:
+        sock.close()
+
+
 # --- command loop ---------------------------------------------------------------
 
 class Agent:
@@ -610,6 +915,9 @@ class Agent:
             return {}
         if op == "capture_start":
             return self._capture_start(req)
+        if op == "solicit":
+            return {"answers": solicit(req["source"], req["targets"],
+                                       float(req.get("timeout", 1.0)), to=req.get("to"))}
         if op == "capture_stop":
             cap = self.captures.pop(req["cid"], None)
             if cap is None:
@@ -649,7 +957,7 @@ class Agent:
 
 def _proto(req):
     proto = req.get("proto", "tcp")
-    if proto not in ("tcp", "udp"):
+    if proto not in ("tcp", "udp", "sctp"):
         raise OpError(f"bad proto {proto!r}")
     return proto
 

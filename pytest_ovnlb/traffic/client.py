@@ -203,6 +203,16 @@ class Agent:
         interface; dst matches however the address is written."""
         return Capture(self, proto, dst, dport, iface)
 
+    def solicit(self, source, targets, timeout=1.0, to=None) -> dict[str, list[str]]:
+        """Ask who has each of `targets` (ARP for IPv4, neighbour
+        solicitation for IPv6) from the interface holding address `source`,
+        three times over `timeout` seconds, broadcast (to the solicited-node
+        group) or unicast to MAC `to`: {target: MACs that answered}, targets
+        in compressed form.  Returns once each has an answer."""
+        resp = self.call("solicit", source=str(source), targets=[str(t) for t in targets],
+                         op_timeout=timeout, to=to)
+        return resp["answers"]
+
     def close(self):
         """Close stdin (the agent exits), kill it if it lingers. Idempotent."""
         if self.proc.stdin and not self.proc.stdin.closed:

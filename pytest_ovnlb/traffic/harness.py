@@ -203,16 +203,18 @@ class LoadBalancers:
         return lb
 
     def ip_port_mappings(self, servers: list[Server]) -> dict[str, str]:
-        """Load_Balancer:ip_port_mappings: backend IP -> "PORT:PROBE_SOURCE"."""
+        """Load_Balancer:ip_port_mappings: backend IP -> "PORT:PROBE_SOURCE",
+        the probe source in the backend's family."""
         topo = self.lab.topology
-        return {endpoint(b.ip): f"{self.lab.names.nb(b.vm)}:" + endpoint(
-            topo.free_address(topo.vm(b.vm).switch, self.family)) for b in servers}
+        return {endpoint(b.ip): f"{self.lab.names.nb(b.vm)}:" + endpoint(topo.free_address(
+            topo.vm(b.vm).switch, ipaddress.ip_address(b.ip).version)) for b in servers}
 
-    def add_vip(self, lb: LoadBalancer, family: int) -> LoadBalancer:
+    def add_vip(self, lb: LoadBalancer, family: int, vip: str | None = None) -> LoadBalancer:
         """Give `lb`'s row a second VIP, this placement's VIP of `family` on
         the same port, balanced over the same servers at their `family`
-        addresses (a dual-stack service); returns that VIP's view."""
-        vip = self.lab.topology.roles.vip(self.placement, family)
+        addresses (a dual-stack service); returns that VIP's view.  `vip`:
+        another address of `family` instead of this placement's VIP."""
+        vip = vip or self.lab.topology.roles.vip(self.placement, family)
         servers = [Server(s.vm, self.lab.topology.address(s.vm, family), s.port)
                    for s in lb.servers]
         twin = LoadBalancer(lb.name, vip, lb.port, servers, lb.attached, lb.protocol)
@@ -229,6 +231,17 @@ class LoadBalancers:
         self.lab.nb.api.db_set("Load_Balancer", row.uuid,
                                ("vips", {lb.vip_key: value})).execute(check_error=True)
         lb.servers = list(servers)
+        self.sync()
+
+    def set_options(self, lb: LoadBalancer, options: dict) -> None:
+        """Make `options` the load balancer's whole options column (same
+        Load_Balancer row), then wait for every chassis."""
+        api = self.lab.nb.api
+        row = api.lb_get(lb.name).execute(check_error=True)
+        with self.lab.nb.transaction() as txn:
+            txn.add(api.db_clear("Load_Balancer", row.uuid, "options"))
+            if options:
+                txn.add(api.db_set("Load_Balancer", row.uuid, ("options", dict(options))))
         self.sync()
 
     def remove(self, lb: LoadBalancer) -> None:

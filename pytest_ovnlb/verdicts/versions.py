@@ -92,6 +92,39 @@ BEHAVIOURS = {b.name: b for b in (
               "a load balancer reached through a Load_Balancer_Group attached to a switch "
               "or router behaves as one attached directly",
               backports=(_v("21.9.1"),)),
+    Behaviour("neighbor_responder", _v("22.6.0"),
+              "options:neighbor_responder=all: the routers holding a load balancer answer "
+              "ARP and neighbour solicitations for every VIP, reachable (the default) only "
+              "for VIPs inside their subnets"),
+    Behaviour("neighbor_responder_none", _v("22.12.0"),
+              "options:neighbor_responder=none: the routers holding a load balancer answer "
+              "ARP and neighbour solicitations for none of its VIPs"),
+    Behaviour("switch_ns_to_routers_only_for_their_addresses", _v("26.9.0"),
+              "a logical switch passes a multicast neighbour solicitation to a router port "
+              "only for the router's own addresses and VIPs inside its subnets (IP "
+              "multicast goes to non-router ports only), so neighbor_responder=all no "
+              "longer answers for IPv6 VIPs outside the router's subnets",
+              backports=(_v("24.3.8"), _v("25.3.3"), _v("25.9.3"), _v("26.3.1"))),
+    Behaviour("add_route_gateway_router", _v("24.9.0"),
+              "options:add_route on a gateway router's load balancer: routers sharing a "
+              "switch with it get a route to each IPv4 VIP (on distributed gateway ports "
+              "since 21.09.0)",
+              backports=(_v("24.3.2"),)),
+    Behaviour("ct_flush", _v("23.6.0"),
+              "options:ct_flush=true: a backend removed from a switch's load balancer "
+              "loses its conntrack entries, so its established connections end "
+              "(without it they stay)",
+              backports=(_v("23.3.1"),)),
+    Behaviour("ct_flush_router_lb", _v("24.3.0"),
+              "options:ct_flush also on a router's load balancer (northd writes router "
+              "load balancers to the Southbound DB, so ovn-controller knows them)",
+              backports=(_v("23.9.1"),)),
+    Behaviour("udp_health_check", _v("20.3.0"),
+              "health checks of UDP backends: a backend whose port answers the probe "
+              "with ICMP port unreachable is offline, one that stays silent online"),
+    Behaviour("sctp_lb", _v("20.6.0"),
+              "load balancers with protocol=sctp translate SCTP associations to the "
+              "backends, ports included"),
     # Open vSwitch, not OVN: how a dp_hash select group splits hash space.
     Behaviour("ovs_dp_hash_4_slots_per_bucket", _v("3.5.0"),
               "OVS gives every select-group bucket at least 4 hash slots "

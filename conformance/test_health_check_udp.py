@@ -1,0 +1,127 @@
+"""Health checks of UDP backends: ovn-controller sends each backend of a
+UDP VIP a datagram now and then; a backend whose port answers it with ICMP
+port unreachable (its server stopped) is marked offline in the Southbound
+Service_Monitor table and taken out of the rotation, one that stays silent
+for the probe's timeout is online (ovn-controller's pinctrl: UDP has no
+handshake to wait for).  Pairs with test_health_check.py (TCP).
+
+Both placements, and both families in each run: one dual-stack row, an
+IPv4 and an IPv6 VIP over the same servers (a server listens on both), each
+VIP with its health check.  Every backend address has its own monitor, so
+one stop and restart of a server shows both families; a UDP monitor needs
+a probe's timeout and an interval to turn online, which makes this the
+cheaper way to see both (ovn-northd builds the gateway router's and the
+switch's DNAT flows from the same healthy-backend list)."""
+
+import pytest
+
+from pytest_ovnlb.engine.ovsdb import Southbound
+from pytest_ovnlb.traffic.harness import LoadBalancers
+from pytest_ovnlb.verdicts import checks
+
+# Probe every second; offline at the first ICMP error, online after one
+# probe's timeout without one.
+HEALTH_CHECK = {"interval": 1, "timeout": 1, "failure_count": 1, "success_count": 1}
+STATUS_TIMEOUT = 10.0
+SAMPLES = 48
+
+
+@pytest.fixture(scope="module")
+def ovn_sb(ovn_lab):
+    sb = Southbound(ovn_lab.sb_remote())
+    yield sb
+    sb.close()
+
+
+@pytest.fixture
+def dual_stack_lbs(ovn_lab, ovn_hub, placement):
+    """The load balancer factory of `placement` for IPv4 VIPs, whose rows
+    the test gives IPv6 VIPs too (ovn_lbs, without the family parameter)."""
+    if placement == "router" and not ovn_lab.topology.roles.gateway_router:
+        pytest.skip(f"topology {ovn_lab.topology.name} has no gateway router: "
+                    "no load balancer can be placed on one here")
+    if 6 not in ovn_lab.topology.families:
+        pytest.skip(f"topology {ovn_lab.topology.name} has no IPv6 addresses")
+    lbs = LoadBalancers(ovn_lab, ovn_hub, placement, 4)
+    ovn_lab.reset()
+    yield lbs
+    lbs.remove_all()
+
+
+def monitors(sb):
+    """Service_Monitor rows: (ip, port, logical_port, protocol, status)."""
+    return sorted((r.ip, r.port, r.logical_port, (r.protocol or ["tcp"])[0],
+                   (r.status or [""])[0]) for r in sb.rows("Service_Monitor"))
+
+
+def wait_status(sb, lab, wanted, why):
+    """Return once each server of `wanted` has its UDP monitor in the wanted
+    status (woken by Southbound changes); fail showing every row."""
+    def statuses():
+        rows = monitors(sb)
+        return {s.endpoint: [m[4] for m in rows if (m[0], m[1], m[2], m[3]) == (
+            s.ip, s.port, lab.names.nb(s.vm), "udp")] for s in wanted}
+
+    expected = {s.endpoint: [status] for s, status in wanted.items()}
+    try:
+        sb.wait(lambda: statuses() == expected, STATUS_TIMEOUT, why)
+    except TimeoutError:
+        rows = "\n".join(f"  {m}" for m in monitors(sb)) or "  (none)"
+        pytest.fail(f"{why}: after {STATUS_TIMEOUT:.0f}s the UDP Service_Monitor status is "
+                    f"{statuses()}, expected {expected}; every Service_Monitor row "
+                    f"(ip, port, logical_port, protocol, status):\n{rows}", pytrace=False)
+
+
+@pytest.mark.ovnlb_feature(name="udp_health_check")
+@pytest.mark.ovnlb_feature(name="health_check")
+@pytest.mark.ovnlb_feature(name="ipv6_vips")
+def test_udp_health_check_takes_dead_backend_out_and_back(dual_stack_lbs, ovn_hub, ovn_lab,
+                                                         ovn_sb, client_node, requires,
+                                                         placement):
+    """Both servers up: the four monitors online, and UDP flows to each VIP
+    reach both servers (the control).  One server stopped: its two monitors
+    turn offline and every new flow reaches the other.  Restarted: online
+    again, and new flows reach it again."""
+    requires("udp_health_check")
+    lbs = dual_stack_lbs
+    lb = lbs(lbs.servers(2), protocol="udp", health_check=HEALTH_CHECK)
+    twin = lbs.add_vip(lb, 6)
+    api = ovn_lab.nb.api
+    row = api.lb_get(lb.name).execute(check_error=True)
+    with ovn_lab.nb.transaction() as txn:
+        txn.add(api.db_set("Load_Balancer", row.uuid,
+                           ("ip_port_mappings", lbs.ip_port_mappings(twin.servers))))
+        txn.add(api.lb_add_health_check(lb.name, twin.vip_key,
+                                        **{k: str(v) for k, v in HEALTH_CHECK.items()}))
+    lbs.sync()
+    node = client_node("internal")
+    vips = (lb, twin)
+    dead = [v.servers[0] for v in vips]
+    alive = [v.servers[1] for v in vips]
+    where = (f"{lb.vip_key} and {twin.vip_key}/udp on {'/'.join(lb.attached)} "
+             f"({ovn_lab.summary})")
+
+    def sample(holds, state, expected):
+        for vip in vips:
+            results = ovn_hub.fresh(node, vip.vip, vip.port, SAMPLES, proto="udp")
+            assert holds(checks.tally(results)), f"{state}: " + checks.context(
+                vip, placement, node, expected, results, ovn_lab)
+
+    wait_status(ovn_sb, ovn_lab, {s: "online" for s in dead + alive},
+                f"UDP health check on {where}: both servers run")
+    sample(lambda t: set(t) == set(lb.targets), "both servers up",
+           "every flow served, by both")
+
+    ovn_hub.stop(dead[0], "udp")
+    wait_status(ovn_sb, ovn_lab, {s: "offline" for s in dead},
+                f"UDP health check on {where}: {dead[0].target}'s server stopped")
+    lbs.sync()
+    sample(lambda t: t == {alive[0].target: SAMPLES}, f"{dead[0].target} offline",
+           f"every new flow served by {alive[0].target}")
+
+    ovn_hub.serve([dead[0]], "udp")
+    wait_status(ovn_sb, ovn_lab, {s: "online" for s in dead + alive},
+                f"UDP health check on {where}: {dead[0].target}'s server restarted")
+    lbs.sync()
+    sample(lambda t: set(t) == set(lb.targets), f"{dead[0].target} back online",
+           f"every flow served, some by {dead[0].target}")
