@@ -239,6 +239,17 @@ def ignore_option(monkeypatch):
 
 
 BREAKS = {
+    # Each chassis resolves the template variables meant for another one.
+    "template_vars_on_another_chassis": (None, """
+@pytest.fixture(autouse=True)
+def rotate_chassis(monkeypatch):
+    from pytest_ovnlb.traffic.harness import LoadBalancers
+    template_vars = LoadBalancers.template_vars
+    def rotated(self, values):
+        chassis = list(values)
+        return template_vars(self, dict(zip(chassis[1:] + chassis[:1], values.values())))
+    monkeypatch.setattr(LoadBalancers, "template_vars", rotated)
+"""),
     # options:neighbor_responder is ignored: the router answers as by default.
     "neighbor_responder_ignored": (None, _option_ignored("neighbor_responder")),
     # options:add_route is ignored: neighbour routers get no route to the VIP.
@@ -456,6 +467,8 @@ def snat_external(ovn_lab):
 
 # conformance test -> (breakage, what its failure message must say)
 TEETH = {
+    "test_template_lb_resolves_per_chassis": (
+        "template_vars_on_another_chassis", r"\^\w+ as \w+ resolves it: "),
     "test_neighbor_responder_decides_who_answers_for_a_vip": (
         "neighbor_responder_ignored", "neighbor_responder=(all|none): "),
     "test_add_route_gives_neighbour_routers_a_route_to_the_vip": (

@@ -56,8 +56,8 @@ TABLE = {
     "Load_Balancer:options:skip_snat": ("lb_skip_snat",),
     "Load_Balancer:options:add_route": ("add_route_gateway_router",),
     "Load_Balancer:options:neighbor_responder": ("neighbor_responder", "neighbor_responder_none"),
-    "Load_Balancer:options:template": UNTESTED,
-    "Load_Balancer:options:address-family": UNTESTED,
+    "Load_Balancer:options:template": ("lb_template",),
+    "Load_Balancer:options:address-family": ("lb_template",),
     "Load_Balancer:options:affinity_timeout": ("affinity_timeout",),
     "Load_Balancer:options:ct_flush": ("ct_flush", "ct_flush_router_lb"),
     "Load_Balancer:options:use_stateless_nat": (

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
+import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from pytest_ovnlb.engine.logical import drop_references, owned, owned_name
@@ -232,6 +234,71 @@ class LoadBalancers:
                                ("vips", {lb.vip_key: value})).execute(check_error=True)
         lb.servers = list(servers)
         self.sync()
+
+    def template(self, servers: list[Server], *, attach_to: list[str] | None = None,
+                 protocol: str = "tcp") -> tuple[LoadBalancer, str, str]:
+        """A template load balancer (options:template=true, this test's
+        address-family) attached where the placement says: VIP "^VIP:PORT"
+        over backends "^BACKENDS", which each chassis resolves from its
+        Chassis_Template_Var row (see template_vars).  Returns its view (this
+        placement's VIP, `servers`: those some chassis's BACKENDS name) and
+        the names of the two variables (this lab's own)."""
+        names = self.lab.names
+        lb = LoadBalancer(name=names.nb(f"lb{next(self._names)}"), vip=self.default_vip,
+                          port=next(self._vip_ports), servers=list(servers),
+                          attached=list(attach_to or self.default_attach), protocol=protocol)
+        # template names are identifiers: the lab's prefix without its dash
+        vip_var, backends_var = (re.sub(r"\W", "_", names.nb(f"ovnlb_{v}"))
+                                 for v in ("vip", "backends"))
+        self.hub.serve(lb.servers, protocol)
+        nb, api = self.lab.nb, self.lab.nb.api
+        api.db_create("Load_Balancer", name=lb.name, protocol=protocol,
+                      vips={f"^{vip_var}:{lb.port}": f"^{backends_var}"},
+                      options={"template": "true", "address-family": f"ipv{self.family}"},
+                      external_ids=owned(names)).execute(check_error=True)
+        self.created.append(lb)
+        routers = {r.name for r in self.lab.topology.routers}
+        with nb.transaction() as txn:
+            for datapath in lb.attached:
+                add = api.lr_lb_add if datapath in routers else api.ls_lb_add
+                txn.add(add(names.nb(datapath), lb.name))
+        self.sync()
+        return lb, vip_var, backends_var
+
+    @contextmanager
+    def template_vars(self, values: dict[str, dict[str, str]]):
+        """Template variables per chassis (topology names) for the length of
+        the block, then waits for every chassis.  A chassis's
+        Chassis_Template_Var row is made when missing (tagged as the lab's)
+        and never deleted, only its variables are: ovn-controller keeps a
+        deleted row's variables and asserts (dies) when a row for its
+        chassis is made again (OVN 23.03 to 26.03, template_vars_update)."""
+        nb, api, names = self.lab.nb, self.lab.nb.api, self.lab.names
+        table = "Chassis_Template_Var"
+
+        def rows():
+            return {r.chassis: r for r in nb.rows(table)}
+
+        have = rows()
+        with nb.transaction() as txn:
+            for chassis, variables in values.items():
+                row = have.get(names.chassis(chassis))
+                if row is None:
+                    txn.add(api.db_create(table, chassis=names.chassis(chassis),
+                                          variables=variables, external_ids=owned(names)))
+                else:
+                    txn.add(api.db_set(table, row.uuid, ("variables", variables)))
+        self.sync()
+        try:
+            yield
+        finally:
+            have = rows()
+            with nb.transaction() as txn:
+                for chassis, variables in values.items():
+                    row = have.get(names.chassis(chassis))
+                    if row is not None:
+                        txn.add(api.db_remove(table, row.uuid, "variables", *variables))
+            self.sync()
 
     def set_options(self, lb: LoadBalancer, options: dict) -> None:
         """Make `options` the load balancer's whole options column (same

@@ -125,6 +125,9 @@ BEHAVIOURS = {b.name: b for b in (
     Behaviour("sctp_lb", _v("20.6.0"),
               "load balancers with protocol=sctp translate SCTP associations to the "
               "backends, ports included"),
+    Behaviour("lb_template", _v("22.12.0"),
+              "template load balancers (options:template=true): VIP and backends are "
+              "template variables each chassis resolves from its Chassis_Template_Var row"),
     # Open vSwitch, not OVN: how a dp_hash select group splits hash space.
     Behaviour("ovs_dp_hash_4_slots_per_bucket", _v("3.5.0"),
               "OVS gives every select-group bucket at least 4 hash slots "

@@ -1,0 +1,58 @@
+"""Template load balancers (options:template=true, since OVN 22.12.0): one
+Northbound row whose VIP and backends are template variables, "^VIP:PORT"
+over "^BACKENDS", which each chassis's ovn-controller resolves from its own
+Chassis_Template_Var row.  So one load balancer sends each chassis's
+clients to that chassis's backends: through a switch the client's chassis
+resolves them (the switch's load balancing runs where the client's port
+is), through a gateway router the router's chassis does, whoever the
+client.
+
+Here every chassis names another server; clients are VMs on two different
+chassis.  Switch placement: the load balancer on each client's switch,
+every client reaches the server its own chassis names.  Router placement:
+every client reaches the server the gateway router's chassis names.
+
+Chassis_Template_Var rows are made once and never deleted, only their
+variables (pytest_ovnlb/traffic/harness.py, template_vars: ovn-controller
+dies when a deleted chassis row is made again)."""
+
+import pytest
+
+from pytest_ovnlb.verdicts import checks
+
+SAMPLES = 16
+
+
+@pytest.mark.ovnlb_feature(name="lb_template")
+def test_template_lb_resolves_per_chassis(ovn_lab, ovn_lbs, ovn_hub, roles, requires, placement):
+    requires("lb_template")
+    topo = ovn_lab.topology
+    if len(topo.chassis) < 2:
+        pytest.skip(f"topology {topo.name} has one chassis: nothing resolves differently")
+    servers = ovn_lbs.servers(len(topo.chassis))
+    # every chassis names a server of its own, one that no VM of it hosts
+    # (a client picked as its own backend would be hairpinned)
+    named, free = {}, list(servers)
+    for chassis in topo.chassis:
+        hosted = {vm.name for vm in topo.vms if vm.chassis == chassis.name}
+        named[chassis.name] = next(s for s in free if s.vm not in hosted)
+        free.remove(named[chassis.name])
+    # clients: the internal client, and a VM on another chassis
+    first = topo.vm(roles.internal_client)
+    second = next(vm for vm in topo.vms if vm.chassis != first.chassis)
+    clients = [first, second]
+    attach = ([roles.gateway_router] if placement == "router"
+              else list(dict.fromkeys(vm.switch for vm in clients)))
+    lb, vip_var, backends_var = ovn_lbs.template(servers, attach_to=attach)
+    values = {chassis: {vip_var: lb.vip, backends_var: server.endpoint}
+              for chassis, server in named.items()}
+    resolver = {vm.name: topo.router(roles.gateway_router).chassis if placement == "router"
+                else vm.chassis for vm in clients}
+    with ovn_lbs.template_vars(values):
+        for vm in clients:
+            wanted = named[resolver[vm.name]]
+            results = ovn_hub.fresh(vm.name, lb.vip, lb.port, SAMPLES, timeout=1.0)
+            assert checks.tally(results) == {wanted.target: SAMPLES}, (
+                f"^{backends_var} as {resolver[vm.name]} resolves it: " + checks.context(
+                    lb, placement, f"{vm.name} (on {vm.chassis})",
+                    f"every connection served by {wanted.target}", results, ovn_lab))
