@@ -3,6 +3,7 @@ the lab, the placement parametrization and the load balancer factory."""
 
 import pytest
 
+from pytest_ovnlb.engine.ovsdb import Southbound
 from pytest_ovnlb.options import SETTINGS
 from pytest_ovnlb.verdicts import checks
 from pytest_ovnlb.verdicts.versions import BEHAVIOURS, expects
@@ -12,6 +13,14 @@ from pytest_ovnlb.verdicts.versions import BEHAVIOURS, expects
 def samples(request) -> int:
     """New connections per distribution check (--ovnlb-samples)."""
     return request.config.stash[SETTINGS].samples
+
+
+@pytest.fixture(scope="module")
+def ovn_sb(ovn_lab):
+    """The lab's Southbound DB (Service_Monitor, logical flows, MAC bindings)."""
+    sb = Southbound(ovn_lab.sb_remote())
+    yield sb
+    sb.close()
 
 
 @pytest.fixture

@@ -14,20 +14,12 @@ import time
 
 import pytest
 
-from pytest_ovnlb.engine.ovsdb import Southbound
 from pytest_ovnlb.verdicts import checks
 
 # Probe every second; offline after 2 failed probes, online after 1 answer.
 HEALTH_CHECK = {"interval": 1, "timeout": 1, "failure_count": 2, "success_count": 1}
 STATUS_TIMEOUT = 15.0
 SAMPLES = 200
-
-
-@pytest.fixture(scope="module")
-def ovn_sb(ovn_lab):
-    sb = Southbound(ovn_lab.sb_remote())
-    yield sb
-    sb.close()
 
 
 def monitors(sb):

@@ -15,7 +15,6 @@ switch's DNAT flows from the same healthy-backend list)."""
 
 import pytest
 
-from pytest_ovnlb.engine.ovsdb import Southbound
 from pytest_ovnlb.traffic.harness import LoadBalancers
 from pytest_ovnlb.verdicts import checks
 
@@ -24,13 +23,6 @@ from pytest_ovnlb.verdicts import checks
 HEALTH_CHECK = {"interval": 1, "timeout": 1, "failure_count": 1, "success_count": 1}
 STATUS_TIMEOUT = 10.0
 SAMPLES = 48
-
-
-@pytest.fixture(scope="module")
-def ovn_sb(ovn_lab):
-    sb = Southbound(ovn_lab.sb_remote())
-    yield sb
-    sb.close()
 
 
 @pytest.fixture

@@ -68,11 +68,7 @@ def port_towards(topo, router: str, ip: str) -> str:
 
 def sources(ovn_lab, ovn_hub, lb, placement, node, how, count=30) -> dict[str, set[str]]:
     results = ovn_hub.fresh(node, lb.vip, lb.port, count, timeout=2.0)
-    assert all(r.ok for r in results) and checks.tally(results).keys() == set(lb.targets), (
-        f"{how}: connections failed or a backend unused: " + checks.context(
-            lb, placement, node, f"every connection served, by {sorted(lb.targets)}",
-            results, ovn_lab))
-    return checks.peers_by_backend(results)
+    return checks.served(results, lb, placement, node, ovn_lab, how)
 
 
 def default_sources(ovn_lab, ovn_lbs, ovn_hub, lb, placement, node, role) -> None:

@@ -27,7 +27,6 @@ import subprocess
 import pytest
 
 from pytest_ovnlb.engine import logical
-from pytest_ovnlb.engine.ovsdb import Southbound
 from pytest_ovnlb.verdicts import checks
 from pytest_ovnlb.verdicts.versions import expects
 
@@ -42,13 +41,6 @@ EXPECTED = {  # mode -> (VIP inside the router's subnet answered, VIP outside an
     "all": (True, True),
     "none": (False, False),
 }
-
-
-@pytest.fixture(scope="module")
-def ovn_sb(ovn_lab):
-    sb = Southbound(ovn_lab.sb_remote())
-    yield sb
-    sb.close()
 
 
 def router_mac(lab, router: str, switch: str) -> str:

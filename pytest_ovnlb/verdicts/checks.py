@@ -59,6 +59,17 @@ def peers_by_backend(results: Iterable[Result]) -> dict[str, set[str]]:
     return seen
 
 
+def served(results: Sequence[Result], lb, placement: str, client: str, lab,
+           how: str = "the VIP") -> dict[str, set[str]]:
+    """Assert that every connection was served and every backend used;
+    return the source addresses each backend saw."""
+    assert all(r.ok for r in results) and tally(results).keys() == set(lb.targets), (
+        f"{how}: connections failed or a backend unused: " + context(
+            lb, placement, client, f"every connection served, by {sorted(lb.targets)}",
+            results, lab))
+    return peers_by_backend(results)
+
+
 def context(lb, placement: str, client: str, expected, observed, lab) -> str:
     """The one shape of a conformance failure message: which VIP, where it
     is placed, from which client, expected versus observed, and which
