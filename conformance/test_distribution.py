@@ -17,6 +17,7 @@ def spread(ovn_lbs, ovn_hub, ovn_lab, node, k, samples):
     shares = checks.dp_hash_shares(lb.targets, ovn_lab.versions.ovs)
     # Stops early once the verdict is a failure whatever the rest would do.
     results = ovn_hub.fresh(node, lb.vip, lb.port, samples,
+                            concurrency=checks.SAMPLING_CONCURRENCY,
                             stop=checks.settled(shares, samples))
     verdict = checks.distribution(results, shares, planned=samples)
     record.current().distribution(verdict, client=node, vip=lb.vip_key)
@@ -55,6 +56,7 @@ def test_udp_flows_spread_over_backends(ovn_lbs, ovn_hub, ovn_lab, client_node,
     node = client_node("internal")
     shares = checks.dp_hash_shares(lb.targets, ovn_lab.versions.ovs)
     results = ovn_hub.fresh(node, lb.vip, lb.port, samples, proto="udp",
+                            concurrency=checks.SAMPLING_CONCURRENCY,
                             stop=checks.settled(shares, samples))
     verdict = checks.distribution(results, shares, planned=samples)
     record.current().distribution(verdict, client=node, vip=lb.vip_key, protocol="udp")
