@@ -24,8 +24,8 @@ def nightly(*args, cwd):
 def test_nightly_runs_each_source_and_builds_the_page(tmp_path):
     empty = tmp_path / "empty-root"
     empty.mkdir()
-    result = nightly("--out", "out", "host", f"root:{empty}", "--", "-k", "keepalive",
-                     cwd=tmp_path)
+    result = nightly("--out", "out", "host", f"root:{empty}", "--", "-m", "ipv4",
+                     "-k", "keepalive", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     out = tmp_path / "out"
     assert "== [1/2] host (OVN on PATH)" in result.stdout  # progress as it runs

@@ -20,7 +20,7 @@ BIN = Path(sys.executable).parent
 KEEPALIVE = "test_stickiness.py::test_keepalive_requests_all_reach_one_backend"
 
 
-def autopkgtest(tests_dir: Path, artifacts: Path, *user, args="-k stickiness"):
+def autopkgtest(tests_dir: Path, artifacts: Path, *user, args="-m ipv4 -k stickiness"):
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}",
            "AUTOPKGTEST_ARTIFACTS": str(artifacts), "OVNLB_CONFORMANCE_ARGS": args}
     return subprocess.run([*user, "sh", str(tests_dir / "ovnlb-conformance")], env=env,
@@ -40,14 +40,14 @@ def test_control_names_the_script():
 def test_autopkgtest_as_root_is_green_and_fills_the_artifacts(tmp_path):
     tests_dir = tmp_path / "debian" / "tests"
     shutil.copytree(AUTOPKGTEST, tests_dir)
-    (tests_dir / "ovnlb-exempt").write_text(f"{KEEPALIVE}[switch]  flaky on our builders\n")
+    (tests_dir / "ovnlb-exempt").write_text(f"{KEEPALIVE}[switch-ipv4]  flaky on our builders\n")
     artifacts = tmp_path / "artifacts"
     result = autopkgtest(tests_dir, artifacts)
     assert result.returncode == 0, result.stdout + result.stderr
     data = report.load(artifacts / "report.json")
     outcomes = {t["id"]: t["outcome"] for t in data["tests"]}
-    assert outcomes[f"{KEEPALIVE}[switch]"] == "exempted"
-    assert outcomes[f"{KEEPALIVE}[router]"] == "passed" and len(outcomes) == 4
+    assert outcomes[f"{KEEPALIVE}[switch-ipv4]"] == "exempted"
+    assert outcomes[f"{KEEPALIVE}[router-ipv4]"] == "passed" and len(outcomes) == 4
     assert data["exemptions"][0]["matched"] == 1
     junit = (artifacts / "junit.xml").read_text()
     assert 'name="ovnlb.ovn"' in junit and "flaky on our builders" in junit
@@ -123,13 +123,13 @@ def test_installed_package_runs_the_suite_without_a_clone(wheel, tmp_path):
     work = tmp_path / "elsewhere"
     work.mkdir()
     result = subprocess.run([str(env_dir / "bin" / "ovnlb-conformance"), "--artifacts", "out",
-                             "--", "-k", "keepalive"], capture_output=True, text=True,
-                            cwd=work, timeout=600, check=False, env=clean)
+                             "--", "-m", "ipv4", "-k", "keepalive"], capture_output=True,
+                            text=True, cwd=work, timeout=600, check=False, env=clean)
     assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads((work / "out/report.json").read_text())
     report.validate(data)
-    assert sorted(t["id"] for t in data["tests"]) == [f"{KEEPALIVE}[router]",
-                                                     f"{KEEPALIVE}[switch]"]
+    assert sorted(t["id"] for t in data["tests"]) == [f"{KEEPALIVE}[router-ipv4]",
+                                                     f"{KEEPALIVE}[switch-ipv4]"]
     assert all(t["nodeid"] == t["id"] for t in data["tests"])
     # no clone beside the installed package: the suite came from <prefix>/share
     assert not (Path(where).parent.parent / "conformance").exists()
@@ -147,7 +147,8 @@ def test_runner_tests_the_ovn_under_a_prefix(tmp_path):
     wrapper.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec {real} "$@"\n')
     wrapper.chmod(0o755)
     result = subprocess.run([str(BIN / "ovnlb-conformance"), "--prefix", str(prefix),
-                             "--artifacts", str(tmp_path / "out"), "--", "-k", "keepalive"],
+                             "--artifacts", str(tmp_path / "out"), "--", "-m", "ipv4",
+                             "-k", "keepalive"],
                             capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     starts = log.read_text().splitlines()

@@ -82,6 +82,38 @@ def test_placement_parametrization_follows_markers(pytester):
                    "test_switch_only[switch]", "test_router_only[router]", "test_without_lb"}
 
 
+FAMILY_TESTS = """
+import pytest
+
+def test_both(family):
+    pass
+
+@pytest.mark.ipv6
+def test_v6_only(family):
+    pass
+
+@pytest.mark.switch
+@pytest.mark.ipv4
+def test_switch_v4(placement, family):
+    pass
+"""
+
+
+def test_family_parametrization_follows_markers(pytester):
+    pytester.makepyfile(FAMILY_TESTS)
+    result = pytester.runpytest("--collect-only", "-q")
+    ids = {line.split("::")[1] for line in result.stdout.lines if "::" in line}
+    assert ids == {"test_both[ipv4]", "test_both[ipv6]", "test_v6_only[ipv6]",
+                   "test_switch_v4[switch-ipv4]"}
+    out = pytester.runpytest("--markers").stdout.str()
+    assert "@pytest.mark.ipv4:" in out and "@pytest.mark.ipv6:" in out
+    for family in ("ipv4", "ipv6"):
+        for how in ("-m", "-k"):
+            result = pytester.runpytest(how, family, "--collect-only", "-q")
+            ids = {line.split("::")[1] for line in result.stdout.lines if "::" in line}
+            assert ids and all(i.endswith(f"{family}]") for i in ids), (how, ids)
+
+
 @pytest.mark.parametrize("marker", ["router", "switch"])
 def test_marker_selection_is_disjoint(pytester, marker):
     pytester.makepyfile(PLACEMENT_TESTS)
@@ -592,17 +624,20 @@ EVIDENCE_TESTS = """
 import os, signal, time, pytest
 
 @pytest.mark.switch
+@pytest.mark.ipv4
 def test_passes_first(ovn_lbs, ovn_hub, placement):
     lb = ovn_lbs(ovn_hub.servers(2))
     assert all(r.ok for r in ovn_hub.fresh("vm3", lb.vip, lb.port, 4))
 
 @pytest.mark.switch
+@pytest.mark.ipv4
 def test_fails_on_purpose(ovn_lbs, ovn_hub, placement):
     lb = ovn_lbs(ovn_hub.servers(2))
     assert ovn_hub.fresh("vm3", lb.vip, lb.port, 4)[0].ok
     assert False, "on purpose"
 
 @pytest.mark.switch
+@pytest.mark.ipv4
 def test_controller_dies(ovn_lab, ovn_lbs, placement):
     os.kill(ovn_lab.daemon_pids()["ubuntu3/ovn-controller"], signal.SIGKILL)
     deadline = time.monotonic() + 5  # dies during the test, not after it
@@ -626,13 +661,13 @@ def test_failure_leaves_evidence_named_in_the_report(pytester):
     runs = list((pytester.path / "ovnlb-evidence").iterdir())
     assert len(runs) == 1, out
     folders = {p.name: p for p in runs[0].iterdir()}
-    assert sorted(folders) == ["test_ev.py__test_controller_dies[switch]",
-                               "test_ev.py__test_fails_on_purpose[switch]"]
+    assert sorted(folders) == ["test_ev.py__test_controller_dies[switch-ipv4]",
+                               "test_ev.py__test_fails_on_purpose[switch-ipv4]"]
     assert saved == {str(p) for p in folders.values()}, out  # the report names each
 
     lab = topology.get("lab")
     vip = lab.roles.switch_vip
-    folder = folders["test_ev.py__test_fails_on_purpose[switch]"]
+    folder = folders["test_ev.py__test_fails_on_purpose[switch-ipv4]"]
     read = lambda name: (folder / name).read_text()  # noqa: E731
     assert re.search(rf"\"{re.escape(vip)}:\d+\"", read("nb-load-balancers.txt"))
     assert "ct_lb" in read("sb-lflows.txt") and vip in read("sb-lflows.txt")
@@ -651,7 +686,7 @@ def test_failure_leaves_evidence_named_in_the_report(pytester):
     offsets = re.search(r"log offsets at the test's start.*: (.*)", readme).group(1)
     assert "ubuntu1/ovn-controller=" in offsets and "=0," not in offsets, readme
 
-    died = folders["test_ev.py__test_controller_dies[switch]"]
+    died = folders["test_ev.py__test_controller_dies[switch-ipv4]"]
     result.stdout.fnmatch_lines(["*lab daemon died during the test: ubuntu3/ovn-controller "
                                  "(pid *) killed by signal 9 (SIGKILL)*"])
     assert "ubuntu3/ovn-controller (pid" in (died / "README.txt").read_text()
