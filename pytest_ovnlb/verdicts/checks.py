@@ -10,10 +10,12 @@ from pytest_ovnlb.verdicts import stats
 from pytest_ovnlb.verdicts.versions import Version, expects
 
 
-# New connections in flight while a distribution sample is taken: the lab's
-# round trips, not its CPU, bound a sample at 16 (5700 connections from one
-# client: 3.0 s at 16, 2.0 s at 64 on an idle 2-core machine).
-SAMPLING_CONCURRENCY = 64
+# New connections in flight while a distribution sample is taken.  64 took
+# a sample a third faster (5700 connections from one client: 2.0 s against
+# 3.0 s at 16, idle 2-core machine), but in a soak one connection of a
+# sample then timed out (1 of 5700, run 63 of 65), which fails the check;
+# 16 is what the 100-run soak ran.
+SAMPLING_CONCURRENCY = 16
 
 
 def outcome(result: Result) -> str:
