@@ -189,20 +189,25 @@ class LoadBalancers:
             row = api.lb_get(lb.name).execute(check_error=True)
             uuid = api.db_create("Load_Balancer_Group", name=lb.group,
                                  load_balancer=[row.uuid]).execute(check_error=True)
-        routers = {r.name for r in self.lab.topology.routers}
         with nb.transaction() as txn:
             if health_check is not None:
                 txn.add(api.lb_add_health_check(
                     lb.name, lb.vip_key, **{k: str(v) for k, v in health_check.items()}))
-            for datapath in lb.attached:
-                if group:
-                    table = "Logical_Router" if datapath in routers else "Logical_Switch"
-                    txn.add(api.db_add(table, names.nb(datapath), "load_balancer_group", uuid))
-                    continue
-                add = api.lr_lb_add if datapath in routers else api.ls_lb_add
-                txn.add(add(names.nb(datapath), lb.name))
+            self._attach(txn, lb, uuid if group else None)
         self.sync()
         return lb
+
+    def _attach(self, txn, lb: LoadBalancer, group_uuid=None) -> None:
+        """Add to `txn` the attachment of `lb` (or of its group) to its datapaths."""
+        api, names = self.lab.nb.api, self.lab.names
+        routers = {r.name for r in self.lab.topology.routers}
+        for datapath in lb.attached:
+            router = datapath in routers
+            if group_uuid is not None:
+                table = "Logical_Router" if router else "Logical_Switch"
+                txn.add(api.db_add(table, names.nb(datapath), "load_balancer_group", group_uuid))
+            else:
+                txn.add((api.lr_lb_add if router else api.ls_lb_add)(names.nb(datapath), lb.name))
 
     def ip_port_mappings(self, servers: list[Server]) -> dict[str, str]:
         """Load_Balancer:ip_port_mappings: backend IP -> "PORT:PROBE_SOURCE",
@@ -257,11 +262,8 @@ class LoadBalancers:
                       options={"template": "true", "address-family": f"ipv{self.family}"},
                       external_ids=owned(names)).execute(check_error=True)
         self.created.append(lb)
-        routers = {r.name for r in self.lab.topology.routers}
         with nb.transaction() as txn:
-            for datapath in lb.attached:
-                add = api.lr_lb_add if datapath in routers else api.ls_lb_add
-                txn.add(add(names.nb(datapath), lb.name))
+            self._attach(txn, lb)
         self.sync()
         return lb, vip_var, backends_var
 
