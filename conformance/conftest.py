@@ -29,10 +29,16 @@ def roles(ovn_lab):
 
 
 @pytest.fixture
-def client_node(ovn_lab, roles):
+def client_node(ovn_lab, roles, request):
     """Node playing a client role: "internal" (a VM on another switch than
-    the backends) or "external" (a host on the provider network)."""
+    the backends), "external" (a host on the provider network), or "served":
+    the client a placement serves, internal for the gateway router and the
+    switch, external for a distributed gateway port (which balances only
+    traffic that enters through it, on its gateway chassis)."""
     def node(role: str) -> str:
+        if role == "served":
+            placement = request.getfixturevalue("placement")
+            role = "external" if placement == "dgp" else "internal"
         name = roles.internal_client if role == "internal" else roles.external_client
         if name is None:
             pytest.skip(f"topology {ovn_lab.topology.name} has no {role} client")

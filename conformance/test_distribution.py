@@ -40,6 +40,15 @@ def test_gateway_router_spreads_new_connections(ovn_lbs, ovn_hub, ovn_lab, clien
     spread(ovn_lbs, ovn_hub, ovn_lab, client_node(client), k, samples)
 
 
+@pytest.mark.dgp
+@pytest.mark.ovnlb_feature(name="distribution")
+def test_gateway_port_spreads_external_clients(ovn_lbs, ovn_hub, ovn_lab, client_node,
+                                               placement, samples):
+    """A distributed router balances what enters through its gateway port
+    (3 backends: where dp_hash shares differ from an even split)."""
+    spread(ovn_lbs, ovn_hub, ovn_lab, client_node("external"), 3, samples)
+
+
 @pytest.mark.switch
 @pytest.mark.parametrize("k", K_BACKENDS)
 @pytest.mark.ovnlb_feature(name="distribution")

@@ -1,15 +1,20 @@
-"""Where a switch load balancer must sit: on the switch of the clients.  A
-switch load balancer acts on traffic entering the switch from VIF ports,
+"""Where a load balancer must sit to serve a client.
+
+A switch load balancer acts on traffic entering the switch from VIF ports,
 never on traffic arriving from a router port, so one placed only on the
-backends' switch does not serve clients routed in from another switch."""
+backends' switch does not serve clients routed in from another switch.
+
+A distributed router with a distributed gateway port balances only on the
+gateway chassis (its DNAT flows match `is_chassis_resident` of the gateway
+port): clients whose traffic enters through the gateway port are served, a
+VM behind the router on another chassis is not."""
 
 import pytest
 
 from pytest_ovnlb.verdicts import checks
 
-pytestmark = pytest.mark.switch
 
-
+@pytest.mark.switch
 @pytest.mark.ovnlb_feature(name="placement")
 def test_lb_on_client_switch_serves_client(ovn_lab, ovn_lbs, ovn_hub, roles, client_node,
                                            placement):
@@ -22,6 +27,7 @@ def test_lb_on_client_switch_serves_client(ovn_lab, ovn_lbs, ovn_hub, roles, cli
             results, ovn_lab))
 
 
+@pytest.mark.switch
 @pytest.mark.ovnlb_feature(name="placement")
 def test_lb_only_on_server_switch_does_not_serve_other_switch(ovn_lab, ovn_lbs, ovn_hub, roles,
                                                              client_node, placement, control):
@@ -46,6 +52,7 @@ def test_lb_only_on_server_switch_does_not_serve_other_switch(ovn_lab, ovn_lbs, 
             lb, placement, node, "every connection to time out", results, ovn_lab))
 
 
+@pytest.mark.switch
 @pytest.mark.ovnlb_feature(name="placement")
 def test_server_switch_lb_ignores_traffic_from_router_port(ovn_lab, ovn_lbs, ovn_hub, roles,
                                                            client_node, placement, request, family,
@@ -80,3 +87,42 @@ def test_server_switch_lb_ignores_traffic_from_router_port(ovn_lab, ovn_lbs, ovn
         f"saw {sorted({(p.src, p.dst) for p in arrived})}")
     translated = [p for p in first.packets + second.packets if p.dst != lb.vip]
     assert not translated, f"the switch load balancer translated routed traffic: {translated}"
+
+
+@pytest.mark.dgp
+@pytest.mark.ovnlb_feature(name="placement")
+def test_gateway_port_lb_serves_only_what_enters_through_it(ovn_lab, ovn_lbs, ovn_hub, roles,
+                                                           client_node, placement, control):
+    """Controls first: the internal client reaches the servers by their
+    addresses, and the external client is served through the gateway port.
+    Then the internal client, behind the router on another chassis than the
+    gateway chassis, gets no translation: its SYNs to the VIP time out and
+    none reaches a backend, translated or not."""
+    topo = ovn_lab.topology
+    gateway = next(p.gateway_chassis for p in topo.router(roles.dgp_router).ports
+                   if p.gateway_chassis)
+    internal, external = client_node("internal"), client_node("external")
+    assert topo.vm(internal).chassis != gateway, (
+        f"topology {topo.name}: the internal client {internal} must not be on the gateway "
+        f"chassis {gateway} for this test")
+    servers = ovn_lbs.servers(2)
+    control(internal, servers)
+    lb = ovn_lbs(servers)
+    served = ovn_hub.fresh(external, lb.vip, lb.port, 16)
+    assert checks.tally(served).keys() == set(lb.targets) and all(r.ok for r in served), (
+        "control failed, the external client through the gateway port: " + checks.context(
+            lb, placement, external, f"every connection served, by {sorted(lb.targets)}",
+            served, ovn_lab))
+
+    # any port: a translated SYN arrives for a server's port, an untranslated one for the VIP's
+    with ovn_hub.agent(servers[0].vm).capture("tcp") as first, \
+            ovn_hub.agent(servers[1].vm).capture("tcp") as second:
+        results = ovn_hub.fresh(internal, lb.vip, lb.port, 4, timeout=1.0)
+    assert checks.tally(results) == {"error:timeout": 4}, (
+        f"{internal} on a chassis without the gateway port was answered: " + checks.context(
+            lb, placement, internal, "every connection to time out", results, ovn_lab))
+    source = ovn_lbs.address(internal)
+    arrived = [p for p in first.packets + second.packets
+               if p.direction == "in" and p.src == source]
+    assert not arrived, (
+        f"packets of {internal}'s connections to {lb.vip_key} reached a backend: {arrived}")

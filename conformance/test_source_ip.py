@@ -1,7 +1,9 @@
 """The source address a backend sees ("proxy mode"): a gateway router keeps
 the address of a client on its own external network but applies its SNAT to
-clients routed through it from inside; a switch load balancer never rewrites
-the source, except when a backend is balanced to itself (hairpin)."""
+clients routed through it from inside; a distributed router keeps the
+address of a client that comes in through its gateway port; a switch load
+balancer never rewrites the source, except when a backend is balanced to
+itself (hairpin)."""
 
 import pytest
 
@@ -16,18 +18,33 @@ def seen_sources(ovn_lab, ovn_lbs, ovn_hub, node, placement, count=60):
     return lb, checks.served(results, lb, placement, node, ovn_lab)
 
 
-@pytest.mark.router
-@pytest.mark.ovnlb_feature(name="source_ip")
-def test_gateway_router_keeps_external_client_address(ovn_lbs, ovn_hub, ovn_lab, client_node,
-                                                      placement):
+def keeps_external_address(ovn_lbs, ovn_hub, ovn_lab, client_node, placement, router):
     node = client_node("external")
     expected = ovn_lbs.address(node)
     lb, seen = seen_sources(ovn_lab, ovn_lbs, ovn_hub, node, placement)
     record.current().sources(seen, {b: [expected] for b in seen}, client=node)
     assert all(peers == {expected} for peers in seen.values()), (
-        f"backends should see the external client {node} as {expected}: " + checks.context(
-            lb, placement, node, f"source {expected} at every backend",
-            f"sources {seen}", ovn_lab))
+        f"backends should see the external client {node} as {expected} through the "
+        f"{router}: " + checks.context(lb, placement, node, f"source {expected} at every "
+                                       "backend", f"sources {seen}", ovn_lab))
+
+
+@pytest.mark.router
+@pytest.mark.ovnlb_feature(name="source_ip")
+def test_gateway_router_keeps_external_client_address(ovn_lbs, ovn_hub, ovn_lab, client_node,
+                                                      placement):
+    keeps_external_address(ovn_lbs, ovn_hub, ovn_lab, client_node, placement, "gateway router")
+
+
+@pytest.mark.dgp
+@pytest.mark.ovnlb_feature(name="source_ip")
+def test_gateway_port_keeps_external_client_address(ovn_lbs, ovn_hub, ovn_lab, client_node,
+                                                    placement):
+    """A distributed router has no SNAT for load-balanced traffic
+    (lb_force_snat_ip is for gateway routers only): the client's address
+    on the gateway port's subnet reaches the backends."""
+    keeps_external_address(ovn_lbs, ovn_hub, ovn_lab, client_node, placement,
+                           "distributed gateway port")
 
 
 @pytest.mark.router

@@ -7,11 +7,15 @@ import pytest
 from pytest_ovnlb.verdicts import checks
 
 
+# Stickiness holds wherever OVN balances: every placement, its served client.
+@pytest.mark.router
+@pytest.mark.switch
+@pytest.mark.dgp
 @pytest.mark.ovnlb_feature(name="stickiness")
 def test_keepalive_requests_all_reach_one_backend(ovn_lab, ovn_lbs, ovn_hub, client_node,
                                                   placement):
     lb = ovn_lbs(ovn_lbs.servers(3))
-    node = client_node("internal")
+    node = client_node("served")
     with ovn_hub.agent(node).session(lb.vip, lb.port) as session:
         results = session.get(200)
     assert all(r.ok for r in results), "requests failed: " + checks.context(
@@ -28,10 +32,13 @@ def test_keepalive_requests_all_reach_one_backend(ovn_lab, ovn_lbs, ovn_hub, cli
         f"the backend saw more than one client port on one connection: {sorted(peer)}")
 
 
+@pytest.mark.router
+@pytest.mark.switch
+@pytest.mark.dgp
 @pytest.mark.ovnlb_feature(name="stickiness")
 def test_established_connection_survives_backend_list_changes(ovn_lab, ovn_lbs, ovn_hub,
                                                               client_node, placement):
-    node = client_node("internal")
+    node = client_node("served")
     pool = ovn_lbs.servers(4)
     backends = pool[:3]
     lb = ovn_lbs(backends)

@@ -61,7 +61,7 @@ def ovn_hub(ovn_lab: Lab):
 
 @pytest.fixture
 def placement(request: pytest.FixtureRequest) -> str:
-    """"router" or "switch"; set by parametrization from the test's markers."""
+    """"router", "switch" or "dgp"; set by parametrization from the test's markers."""
     return request.param
 
 
@@ -77,10 +77,11 @@ def family(request: pytest.FixtureRequest) -> int:
 
 @pytest.fixture
 def ovn_lbs(ovn_lab: Lab, ovn_hub: Hub, placement: str, family: int):
-    # The one placement a topology may not offer: a skip that says so.  Any
-    # other failure to make the factory is an error, never a skip.
-    if placement == "router" and not ovn_lab.topology.roles.gateway_router:
-        pytest.skip(f"topology {ovn_lab.topology.name} has no gateway router: "
+    # A placement a topology may not offer: a skip that says so.  Any other
+    # failure to make the factory is an error, never a skip.
+    what = {"router": "gateway router", "dgp": "distributed gateway port"}.get(placement)
+    if what and not ovn_lab.topology.roles.target(placement):
+        pytest.skip(f"topology {ovn_lab.topology.name} has no {what}: "
                     "no load balancer can be placed on one here")
     lbs = LoadBalancers(ovn_lab, ovn_hub, placement, family)
     ovn_lab.reset()

@@ -27,7 +27,7 @@ from pytest_ovnlb.options import (
     setting,
 )
 from pytest_ovnlb.reporting import features
-from pytest_ovnlb.traffic.harness import FAMILIES, PLACEMENTS
+from pytest_ovnlb.traffic.harness import DEFAULT_PLACEMENTS, FAMILIES, PLACEMENTS
 
 # Reports, JUnit suite properties, exemptions, the ovnlb_record fixture
 pytest_plugins = ["pytest_ovnlb.reporting.plugin"]
@@ -46,6 +46,9 @@ def pytest_configure(config: pytest.Config) -> None:
         "markers", "router: load balancer placed on the gateway router (edge1 in the lab)")
     config.addinivalue_line(
         "markers", "switch: load balancer placed on the client's logical switch")
+    config.addinivalue_line(
+        "markers", "dgp: load balancer placed on a distributed router with a distributed "
+        "gateway port (tenant1 in the lab); only tests marked so run there")
     config.addinivalue_line(
         "markers", "ipv4: VIP, backends and clients use IPv4 addresses")
     config.addinivalue_line(
@@ -118,15 +121,16 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """A test using `placement` runs once per placement it is marked with
-    (both when unmarked), and a test using `family` once per address family
-    it is marked with (ipv4 and ipv6 when unmarked); each run carries its
-    placement's and family's marker and id."""
-    for fixture, values in (("placement", PLACEMENTS), ("family", tuple(FAMILIES))):
+    (router and switch when unmarked), and a test using `family` once per
+    address family it is marked with (ipv4 and ipv6 when unmarked); each run
+    carries its placement's and family's marker and id."""
+    for fixture, values, default in (("placement", PLACEMENTS, DEFAULT_PLACEMENTS),
+                                     ("family", tuple(FAMILIES), tuple(FAMILIES))):
         if fixture not in metafunc.fixturenames:
             continue
         marked = [v for v in values if metafunc.definition.get_closest_marker(v)]
         metafunc.parametrize(fixture, [pytest.param(v, marks=getattr(pytest.mark, v), id=v)
-                                       for v in marked or values], indirect=True)
+                                       for v in marked or default], indirect=True)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -144,7 +148,13 @@ def pytest_runtest_makereport(item: pytest.Item, call):
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
-    features.mark(item)  # before -m selects on the markers
+    # before -m selects on the markers: a run keeps its own placement's marker only
+    callspec = getattr(item, "callspec", None)
+    placement = callspec.params.get("placement") if callspec else None
+    if placement:
+        item.own_markers[:] = [m for m in item.own_markers
+                               if m.name not in PLACEMENTS or m.name == placement]
+    features.mark(item)
 
 
 def pytest_terminal_summary(terminalreporter, config: pytest.Config) -> None:

@@ -454,6 +454,32 @@ def snat_external(ovn_lab):
     "switch_lb_everywhere": (None, _every_lb("""
         kw["attach_to"] = ["inside", "dmz"]
         return create(self, backends, **kw)""")),
+    # A distributed router's load balancer also acts east-west: its VIP is
+    # balanced on the client's switch as well, on every chassis.
+    "dgp_lb_on_client_switch_too": ("dgp", _every_lb("""
+        if self.placement == "dgp" and kw.get("attach_to") is None:
+            kw["attach_to"] = ["tenant1", "inside"]
+        return create(self, backends, **kw)""")),
+    # A distributed gateway port's load balancer proxied like a gateway
+    # router's with forced SNAT: it lands on edge1 (which answers for the VIP,
+    # inside its subnet) with lb_force_snat_ip=router_ip.
+    "dgp_lb_proxied": ("dgp", """
+@pytest.fixture(autouse=True)
+def proxy_dgp_lbs(monkeypatch, ovn_lab):
+    from pytest_ovnlb.traffic.harness import LoadBalancers
+    create = LoadBalancers.__call__
+    def proxied(self, backends, **kw):
+        if self.placement == "dgp" and kw.get("attach_to") is None:
+            kw["attach_to"] = ["edge1"]
+        return create(self, backends, **kw)
+    monkeypatch.setattr(LoadBalancers, "__call__", proxied)
+    api = ovn_lab.nb.api
+    api.db_set("Logical_Router", "edge1", ("options", {"lb_force_snat_ip": "router_ip"})).execute(
+        check_error=True)
+    yield
+    api.db_remove("Logical_Router", "edge1", "options", "lb_force_snat_ip").execute(
+        check_error=True)
+"""),
     # A load balancer meant for the client's switch lands on the servers'.
     "client_switch_lb_misplaced": (None, _every_lb("""
         if kw.get("attach_to") == ["inside"]:
@@ -550,6 +576,11 @@ TEETH = {
     "test_gateway_router_keeps_external_client_address": (
         "snat_external", "should see the external client"),
     "test_gateway_router_snats_internal_client": ("no_snat", "connections failed"),
+    "test_gateway_port_keeps_external_client_address": (
+        "dgp_lb_proxied", "should see the external client .* through the distributed gateway"),
+    "test_gateway_port_lb_serves_only_what_enters_through_it": (
+        "dgp_lb_on_client_switch_too", "on a chassis without the gateway port was answered"),
+    "test_gateway_port_spreads_external_clients": ("one_backend", "NOT consistent"),
     "test_switch_lb_keeps_client_address": ("switch_vip_on_gateway_router", "backends should see"),
     "test_backend_reaching_the_vip": ("no_hairpin", "expected sources"),
     "test_keepalive_requests_all_reach_one_backend": (

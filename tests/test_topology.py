@@ -35,7 +35,8 @@ def test_reference_lab_is_dual_stack():
     assert lab.address("ubuntu1", 6) == "fd00:127::130"
     assert lab.interface("vm1") == (["172.16.255.130/26", "fd00:10:1::130/64"],
                                     ["172.16.255.129", "fd00:10:1::129"])
-    assert lab.interface("ubuntu2") == (["10.127.0.131/25", "fd00:127::131/64"], [])
+    assert lab.interface("ubuntu2") == (["10.127.0.131/25", "10.127.0.163/28",
+                                         "fd00:127::131/64", "fd00:127::1:163/112"], [])
     roles = lab.roles
     assert (roles.vip("router", 6), roles.vip("switch", 6), roles.snat_ip(6)) == (
         "fd00:127::254", "fd00:10:99::62", "fd00:127::129")
@@ -47,6 +48,42 @@ def test_reference_lab_is_dual_stack():
         for prefix, hop in router.routes:
             if ":" in prefix:
                 assert any(ipaddress.ip_address(hop) in n for n in nets), (router.name, hop)
+
+
+def test_reference_lab_has_a_distributed_gateway_port_beside_the_gateway_router():
+    lab = topology.get("lab")
+    gateway = [p for p in lab.router("tenant1").ports if p.gateway_chassis]
+    assert [(p.switch, p.gateway_chassis, p.ip, p.ip6) for p in gateway] == [
+        ("outside", "ubuntu1", "10.127.0.161/28", "fd00:127::1:161/112")]
+    roles = lab.roles
+    assert (roles.target("dgp"), roles.vip("dgp"), roles.vip("dgp", 6)) == (
+        "tenant1", "10.127.0.174", "fd00:127::1:174")
+    assert (roles.target("router"), roles.target("switch")) == ("edge1", "inside")
+    # a host picks its address on the gateway port's subnet for the dgp VIP
+    # and keeps its first one for anything else
+    assert lab.address("ubuntu2", toward="10.127.0.174") == "10.127.0.163"
+    assert lab.address("ubuntu2", 6, toward="fd00:127::1:174") == "fd00:127::1:163"
+    assert lab.address("ubuntu2", toward="10.127.0.254") == "10.127.0.131"
+    assert lab.address("vm3", toward="10.127.0.174") == "172.16.255.194"
+    # the gateway router's VIP stays off tenant1's networks: reached through edge1
+    nets = [ipaddress.ip_interface(p.ip).network for p in lab.router("tenant1").ports]
+    assert not any(ipaddress.ip_address(roles.router_vip) in n for n in nets)
+
+
+def test_validation_of_distributed_gateway_ports():
+    lab = topology.get("lab")
+    tenant1 = lab.router("tenant1")
+    ports = tuple(dataclasses.replace(p, gateway_chassis="nowhere") if p.gateway_chassis
+                  else p for p in tenant1.ports)
+    routers = (dataclasses.replace(tenant1, ports=ports), lab.router("edge1"))
+    with pytest.raises(LabError, match="needs a distributed router and a known chassis"):
+        dataclasses.replace(lab, routers=routers).validate()
+    with pytest.raises(LabError, match="dgp VIP 10.127.0.254 is not on its gateway port's"):
+        dataclasses.replace(lab, roles=dataclasses.replace(
+            lab.roles, dgp_vip="10.127.0.254")).validate()
+    with pytest.raises(LabError, match="dgp router edge1 needs exactly one gateway port"):
+        dataclasses.replace(lab, roles=dataclasses.replace(
+            lab.roles, dgp_router="edge1")).validate()
 
 
 def test_single_topology_without_ipv6_offers_ipv4_only():
@@ -116,9 +153,10 @@ def test_on_provider_moves_every_provider_address_and_nothing_else():
     moved = topology.on_provider(topology.LAB, "10.127.42.0/25", "public", "fd00:127:0:54::/64")
     assert moved.provider.network_name == "public"
     assert moved.switch("outside").subnet == "10.127.42.0/25"
-    assert dict(moved.provider.hosts) == {"ubuntu1": "10.127.42.2/25",
-                                         "ubuntu2": "10.127.42.3/25",
-                                         "ubuntu3": "10.127.42.4/25"}
+    assert moved.provider.hosts == (
+        ("ubuntu1", "10.127.42.2/25"), ("ubuntu1", "10.127.42.34/28"),
+        ("ubuntu2", "10.127.42.3/25"), ("ubuntu2", "10.127.42.35/28"),
+        ("ubuntu3", "10.127.42.4/25"), ("ubuntu3", "10.127.42.36/28"))
     edge1 = moved.router("edge1")
     outside = next(p for p in edge1.ports if p.switch == "outside")
     assert outside.ip == "10.127.42.1/25" and outside.mac == "02:00:0a:7f:2a:01"
@@ -126,16 +164,23 @@ def test_on_provider_moves_every_provider_address_and_nothing_else():
     assert (moved.roles.router_vip, moved.roles.router_snat_ip) == ("10.127.42.126", "10.127.42.1")
     moved6 = moved
     assert moved6.switch("outside").subnet6 == "fd00:127:0:54::/64"
-    assert dict(moved6.provider.hosts6)["ubuntu2"] == "fd00:127:0:54::131/64"
+    assert moved6.provider.hosts6[2:4] == (("ubuntu2", "fd00:127:0:54::131/64"),
+                                           ("ubuntu2", "fd00:127:0:54::1:163/112"))
     assert next(p for p in moved6.router("edge1").ports if p.switch == "outside").ip6 == (
         "fd00:127:0:54::129/64")
     assert (moved6.roles.router_vip6, moved6.roles.router_snat_ip6) == (
         "fd00:127:0:54::254", "fd00:127:0:54::129")
     assert moved6.roles.switch_vip6 == topology.LAB.roles.switch_vip6
     assert ("fd00:10:1::/64", "fd00:127:0:54::129") in moved6.router("edge1").snat
+    # tenant1's gateway port and the dgp VIPs move with the provider network
+    gateway = next(p for p in moved.router("tenant1").ports if p.gateway_chassis)
+    assert (gateway.ip, gateway.ip6, gateway.mac) == (
+        "10.127.42.33/28", "fd00:127:0:54::1:161/112", "02:00:0a:7f:2a:21")
+    assert (moved.roles.dgp_vip, moved.roles.dgp_vip6) == ("10.127.42.46", "fd00:127:0:54::1:174")
     # the inner networks are each lab's own: untouched
     assert moved.switches[:3] == topology.LAB.switches[:3]
-    assert moved.vms == topology.LAB.vms and moved.router("tenant1") == topology.LAB.router("tenant1")
+    assert moved.vms == topology.LAB.vms
+    assert moved.router("tenant1").ports[:3] == topology.LAB.router("tenant1").ports[:3]
 
 
 def test_on_provider_refuses_a_subnet_of_another_size():

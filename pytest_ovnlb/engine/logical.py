@@ -71,6 +71,9 @@ def create(nb: Northbound, topo: Topology, names: Names) -> None:
                 lrp = n(router_port(router.name, port.switch))
                 txn.add(api.lrp_add(n(router.name), lrp, port.mac,
                                     [ip for ip in (port.ip, port.ip6) if ip]))
+                if port.gateway_chassis:
+                    txn.add(api.lrp_set_gateway_chassis(
+                        lrp, names.chassis(port.gateway_chassis), priority=1))
                 txn.add(api.lsp_add(n(port.switch), n(switch_port(port.switch, router.name)),
                                     type="router", addresses=["router"],
                                     options={"router-port": lrp}))

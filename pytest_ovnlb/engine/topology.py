@@ -36,6 +36,8 @@ class RouterPort:
     mac: str
     ip: str  # address/prefix on that switch
     ip6: str | None = None
+    # set: a distributed gateway port, centralized on that chassis
+    gateway_chassis: str | None = None
 
 
 @dataclass(frozen=True)
@@ -92,11 +94,22 @@ class Roles:
     switch_vip6: str | None = None
     router_vip6: str | None = None
     router_snat_ip6: str | None = None
+    # a distributed router with a distributed gateway port ("dgp" placement):
+    # its VIPs lie in the gateway port's subnet on the provider network
+    dgp_router: str | None = None
+    dgp_vip: str | None = None
+    dgp_vip6: str | None = None
 
     def vip(self, placement: str, family: int = 4) -> str | None:
-        if placement == "router":
-            return self.router_vip if family == 4 else self.router_vip6
-        return self.switch_vip if family == 4 else self.switch_vip6
+        four, six = {"router": (self.router_vip, self.router_vip6),
+                     "dgp": (self.dgp_vip, self.dgp_vip6)}.get(
+                         placement, (self.switch_vip, self.switch_vip6))
+        return four if family == 4 else six
+
+    def target(self, placement: str) -> str | None:
+        """Where a placement's load balancers go by default."""
+        return {"router": self.gateway_router, "dgp": self.dgp_router}.get(
+            placement, self.client_switch)
 
     def snat_ip(self, family: int = 4) -> str | None:
         return self.router_snat_ip if family == 4 else self.router_snat_ip6
@@ -146,17 +159,21 @@ class Topology:
         """Address families every VM has (4, and 6 on a dual-stack topology)."""
         return (4, 6) if all(vm.ip6 for vm in self.vms) else (4,)
 
-    def address(self, node: str, family: int = 4) -> str:
-        """The address a node uses as a client (VM address or provider address)."""
+    def address(self, node: str, family: int = 4, toward: str | None = None) -> str:
+        """The address a node uses as a client (VM address or provider
+        address); with `toward`, the one on that destination's subnet when
+        the node has one there, as the kernel picks its source."""
         for vm in self.vms:
             if vm.name == node and vm.address(family):
                 return vm.address(family)
         hosts = () if not self.provider else (
             self.provider.hosts if family == 4 else self.provider.hosts6)
-        for chassis, ip in hosts:
-            if chassis == node:
-                return ip.split("/")[0]
-        raise LabError(f"node {node} has no IPv{family} client address in topology {self.name}")
+        mine = [ipaddress.ip_interface(ip) for chassis, ip in hosts if chassis == node]
+        if not mine:
+            raise LabError(f"node {node} has no IPv{family} client address in "
+                           f"topology {self.name}")
+        on_link = [i for i in mine if toward and ipaddress.ip_address(toward) in i.network]
+        return str(max(on_link, key=lambda i: i.network.prefixlen, default=mine[0]).ip)
 
     def free_address(self, switch: str, family: int = 4) -> str:
         """The highest host address of `switch`'s subnet (of that family)
@@ -171,7 +188,7 @@ class Topology:
         used = {ipaddress.ip_interface(ip).ip for ip in used if ip}
         used |= {ipaddress.ip_address(ip) for ip in (
             roles.switch_vip, roles.router_vip, roles.router_snat_ip, roles.switch_vip6,
-            roles.router_vip6, roles.router_snat_ip6) if ip}
+            roles.router_vip6, roles.router_snat_ip6, roles.dgp_vip, roles.dgp_vip6) if ip}
         s = self.switch(switch)
         subnet = s.subnet if family == 4 else s.subnet6
         if not subnet:
@@ -240,7 +257,8 @@ def _problems(t: Topology):
         for ip in filter(None, addresses):
             iface = ipaddress.ip_interface(ip)
             subnet = (switches if iface.version == 4 else switches6).get(switch)
-            if subnet is None or iface.network != subnet:
+            # a smaller network inside the switch's (a second subnet on it) is fine
+            if subnet is None or not iface.network.subnet_of(subnet):
                 yield f"{ip} is not on {switch} ({subnet or f'no IPv{iface.version} subnet'})"
 
     for vm in t.vms:
@@ -256,6 +274,9 @@ def _problems(t: Topology):
         if r.chassis and r.chassis not in chassis:
             yield f"{r.name}: unknown chassis {r.chassis}"
         for p in r.ports:
+            if p.gateway_chassis and (r.chassis or p.gateway_chassis not in chassis):
+                yield (f"{r.name}: a gateway port needs a distributed router and a known "
+                       f"chassis (not {p.gateway_chassis})")
             if p.switch not in switches:
                 yield f"{r.name}: unknown switch {p.switch}"
             else:
@@ -271,14 +292,24 @@ def _problems(t: Topology):
     for vm in roles.servers + (roles.internal_client,):
         if vm not in {v.name for v in t.vms}:
             yield f"roles: unknown VM {vm}"
-
+    if roles.dgp_router:
+        gateways = [p for r in t.routers if r.name == roles.dgp_router for p in r.ports
+                    if p.gateway_chassis]
+        if len(gateways) != 1:
+            yield f"roles: dgp router {roles.dgp_router} needs exactly one gateway port"
+            return
+        for cidr, vip in ((gateways[0].ip, roles.dgp_vip), (gateways[0].ip6, roles.dgp_vip6)):
+            if vip and (not cidr or ipaddress.ip_address(vip)
+                        not in ipaddress.ip_interface(cidr).network):
+                yield f"roles: dgp VIP {vip} is not on its gateway port's network {cidr}"
 
 # --- the reference lab (three hosts, a gateway router, two tiers) ---------
 
 LAB = Topology(
     name="lab",
     description="the reference lab: 3 chassis, gateway router edge1 on ubuntu1, "
-    "distributed router tenant1, switches dmz/inside/transit/outside (localnet)",
+    "distributed router tenant1 (gateway port on ubuntu1), "
+    "switches dmz/inside/transit/outside (localnet)",
     chassis=(
         Chassis("ubuntu1", "10.127.0.2", central=True),
         Chassis("ubuntu2", "10.127.0.3"),
@@ -298,6 +329,10 @@ LAB = Topology(
                 RouterPort("dmz", "02:ac:10:ff:01:29", "172.16.255.129/26", "fd00:10:1::129/64"),
                 RouterPort("inside", "02:ac:10:ff:01:93", "172.16.255.193/26", "fd00:10:2::193/64"),
                 RouterPort("transit", "02:ac:10:ff:00:02", "172.16.255.2/30", "fd00:10:3::2/64"),
+                # its distributed gateway port: a second subnet on the provider
+                # network, so that routes through edge1 stay as they are
+                RouterPort("outside", "02:0a:7f:00:01:61", "10.127.0.161/28",
+                           "fd00:127::1:161/112", gateway_chassis="ubuntu1"),
             ),
             routes=(("0.0.0.0/0", "172.16.255.1"), ("::/0", "fd00:10:3::1")),
         ),
@@ -326,15 +361,16 @@ LAB = Topology(
         network_name="dataNet",
         switch="outside",
         bridge_chassis="ubuntu1",
+        # each host also on tenant1's gateway subnet
         hosts=(
-            ("ubuntu1", "10.127.0.130/25"),
-            ("ubuntu2", "10.127.0.131/25"),
-            ("ubuntu3", "10.127.0.132/25"),
+            ("ubuntu1", "10.127.0.130/25"), ("ubuntu1", "10.127.0.162/28"),
+            ("ubuntu2", "10.127.0.131/25"), ("ubuntu2", "10.127.0.163/28"),
+            ("ubuntu3", "10.127.0.132/25"), ("ubuntu3", "10.127.0.164/28"),
         ),
         hosts6=(
-            ("ubuntu1", "fd00:127::130/64"),
-            ("ubuntu2", "fd00:127::131/64"),
-            ("ubuntu3", "fd00:127::132/64"),
+            ("ubuntu1", "fd00:127::130/64"), ("ubuntu1", "fd00:127::1:162/112"),
+            ("ubuntu2", "fd00:127::131/64"), ("ubuntu2", "fd00:127::1:163/112"),
+            ("ubuntu3", "fd00:127::132/64"), ("ubuntu3", "fd00:127::1:164/112"),
         ),
     ),
     roles=Roles(
@@ -351,6 +387,9 @@ LAB = Topology(
         switch_vip6="fd00:10:99::62",
         router_vip6="fd00:127::254",
         router_snat_ip6="fd00:127::129",
+        dgp_router="tenant1",
+        dgp_vip="10.127.0.174",
+        dgp_vip6="fd00:127::1:174",
     ),
 )
 
@@ -457,6 +496,6 @@ def on_provider(topo: Topology, subnet: str, network_name: str,
     roles = topo.roles
     roles = replace(roles, **{f: move(getattr(roles, f)) for f in (
         "router_vip", "router_snat_ip", "switch_vip", "router_vip6", "router_snat_ip6",
-        "switch_vip6")})
+        "switch_vip6", "dgp_vip", "dgp_vip6")})
     return replace(topo, switches=switches, routers=routers, provider=moved,
                    roles=roles).validate()

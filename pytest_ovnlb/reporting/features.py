@@ -12,7 +12,7 @@ Two profiles, as Gateway API conformance reports have them:
 A test names the features it proves with markers,
 `@pytest.mark.ovnlb_feature(name="stickiness")`, one per feature; a run at
 one placement also proves that placement's feature (switch_lb,
-gateway_router_lb), and `placement="switch"` limits a marker to the runs at
+gateway_router_lb, dgp_lb), and `placement="switch"` limits a marker to the runs at
 that placement.  `-m "ovnlb_feature(name='health_check')"` selects a
 feature's tests.
 
@@ -39,7 +39,7 @@ OVS_BEHAVIOURS = {"ovs_dp_hash_4_slots_per_bucket"}
 
 MARKER = "ovnlb_feature"
 # the feature every run at a placement proves
-PLACEMENT_FEATURES = {"switch": "switch_lb", "router": "gateway_router_lb"}
+PLACEMENT_FEATURES = {"switch": "switch_lb", "router": "gateway_router_lb", "dgp": "dgp_lb"}
 
 
 def known(name: str) -> bool:

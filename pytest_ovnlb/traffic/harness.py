@@ -18,7 +18,10 @@ from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.lab import Lab
 from pytest_ovnlb.traffic.client import Agent, Result
 
-PLACEMENTS = ("router", "switch")
+# Where a load balancer goes: the gateway router, the client's switch, or a
+# distributed router with a distributed gateway port (runs only where marked).
+PLACEMENTS = ("router", "switch", "dgp")
+DEFAULT_PLACEMENTS = ("router", "switch")
 FAMILIES = {"ipv4": 4, "ipv6": 6}
 
 
@@ -128,12 +131,11 @@ class LoadBalancers:
         self.family = family
         self.created: list[LoadBalancer] = []
         roles = lab.topology.roles
-        if placement == "router":
-            if not roles.gateway_router:
-                raise LabError(f"topology {lab.topology.name} has no gateway router")
-            self.default_attach = [roles.gateway_router]
-        else:
-            self.default_attach = [roles.client_switch]
+        target = roles.target(placement)
+        if not target:
+            raise LabError(f"topology {lab.topology.name} has nowhere to place a "
+                           f"{placement} load balancer")
+        self.default_attach = [target]
         self.default_vip = roles.vip(placement, family)
         if self.default_vip is None:
             raise LabError(f"topology {lab.topology.name} has no IPv{family} {placement} VIP")
@@ -143,8 +145,8 @@ class LoadBalancers:
         return self.hub.servers(k, self.family)
 
     def address(self, node: str) -> str:
-        """A client node's address in this test's family."""
-        return self.lab.topology.address(node, self.family)
+        """A client node's address in this test's family (towards the VIP)."""
+        return self.lab.topology.address(node, self.family, toward=self.default_vip)
 
     @property
     def snat_ip(self) -> str | None:

@@ -54,6 +54,10 @@ BEHAVIOURS = {b.name: b for b in (
               "a load balancer on a logical switch DNATs traffic entering from VIFs"),
     Behaviour("gateway_router_lb", _v("2.7.0"),
               "a load balancer on a gateway router DNATs traffic routed through it"),
+    # OVS commit 6f39e18df (2017-09), first released in 2.9.0
+    Behaviour("dgp_lb", _v("2.9.0"),
+              "a load balancer on a distributed router with a distributed gateway port "
+              "DNATs, on the gateway chassis, what enters through that port"),
     Behaviour("ipv6_vips", _v("2.9.0"),
               "load balancers with IPv6 VIPs and backends, beside IPv4 ones in one row"),
     Behaviour("switch_self_hairpin", _v("20.3.0"),
