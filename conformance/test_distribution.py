@@ -18,7 +18,7 @@ def spread(ovn_lbs, ovn_hub, ovn_lab, node, k, samples):
     # Stops early once the verdict is a failure whatever the rest would do.
     results = ovn_hub.fresh(node, lb.vip, lb.port, samples,
                             concurrency=checks.SAMPLING_CONCURRENCY,
-                            stop=checks.settled(shares, samples))
+                            stop=checks.Settled(shares, samples))
     verdict = checks.distribution(results, shares, planned=samples)
     record.current().distribution(verdict, client=node, vip=lb.vip_key)
     used = checks.tally(results)
@@ -66,7 +66,7 @@ def test_udp_flows_spread_over_backends(ovn_lbs, ovn_hub, ovn_lab, client_node,
     shares = checks.dp_hash_shares(lb.targets, ovn_lab.versions.ovs)
     results = ovn_hub.fresh(node, lb.vip, lb.port, samples, proto="udp",
                             concurrency=checks.SAMPLING_CONCURRENCY,
-                            stop=checks.settled(shares, samples))
+                            stop=checks.Settled(shares, samples))
     verdict = checks.distribution(results, shares, planned=samples)
     record.current().distribution(verdict, client=node, vip=lb.vip_key, protocol="udp")
     assert verdict.passed, (

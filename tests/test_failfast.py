@@ -85,13 +85,13 @@ def test_sampling_stops_once_the_verdict_is_settled(agents, netns_pair):
     a, b = agents
     b.unserve(8000)
     shares = {f"{netns_pair[1]}:8000": 1.0}
-    results = a.fresh(B_IP, 8000, DEFAULT_SAMPLES, stop=checks.settled(shares, DEFAULT_SAMPLES))
+    results = a.fresh(B_IP, 8000, DEFAULT_SAMPLES, stop=checks.Settled(shares, DEFAULT_SAMPLES))
     assert [r.error for r in results] == ["refused"] * 16
     verdict = checks.distribution(results, shares, planned=DEFAULT_SAMPLES)
     assert not verdict.passed and f"stopped after 16 of {DEFAULT_SAMPLES}" in verdict.report()
     # A working path runs to the end.
     shares = {f"{netns_pair[1]}:8001": 1.0}
-    results = a.fresh(B_IP, 8001, 600, stop=checks.settled(shares, 600))
+    results = a.fresh(B_IP, 8001, 600, stop=checks.Settled(shares, 600))
     assert len(results) == 600 and checks.distribution(results, shares, planned=600).passed
 
 

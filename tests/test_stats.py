@@ -16,11 +16,18 @@ from pytest_ovnlb.verdicts.stats import (
     dp_hash_slots,
     expected_counts,
     failure_settled,
+    look_at,
+    look_bound,
+    look_passes,
+    look_stops,
+    look_table,
     min_final_chi2,
+    ncx2_ppf,
     ncx2_sf,
     noncentrality,
     power,
     power_table,
+    power_with_look,
     samples_for_power,
     samples_needed,
     uniform_shares,
@@ -334,6 +341,7 @@ def test_alternatives_are_the_hardest_cases():
 def test_readme_shows_the_power_table():
     text = README.read_text()
     assert power_table() in text, "README's power table is stale: paste power_table()"
+    assert look_table() in text, "README's interim look table is stale: paste look_table()"
     assert f"`--ovnlb-samples=N` | `ovnlb_samples` | {DEFAULT_SAMPLES} |" in text
 
 
@@ -382,3 +390,90 @@ def test_a_full_sample_is_judged_as_before():
     full = chi_square_test(counts_of(633, 486, 481), shares, planned=1600)
     plain = chi_square_test(counts_of(633, 486, 481), shares)
     assert full.passed == plain.passed and full.p == plain.p and full.bound is None
+
+
+# the interim look (a futility stop) -----------------------------------------
+
+def test_look_bound_known_values():
+    # df 1: lambda_50 = 23.20 (full test at 50 % power), so the bound is the
+    # 2 % quantile of a non-central chi2(1, 11.60) at the look
+    assert [round(look_bound(df), 3) for df in (1, 2, 4)] == [1.975, 3.212, 5.495]
+    assert 1 - ncx2_sf(ncx2_ppf(0.02, 2, 13.0), 2, 13.0) == pytest.approx(0.02, abs=1e-7)
+    assert [round(look_stops(df), 3) for df in (1, 2, 4)] == [0.840, 0.799, 0.760]
+    stats = pytest.importorskip("scipy.stats")
+    for df in (1, 2, 4):
+        crit = stats.chi2.isf(ALPHA, df)
+        lo, hi = 0.0, 200.0
+        for _ in range(100):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if stats.ncx2.sf(crit, df, mid) < 0.5 else (lo, mid)
+        assert look_bound(df) == pytest.approx(stats.ncx2.ppf(0.02, df, hi / 2), rel=1e-5)
+
+
+def test_the_look_costs_little_power_and_keeps_the_required_power():
+    for k in SUITE_K:
+        for legacy in (False, True):
+            p0 = dp_hash_shares(k, legacy=legacy)
+            for p1 in alternatives(k, legacy).values():
+                with_look = power_with_look(p0, p1, DEFAULT_SAMPLES)
+                assert POWER <= with_look <= power(p0, p1, DEFAULT_SAMPLES)
+    # k=3, 1/k shares: the hardest case, 0.9078 without the look
+    p0 = dp_hash_shares(3)
+    assert power_with_look(p0, uniform_shares(3), DEFAULT_SAMPLES) == pytest.approx(
+        0.9063, abs=1e-4)
+    # a split the full test catches half the time loses at most LOOK_MISS
+    crit = chi2_isf(ALPHA, 2)
+    assert power(p0, uniform_shares(3), 3600) == pytest.approx(0.5, abs=0.01)
+    loss = power(p0, uniform_shares(3), 3600) - power_with_look(p0, uniform_shares(3), 3600)
+    assert 0 < loss <= 0.02 and crit > look_bound(2)
+
+
+def test_a_correct_split_stops_at_the_look_as_often_as_computed():
+    """Simulated dp_hash counts (a fixed seed): the share of samples that
+    stop at the look matches look_stops() within 4 standard deviations."""
+    import random
+    rng = random.Random(20261127)
+    shares = named(dp_hash_shares(3))
+    trials, n = 400, look_at(DEFAULT_SAMPLES)
+    stopped = 0
+    for _ in range(trials):
+        drawn = rng.choices(list(shares), weights=list(shares.values()), k=n)
+        stopped += look_passes({b: drawn.count(b) for b in shares}, shares)
+    expected = look_stops(2)
+    assert abs(stopped / trials - expected) < 4 * math.sqrt(expected * (1 - expected) / trials)
+
+
+def test_a_sample_stopped_at_the_look_passes_and_says_so():
+    shares = named(dp_hash_shares(3))
+    half = look_at(DEFAULT_SAMPLES)
+    counts = counts_of(1069, 891, half - 1069 - 891)
+    assert look_passes(counts, shares)
+    verdict = chi_square_test(counts, shares, planned=DEFAULT_SAMPLES)
+    assert verdict.passed and verdict.look == look_bound(2)
+    assert f"stopped after {half} of {DEFAULT_SAMPLES} planned samples at the interim look" in (
+        verdict.report())
+    # Above the bound the look does not stop, and a verdict there is open.
+    skewed = counts_of(1150, 850, 850)
+    assert not look_passes(skewed, shares) and not failure_settled(
+        skewed, shares, DEFAULT_SAMPLES)
+    with pytest.raises(ValueError, match="open"):
+        chi_square_test(skewed, shares, planned=DEFAULT_SAMPLES)
+    # Before the look nothing passes early.
+    with pytest.raises(ValueError, match="open"):
+        chi_square_test(counts_of(60, 50, 50), shares, planned=DEFAULT_SAMPLES)
+
+
+def test_the_stop_rule_looks_once():
+    from pytest_ovnlb.traffic.client import Result
+    from pytest_ovnlb.verdicts.checks import Settled
+    shares = {"vm1:8000": 0.5, "vm2:8000": 0.5}
+    stop = Settled(shares, 100)
+    assert stop.look_at == 50
+
+    def results(a, b):
+        return [Result(backend="vm1", port=8000)] * a + [Result(backend="vm2", port=8000)] * b
+    assert not stop(results(20, 20))  # before the look
+    assert not stop(results(40, 10))  # at the look, chi2 = 18 > bound: go on
+    assert not stop(results(30, 30))  # a second look is never taken
+    assert Settled(shares, 100)(results(25, 25))  # a look that passes
+    assert Settled(shares, 100)(results(0, 1) + [Result(error="timeout")])

@@ -40,21 +40,36 @@ def dp_hash_shares(targets: Sequence[str], ovs_version: Version) -> dict[str, fl
     return dict(zip(targets, stats.dp_hash_shares(len(targets), legacy=legacy)))
 
 
-def settled(shares: dict[str, float], planned: int, alpha: float = stats.ALPHA):
+class Settled:
     """A stop rule for `fresh(..., stop=)`: True once the distribution
     verdict over `planned` samples fails whatever the rest would do (an
     error or a backend outside `shares`, or too skewed counts), so a broken
-    build fails after a round of connections instead of all of them."""
-    def stop(results: Sequence[Result]) -> bool:
-        return stats.failure_settled(tally(results), shares, planned, alpha)
-    return stop
+    build fails after a round of connections instead of all of them; and,
+    once only, at the interim look (the first time it is asked with at least
+    `look_at` samples, which `fresh` makes exactly `look_at`), True when the
+    counts pass it (stats.look_passes)."""
+
+    def __init__(self, shares: dict[str, float], planned: int, alpha: float = stats.ALPHA):
+        self.shares, self.planned, self.alpha = shares, planned, alpha
+        self.look_at = stats.look_at(planned)
+        self.looked = False
+
+    def __call__(self, results: Sequence[Result]) -> bool:
+        counts = tally(results)
+        if stats.failure_settled(counts, self.shares, self.planned, self.alpha):
+            return True
+        if self.looked or len(results) < self.look_at:
+            return False
+        self.looked = True
+        return stats.look_passes(counts, self.shares, self.alpha)
+
 
 
 def distribution(results: Sequence[Result], shares: dict[str, float],
                  alpha: float = stats.ALPHA, planned: int | None = None) -> stats.Verdict:
     """Chi-square verdict of results (answers and errors alike) against
     shares; `planned`: the sample size asked for, when sampling may have
-    stopped early (see settled)."""
+    stopped early (see Settled)."""
     return stats.chi_square_test(tally(results), shares, alpha, planned=planned)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Mapping, Sequence
 
 # A strict default: a conformance suite that runs many times a day must not
@@ -21,9 +22,16 @@ ALPHA = 1e-6
 # Each distribution check must catch every alternative of alternatives()
 # with at least this probability.
 POWER = 0.9
-# The smallest sample size giving POWER at ALPHA against every alternative
-# for the suite's backend counts and both OVS slot rules (power_table();
-# tests/test_stats.py checks it is still the smallest, rounded up to 100).
+# The interim look: half-way through a check, a chi2 below look_bound() ends
+# sampling with a pass (a futility stop).  It can only turn a rejection into
+# a pass, never a pass into a rejection, so the false-alarm rate stays at
+# most ALPHA.  It misses, with probability at most LOOK_MISS, a wrong split
+# that the full test catches at least half the time.
+LOOK_MISS = 0.02
+# The smallest sample size giving POWER at ALPHA, interim look included,
+# against every alternative for the suite's backend counts and both OVS slot
+# rules (power_table(); tests/test_stats.py checks it is still the smallest,
+# rounded up to 100).
 DEFAULT_SAMPLES = 5700
 # Backend counts the conformance suite balances over.
 SUITE_K = (2, 3, 5)
@@ -67,6 +75,7 @@ def chi2_sf(x: float, df: int) -> float:
     return min(1.0, head + tail)
 
 
+@lru_cache(maxsize=None)
 def chi2_isf(p: float, df: int) -> float:
     """The x with chi2_sf(x, df) == p: the critical value of a test at level p."""
     if not 0 < p < 1:
@@ -105,6 +114,19 @@ def ncx2_sf(x: float, df: int, nc: float) -> float:
                 break
             j += step
     return min(1.0, total)
+
+
+def ncx2_ppf(q: float, df: int, nc: float) -> float:
+    """The x with P(X < x) == q for a non-central chi-square X (bisection)."""
+    if not 0 < q < 1:
+        raise ValueError(f"q must be in (0, 1), got {q}")
+    lo, hi = 0.0, 1.0
+    while 1 - ncx2_sf(hi, df, nc) < q:
+        hi *= 2
+    while hi - lo > 1e-9 * hi:
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if 1 - ncx2_sf(mid, df, nc) < q else (lo, mid)
+    return hi
 
 
 def uniform_shares(k: int) -> list[float]:
@@ -243,6 +265,37 @@ def power(p0: Sequence[float], p1: Sequence[float], n: int, alpha: float = ALPHA
     return ncx2_sf(chi2_isf(alpha, df), df, noncentrality(p0, p1, n))
 
 
+def look_at(planned: int) -> int:
+    """Where the interim look is: half of the planned samples."""
+    return planned // 2
+
+
+@lru_cache(maxsize=None)
+def look_bound(df: int, alpha: float = ALPHA, miss: float = LOOK_MISS) -> float:
+    """The interim look's bound: sampling stops with a pass when chi2 over
+    the first look_at(N) samples is below it.  It is the `miss` quantile of
+    that chi2 when the full test has 50 % power (non-centrality lambda_50
+    over N, so lambda_50 / 2 at the look): any wrong split the full test
+    catches at least half the time stops at the look with probability at
+    most `miss` (the non-central chi-square grows with lambda)."""
+    return ncx2_ppf(miss, df, _nc_for_power(df, alpha, 0.5) / 2)
+
+
+def power_with_look(p0: Sequence[float], p1: Sequence[float], n: int,
+                    alpha: float = ALPHA) -> float:
+    """A lower bound of the power with the interim look: the full test's
+    power less the chance of stopping at the look (look_at(n) samples)."""
+    df = len(p0) - 1
+    stop = 1 - ncx2_sf(look_bound(df, alpha), df, noncentrality(p0, p1, look_at(n)))
+    return max(0.0, power(p0, p1, n, alpha) - stop)
+
+
+def look_stops(df: int, alpha: float = ALPHA) -> float:
+    """How often a correct split stops at the interim look: P(chi2 < bound)."""
+    return 1 - chi2_sf(look_bound(df, alpha), df)
+
+
+@lru_cache(maxsize=None)
 def _nc_for_power(df: int, alpha: float, target: float) -> float:
     """The smallest non-centrality giving `target` power (bisection)."""
     crit = chi2_isf(alpha, df)
@@ -266,22 +319,27 @@ def samples_for_power(p0: Sequence[float], p1: Sequence[float], alpha: float = A
 
 def samples_needed(ks: Sequence[int] = SUITE_K, alpha: float = ALPHA,
                    target: float = POWER) -> int:
-    """The fewest samples giving `target` power against every alternative
-    for each k in ks under both OVS slot rules, rounded up to 100."""
-    need = max(samples_for_power(dp_hash_shares(k, legacy=legacy), p1, alpha, target)
-               for k in ks for legacy in (False, True)
-               for p1 in alternatives(k, legacy).values())
-    return -(-need // 100) * 100
+    """The fewest samples, a multiple of 100, giving `target` power with the
+    interim look (power_with_look) against every alternative for each k in
+    ks under both OVS slot rules."""
+    cases = [(dp_hash_shares(k, legacy=legacy), p1) for k in ks for legacy in (False, True)
+             for p1 in alternatives(k, legacy).values()]
+    # without the look it takes fewer: start there
+    n = -(-max(samples_for_power(p0, p1, alpha, target) for p0, p1 in cases) // 100) * 100
+    while any(power_with_look(p0, p1, n, alpha) < target for p0, p1 in cases):
+        n += 100
+    return n
 
 
 def power_table(n: int = DEFAULT_SAMPLES, ks: Sequence[int] = SUITE_K,
                 alpha: float = ALPHA) -> str:
-    """Markdown table: each alternative's power at n samples (and at 1000),
-    and the samples it needs for POWER.  README.md shows this table."""
+    """Markdown table: each alternative's power at n samples (and at 1000)
+    without and with the interim look, and the samples the fixed test needs
+    for POWER.  README.md shows this table."""
     rules = ((False, "\u2265 4 slots/bucket (OVS 3.5)"), (True, "16 slots (OVS 3.1.0)"))
     lines = [f"| k | OVS slot rule | alternative | \u03bb / N | power, N = 1000 "
-             f"| power, N = {n} | N for {POWER:.0%} |",
-             "|---|---|---|---|---|---|---|"]
+             f"| power, N = {n} | with the look, at least | N for {POWER:.0%} without |",
+             "|---|---|---|---|---|---|---|---|"]
     for k in ks:
         for legacy, rule in rules:
             p0 = dp_hash_shares(k, legacy=legacy)
@@ -292,7 +350,23 @@ def power_table(n: int = DEFAULT_SAMPLES, ks: Sequence[int] = SUITE_K,
                 lines.append(
                     f"| {k} | {rule} | {name} | {noncentrality(p0, p1, 1):.5f} "
                     f"| {power(p0, p1, 1000, alpha):.4f} | {power(p0, p1, n, alpha):.4f} "
+                    f"| {power_with_look(p0, p1, n, alpha):.4f} "
                     f"| {samples_for_power(p0, p1, alpha)} |")
+    return "\n".join(lines)
+
+
+def look_table(n: int = DEFAULT_SAMPLES, ks: Sequence[int] = SUITE_K,
+               alpha: float = ALPHA) -> str:
+    """Markdown table: per k, the interim look's bound, how often a correct
+    split stops there, and the samples a correct split takes on average."""
+    lines = [f"| k | df | look after | bound | a correct split stops there "
+             f"| samples on average (of {n}) |", "|---|---|---|---|---|---|"]
+    for k in ks:
+        df = k - 1
+        stops = look_stops(df, alpha)
+        mean = look_at(n) + (1 - stops) * (n - look_at(n))
+        lines.append(f"| {k} | {df} | {look_at(n)} | {look_bound(df, alpha):.3f} "
+                     f"| {stops:.3f} | {mean:.0f} |")
     return "\n".join(lines)
 
 
@@ -317,6 +391,8 @@ class Verdict:
     # favourable rest would leave chi2 at least `bound`, over the critical value.
     planned: int | None = None
     bound: float | None = None
+    # Stopped at the interim look: chi2 over n was below this bound.
+    look: float | None = None
 
     def report(self) -> str:
         names = list(self.shares) + [b for b in self.counts if b not in self.shares]
@@ -337,7 +413,10 @@ class Verdict:
             f"={self.chi2:.3f}", f"={self.p:.3g}")
         lines.append(f"chi2{chi2}, df={self.df}, p{p}, "
                      f"alpha={self.alpha:g}, verdict: {verdict} with expected shares")
-        if stopped:
+        if stopped and self.look is not None:
+            lines.append(f"stopped after {self.n} of {self.planned} planned samples at the "
+                         f"interim look: chi2 below its bound {self.look:.3f}")
+        elif stopped:
             why = ("an outcome impossible under the expected shares" if self.bound is None
                    else f"whatever the other {self.planned - self.n} do, chi2 over all "
                         f"{self.planned} stays >= {self.bound:.1f}, above the critical "
@@ -389,13 +468,26 @@ def failure_settled(counts: Mapping[str, int], shares: Mapping[str, float],
     return math.isinf(bound) or (df > 0 and bound > chi2_isf(alpha, df))
 
 
+def look_passes(counts: Mapping[str, int], shares: Mapping[str, float],
+                alpha: float = ALPHA) -> bool:
+    """The interim look: whether chi2 over the counts so far is below
+    look_bound(), so that sampling stops with a pass."""
+    expected = {b: sum(counts.values()) * s for b, s in shares.items() if s > 0}
+    if len(expected) < 2 or any(c > 0 and shares.get(b, 0) == 0 for b, c in counts.items()):
+        return False
+    chi2 = sum((counts.get(b, 0) - e) ** 2 / e for b, e in expected.items())
+    return chi2 < look_bound(len(expected) - 1, alpha)
+
+
 def chi_square_test(counts: Mapping[str, int], shares: Mapping[str, float],
                     alpha: float = ALPHA, planned: int | None = None) -> Verdict:
     """Pearson goodness-of-fit of observed counts per backend to expected shares.
 
     Backends listed in `shares` but absent from `counts` got no connections.
     `planned`: the sample size of the test, when sampling stopped early at
-    n < planned because failure_settled(); the verdict then fails.
+    n < planned, either because failure_settled() (the verdict then fails)
+    or at the interim look, look_at(planned) samples, because look_passes()
+    (the verdict then passes).
     Any connection to a backend with no share (share 0, or not in `shares`)
     is impossible under the expected distribution, so the verdict fails with
     p = 0 regardless of the other counts.
@@ -413,7 +505,9 @@ def chi_square_test(counts: Mapping[str, int], shares: Mapping[str, float],
         raise ValueError("no connections counted")
 
     stopped = planned is not None and n < planned
-    if stopped and not failure_settled(counts, shares, planned, alpha):
+    looked = (stopped and n >= look_at(planned) and not failure_settled(
+        counts, shares, planned, alpha) and look_passes(counts, shares, alpha))
+    if stopped and not looked and not failure_settled(counts, shares, planned, alpha):
         raise ValueError(f"{n} of {planned} planned samples and the verdict is open")
     expected = {b: n * s for b, s in shares.items() if s > 0}
     small = {b: e for b, e in expected.items() if e < 5}
@@ -430,7 +524,7 @@ def chi_square_test(counts: Mapping[str, int], shares: Mapping[str, float],
     bound = None
     if unexpected:
         chi2, p = math.inf, 0.0
-    elif stopped:
+    elif stopped and not looked:
         # The full test's chi2 is at least this, so its p at most this p.
         chi2 = bound = min_final_chi2(counts, shares, planned)
         p = chi2_sf(chi2, df)
@@ -438,6 +532,7 @@ def chi_square_test(counts: Mapping[str, int], shares: Mapping[str, float],
         chi2 = sum((counts.get(b, 0) - e) ** 2 / e for b, e in expected.items())
         # One backend only: every connection went to it, nothing to test.
         p = chi2_sf(chi2, df) if df > 0 else 1.0
-    passed = p >= alpha and not stopped
+    passed = looked or (p >= alpha and not stopped)
     return Verdict(counts=dict(counts), shares=dict(shares), n=n, chi2=chi2,
-                   df=df, p=p, alpha=alpha, passed=passed, planned=planned, bound=bound)
+                   df=df, p=p, alpha=alpha, passed=passed, planned=planned, bound=bound,
+                   look=look_bound(df, alpha) if looked else None)
