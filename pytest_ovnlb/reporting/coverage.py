@@ -62,7 +62,11 @@ TABLE = {
     "Load_Balancer:options:ct_flush": ("ct_flush", "ct_flush_router_lb"),
     "Load_Balancer:options:use_stateless_nat": (
         "needs a router with several distributed gateway ports; no lab topology has one"),
-    "Load_Balancer:options:distributed": UNTESTED,
+    "Load_Balancer:options:distributed": (
+        "balances north-south traffic that the physical fabric routes to every chassis "
+        "holding backends (a bridge mapping on each, ECMP routes to them); the lab's data "
+        "network enters OVN through one chassis, and east-west traffic is not balanced "
+        "by it (seen on 26.03.1: a client behind the router times out)"),
     "Load_Balancer_Group:name": BOOKKEEPING,
     "Load_Balancer_Group:load_balancer": ("lb_group",),
     "Load_Balancer_Health_Check:vip": ("health_check", "udp_health_check"),
