@@ -32,6 +32,16 @@ def test_switch_only(placement):
 def test_router_only(placement):
     assert placement == "router"
 
+@pytest.mark.dgp
+def test_dgp_only(placement):
+    assert placement == "dgp"
+
+@pytest.mark.router
+@pytest.mark.switch
+@pytest.mark.dgp
+def test_everywhere(placement):
+    pass
+
 def test_without_lb():
     pass
 """
@@ -71,15 +81,18 @@ def test_every_option_has_an_ini_twin_tested():
 
 def test_markers_are_registered(pytester):
     out = pytester.runpytest("--markers").stdout.str()
-    assert "@pytest.mark.router:" in out and "@pytest.mark.switch:" in out
+    assert all(f"@pytest.mark.{m}:" in out for m in ("router", "switch", "dgp"))
 
 
 def test_placement_parametrization_follows_markers(pytester):
     pytester.makepyfile(PLACEMENT_TESTS)
     result = pytester.runpytest("--collect-only", "-q")
     ids = {line.split("::")[1] for line in result.stdout.lines if "::" in line}
+    # dgp runs only where marked
     assert ids == {"test_unmarked[router]", "test_unmarked[switch]",
-                   "test_switch_only[switch]", "test_router_only[router]", "test_without_lb"}
+                   "test_switch_only[switch]", "test_router_only[router]",
+                   "test_dgp_only[dgp]", "test_everywhere[router]", "test_everywhere[switch]",
+                   "test_everywhere[dgp]", "test_without_lb"}
 
 
 FAMILY_TESTS = """
@@ -114,8 +127,10 @@ def test_family_parametrization_follows_markers(pytester):
             assert ids and all(i.endswith(f"{family}]") for i in ids), (how, ids)
 
 
-@pytest.mark.parametrize("marker", ["router", "switch"])
+@pytest.mark.parametrize("marker", ["router", "switch", "dgp"])
 def test_marker_selection_is_disjoint(pytester, marker):
+    """Each run carries only its own placement's marker, even a test marked
+    for several placements."""
     pytester.makepyfile(PLACEMENT_TESTS)
     result = pytester.runpytest("-m", marker, "--collect-only", "-q")
     ids = {line.split("::")[1] for line in result.stdout.lines if "::" in line}
@@ -480,6 +495,15 @@ def proxy_dgp_lbs(monkeypatch, ovn_lab):
     api.db_remove("Logical_Router", "edge1", "options", "lb_force_snat_ip").execute(
         check_error=True)
 """),
+    # A switch's other_config is never set.
+    "switch_config_ignored": ("switch", """
+@pytest.fixture(autouse=True)
+def ignore_switch_config(monkeypatch):
+    import contextlib
+    from pytest_ovnlb.traffic.harness import LoadBalancers
+    monkeypatch.setattr(LoadBalancers, "switch_config",
+                        lambda self, switch, config: contextlib.nullcontext())
+"""),
     # A load balancer meant for the client's switch lands on the servers'.
     "client_switch_lb_misplaced": (None, _every_lb("""
         if kw.get("attach_to") == ["inside"]:
@@ -581,6 +605,8 @@ TEETH = {
     "test_gateway_port_lb_serves_only_what_enters_through_it": (
         "dgp_lb_on_client_switch_too", "on a chassis without the gateway port was answered"),
     "test_gateway_port_spreads_external_clients": ("one_backend", "NOT consistent"),
+    "test_stateless_acls_need_the_switch_option_to_keep_balancing": (
+        "switch_config_ignored", "with enable-stateless-acl-with-lb=true beside stateless ACLs"),
     "test_switch_lb_keeps_client_address": ("switch_vip_on_gateway_router", "backends should see"),
     "test_backend_reaching_the_vip": ("no_hairpin", "expected sources"),
     "test_keepalive_requests_all_reach_one_backend": (

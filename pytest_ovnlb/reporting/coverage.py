@@ -77,7 +77,7 @@ TABLE = {
     "Load_Balancer_Health_Check:external_ids": BOOKKEEPING,
     "Logical_Switch:load_balancer": ("switch_lb",),
     "Logical_Switch:load_balancer_group": ("lb_group",),
-    "Logical_Switch:other_config:enable-stateless-acl-with-lb": UNTESTED,
+    "Logical_Switch:other_config:enable-stateless-acl-with-lb": ("stateless_acl_with_lb",),
     "Logical_Router:load_balancer": ("gateway_router_lb", "dgp_lb"),
     "Logical_Router:load_balancer_group": ("lb_group",),
     "Logical_Router:options:lb_force_snat_ip": ("lb_force_snat_ip", "lb_force_snat_router_ip"),

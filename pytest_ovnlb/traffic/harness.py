@@ -315,6 +315,37 @@ class LoadBalancers:
                 txn.add(api.db_set("Load_Balancer", row.uuid, ("options", dict(options))))
         self.sync()
 
+    @contextmanager
+    def switch_config(self, switch: str, config: dict):
+        """A topology switch with `config` in its other_config for the
+        block, the keys removed again afterwards."""
+        api, name = self.lab.nb.api, self.lab.names.nb(switch)
+        api.db_set("Logical_Switch", name, ("other_config", config)).execute(check_error=True)
+        self.sync()
+        try:
+            yield
+        finally:
+            api.db_remove("Logical_Switch", name, "other_config", *config).execute(
+                check_error=True)
+            self.sync()
+
+    @contextmanager
+    def acls(self, switch: str, rules: list[tuple[str, int, str, str]]):
+        """A topology switch with ACLs (direction, priority, match, action)
+        for the block, removed again afterwards."""
+        api, name = self.lab.nb.api, self.lab.names.nb(switch)
+        with self.lab.nb.transaction() as txn:
+            for rule in rules:
+                txn.add(api.acl_add(name, *rule))
+        self.sync()
+        try:
+            yield
+        finally:
+            with self.lab.nb.transaction() as txn:
+                for direction, priority, match, _ in rules:
+                    txn.add(api.acl_del(name, direction, priority, match, if_exists=True))
+            self.sync()
+
     def remove(self, lb: LoadBalancer) -> None:
         """Delete one load balancer (and its group) now (a test that moves a VIP)."""
         with self.lab.nb.transaction() as txn:

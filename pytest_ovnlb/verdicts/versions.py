@@ -58,6 +58,10 @@ BEHAVIOURS = {b.name: b for b in (
     Behaviour("dgp_lb", _v("2.9.0"),
               "a load balancer on a distributed router with a distributed gateway port "
               "DNATs, on the gateway chassis, what enters through that port"),
+    # OVN commit abbc272ac (2025-05), first released in 25.09.0
+    Behaviour("stateless_acl_with_lb", _v("25.9.0"),
+              "a switch's other_config:enable-stateless-acl-with-lb keeps its load "
+              "balancers working beside allow-stateless ACLs"),
     Behaviour("ipv6_vips", _v("2.9.0"),
               "load balancers with IPv6 VIPs and backends, beside IPv4 ones in one row"),
     Behaviour("switch_self_hairpin", _v("20.3.0"),
