@@ -473,7 +473,7 @@ def snat_external(ovn_lab):
     # balanced on the client's switch as well, on every chassis.
     "dgp_lb_on_client_switch_too": ("dgp", _every_lb("""
         if self.placement == "dgp" and kw.get("attach_to") is None:
-            kw["attach_to"] = ["tenant1", "inside"]
+            kw["attach_to"] = ["dgp1", "inside"]
         return create(self, backends, **kw)""")),
     # A distributed gateway port's load balancer proxied like a gateway
     # router's with forced SNAT: it lands on edge1 (which answers for the VIP,

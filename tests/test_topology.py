@@ -52,12 +52,15 @@ def test_reference_lab_is_dual_stack():
 
 def test_reference_lab_has_a_distributed_gateway_port_beside_the_gateway_router():
     lab = topology.get("lab")
-    gateway = [p for p in lab.router("tenant1").ports if p.gateway_chassis]
+    gateway = [p for p in lab.router("dgp1").ports if p.gateway_chassis]
     assert [(p.switch, p.gateway_chassis, p.ip, p.ip6) for p in gateway] == [
         ("outside", "ubuntu1", "10.127.0.161/28", "fd00:127::1:161/112")]
+    assert not any(p.gateway_chassis for r in lab.routers if r.name != "dgp1" for p in r.ports)
     roles = lab.roles
     assert (roles.target("dgp"), roles.vip("dgp"), roles.vip("dgp", 6)) == (
-        "tenant1", "10.127.0.174", "fd00:127::1:174")
+        "dgp1", "10.127.0.174", "fd00:127::1:174")
+    # tenant1, the servers' router, sends dgp1's gateway subnet back through dgp1
+    assert ("10.127.0.160/28", "172.16.255.189") in lab.router("tenant1").routes
     assert (roles.target("router"), roles.target("switch")) == ("edge1", "inside")
     # a host picks its address on the gateway port's subnet for the dgp VIP
     # and keeps its first one for anything else
@@ -65,17 +68,19 @@ def test_reference_lab_has_a_distributed_gateway_port_beside_the_gateway_router(
     assert lab.address("ubuntu2", 6, toward="fd00:127::1:174") == "fd00:127::1:163"
     assert lab.address("ubuntu2", toward="10.127.0.254") == "10.127.0.131"
     assert lab.address("vm3", toward="10.127.0.174") == "172.16.255.194"
-    # the gateway router's VIP stays off tenant1's networks: reached through edge1
-    nets = [ipaddress.ip_interface(p.ip).network for p in lab.router("tenant1").ports]
-    assert not any(ipaddress.ip_address(roles.router_vip) in n for n in nets)
+    # edge1 and tenant1 still share only transit: one way between them
+    shared = ({p.switch for p in lab.router("edge1").ports}
+              & {p.switch for p in lab.router("tenant1").ports})
+    assert shared == {"transit"}
 
 
 def test_validation_of_distributed_gateway_ports():
     lab = topology.get("lab")
-    tenant1 = lab.router("tenant1")
+    dgp1 = lab.router("dgp1")
     ports = tuple(dataclasses.replace(p, gateway_chassis="nowhere") if p.gateway_chassis
-                  else p for p in tenant1.ports)
-    routers = (dataclasses.replace(tenant1, ports=ports), lab.router("edge1"))
+                  else p for p in dgp1.ports)
+    routers = tuple(dataclasses.replace(r, ports=ports) if r is dgp1 else r
+                    for r in lab.routers)
     with pytest.raises(LabError, match="needs a distributed router and a known chassis"):
         dataclasses.replace(lab, routers=routers).validate()
     with pytest.raises(LabError, match="dgp VIP 10.127.0.254 is not on its gateway port's"):
@@ -172,15 +177,19 @@ def test_on_provider_moves_every_provider_address_and_nothing_else():
         "fd00:127:0:54::254", "fd00:127:0:54::129")
     assert moved6.roles.switch_vip6 == topology.LAB.roles.switch_vip6
     assert ("fd00:10:1::/64", "fd00:127:0:54::129") in moved6.router("edge1").snat
-    # tenant1's gateway port and the dgp VIPs move with the provider network
-    gateway = next(p for p in moved.router("tenant1").ports if p.gateway_chassis)
+    # dgp1's gateway port and the dgp VIPs move with the provider network
+    gateway = next(p for p in moved.router("dgp1").ports if p.gateway_chassis)
     assert (gateway.ip, gateway.ip6, gateway.mac) == (
         "10.127.42.33/28", "fd00:127:0:54::1:161/112", "02:00:0a:7f:2a:21")
     assert (moved.roles.dgp_vip, moved.roles.dgp_vip6) == ("10.127.42.46", "fd00:127:0:54::1:174")
     # the inner networks are each lab's own: untouched
     assert moved.switches[:3] == topology.LAB.switches[:3]
     assert moved.vms == topology.LAB.vms
-    assert moved.router("tenant1").ports[:3] == topology.LAB.router("tenant1").ports[:3]
+    assert moved.router("tenant1").ports == topology.LAB.router("tenant1").ports
+    # tenant1's routes to dgp1's gateway subnet follow it
+    assert ("10.127.42.32/28", "172.16.255.189") in moved.router("tenant1").routes
+    assert ("fd00:127:0:54::1:0/112", "fd00:10:1::189") in moved.router("tenant1").routes
+    assert ("0.0.0.0/0", "172.16.255.1") in moved.router("tenant1").routes
 
 
 def test_on_provider_refuses_a_subnet_of_another_size():

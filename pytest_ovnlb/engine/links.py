@@ -28,6 +28,11 @@ def iproute(ns: str):
         ipr.close()
 
 
+# Below the kernel's own prefix routes (256): ours win for the same prefix.
+PREFERRED_METRIC = 128
+IFA_F_NODAD = 0x02
+
+
 def configure(r: IPRoute, ifname: str, addresses, gateways=(), mac: str | None = None) -> None:
     """Give an interface its MAC, its addresses (CIDR, either family) and
     a default route per gateway (the family follows the gateway), and set it up."""
@@ -36,8 +41,21 @@ def configure(r: IPRoute, ifname: str, addresses, gateways=(), mac: str | None =
         r.link("set", index=index, address=mac)
     for cidr in filter(None, addresses):
         iface = ipaddress.ip_interface(cidr)
-        r.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen)
+        # no duplicate address detection: a tentative address cannot be a
+        # route's preferred source (below), and the lab's addresses are unique
+        r.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen,
+               flags=IFA_F_NODAD if iface.version == 6 else 0)
     r.link("set", index=index, state="up")
+    # IPv6 source selection prefers, whatever the route, the address sharing
+    # the longest prefix with the destination (up to its own prefix length):
+    # a host with a /64 and a /112 on one link would use the /112 one for
+    # every destination on the /64.  A route per address's own subnet, with
+    # that address as preferred source, makes each subnet use its own.
+    for cidr in filter(None, addresses):
+        iface = ipaddress.ip_interface(cidr)
+        if iface.version == 6:
+            r.route("add", dst=str(iface.network), oif=index, prefsrc=str(iface.ip),
+                    priority=PREFERRED_METRIC)
     for gateway in filter(None, gateways):
         default = "0.0.0.0/0" if ipaddress.ip_address(gateway).version == 4 else "::/0"
         r.route("add", dst=default, gateway=gateway)

@@ -308,7 +308,7 @@ def _problems(t: Topology):
 LAB = Topology(
     name="lab",
     description="the reference lab: 3 chassis, gateway router edge1 on ubuntu1, "
-    "distributed router tenant1 (gateway port on ubuntu1), "
+    "distributed router tenant1, distributed router dgp1 (gateway port on ubuntu1), "
     "switches dmz/inside/transit/outside (localnet)",
     chassis=(
         Chassis("ubuntu1", "10.127.0.2", central=True),
@@ -329,12 +329,21 @@ LAB = Topology(
                 RouterPort("dmz", "02:ac:10:ff:01:29", "172.16.255.129/26", "fd00:10:1::129/64"),
                 RouterPort("inside", "02:ac:10:ff:01:93", "172.16.255.193/26", "fd00:10:2::193/64"),
                 RouterPort("transit", "02:ac:10:ff:00:02", "172.16.255.2/30", "fd00:10:3::2/64"),
-                # its distributed gateway port: a second subnet on the provider
-                # network, so that routes through edge1 stay as they are
+            ),
+            routes=(("0.0.0.0/0", "172.16.255.1"), ("::/0", "fd00:10:3::1"),
+                    # the data network's second subnet, behind dgp1
+                    ("10.127.0.160/28", "172.16.255.189"), ("fd00:127::1:0/112", "fd00:10:1::189")),
+        ),
+        # A distributed router with a distributed gateway port on the data
+        # network (centralized on ubuntu1): a second subnet there, inside
+        # outside's, so that edge1's subnet and routes stay as they are.
+        Router(
+            "dgp1",
+            ports=(
+                RouterPort("dmz", "02:ac:10:ff:01:bd", "172.16.255.189/26", "fd00:10:1::189/64"),
                 RouterPort("outside", "02:0a:7f:00:01:61", "10.127.0.161/28",
                            "fd00:127::1:161/112", gateway_chassis="ubuntu1"),
             ),
-            routes=(("0.0.0.0/0", "172.16.255.1"), ("::/0", "fd00:10:3::1")),
         ),
         Router(
             "edge1",
@@ -361,7 +370,7 @@ LAB = Topology(
         network_name="dataNet",
         switch="outside",
         bridge_chassis="ubuntu1",
-        # each host also on tenant1's gateway subnet
+        # each host also on dgp1's gateway subnet
         hosts=(
             ("ubuntu1", "10.127.0.130/25"), ("ubuntu1", "10.127.0.162/28"),
             ("ubuntu2", "10.127.0.131/25"), ("ubuntu2", "10.127.0.163/28"),
@@ -387,7 +396,7 @@ LAB = Topology(
         switch_vip6="fd00:10:99::62",
         router_vip6="fd00:127::254",
         router_snat_ip6="fd00:127::129",
-        dgp_router="tenant1",
+        dgp_router="dgp1",
         dgp_vip="10.127.0.174",
         dgp_vip6="fd00:127::1:174",
     ),
@@ -473,7 +482,14 @@ def on_provider(topo: Topology, subnet: str, network_name: str,
         return text
 
     def move_net(text: str | None) -> str | None:
-        return str(moves.get(ipaddress.ip_network(text), text)) if text else text
+        """A network: moved whole when it lies in an old provider network."""
+        if not text:
+            return text
+        net = ipaddress.ip_network(text)
+        for old, new in moves.items():
+            if net.version == old.version and net.subnet_of(old):
+                return f"{move(str(net.network_address))}/{net.prefixlen}"
+        return text
 
     switches = tuple(replace(s, subnet=move_net(s.subnet), subnet6=move_net(s.subnet6))
                      for s in topo.switches)
