@@ -7,7 +7,7 @@ backends' switch does not serve clients routed in from another switch.
 A distributed router with a distributed gateway port balances only on the
 gateway chassis (its DNAT flows match `is_chassis_resident` of the gateway
 port): clients whose traffic enters through the gateway port are served, a
-VM behind the router on another chassis is not."""
+VM whose traffic reaches the router from inside, on another chassis, is not."""
 
 import pytest
 
@@ -95,9 +95,9 @@ def test_gateway_port_lb_serves_only_what_enters_through_it(ovn_lab, ovn_lbs, ov
                                                            client_node, placement, control):
     """Controls first: the internal client reaches the servers by their
     addresses, and the external client is served through the gateway port.
-    Then the internal client, behind the router on another chassis than the
-    gateway chassis, gets no translation: its SYNs to the VIP time out and
-    none reaches a backend, translated or not."""
+    Then the internal client, whose traffic reaches the router from inside
+    on another chassis than the gateway chassis, gets no translation: its
+    SYNs to the VIP time out and none reaches a backend, translated or not."""
     topo = ovn_lab.topology
     gateway = next(p.gateway_chassis for p in topo.router(roles.dgp_router).ports
                    if p.gateway_chassis)
