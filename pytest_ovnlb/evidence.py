@@ -20,6 +20,8 @@ the folder (section "ovnlb evidence").
     chassis/<node>/groups.txt     `ovs-ofctl -O OpenFlow15 dump-groups br-int`
     chassis/<node>/flows.txt      br-int OpenFlow flows naming a VIP
     chassis/<node>/conntrack.txt  `ovs-appctl dpctl/dump-conntrack` entries naming a VIP
+    chassis/<node>/coverage.txt   `ovs-appctl coverage/show`: OVS's counters, drops by reason
+    chassis/<node>/datapath.txt   `ovs-appctl dpctl/show -s`: ports, hits, misses, lost
     logs/<node>_<daemon>.log      each daemon's log from the test's start
 
 Daemon pids are read before and after each test's call: one that is gone or

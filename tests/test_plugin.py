@@ -734,6 +734,9 @@ def test_failure_leaves_evidence_named_in_the_report(pytester):
     assert all("group_id=" in read(f"chassis/{c}/groups.txt") for c in chassis)
     assert all(vip in read(f"chassis/{c}/flows.txt") for c in chassis)
     assert any(f"dst={vip}," in read(f"chassis/{c}/conntrack.txt") for c in chassis)
+    assert all("datapath_drop" in read(f"chassis/{c}/coverage.txt") or "events" in read(
+        f"chassis/{c}/coverage.txt") for c in chassis)
+    assert all("lookups: hit:" in read(f"chassis/{c}/datapath.txt") for c in chassis)
     logs = {f"central_{d}.log" for d in ("nb", "sb", "northd")} | {
         f"{c}_{d}.log" for c in chassis for d in ("ovsdb-server", "ovs-vswitchd", "ovn-controller")}
     assert {p.name for p in (folder / "logs").iterdir()} == logs

@@ -44,6 +44,18 @@ class Request:
     runtime: str | None = None  # fake-multinode: podman or docker
 
 
+# What a failing test's evidence holds per chassis: (file, command, the whole
+# output or only the lines naming a VIP).  Drop counters and datapath stats
+# show packets OVS dropped, and why, without a rerun.
+CHASSIS_EVIDENCE = (
+    ("groups.txt", ("ovs-ofctl", "-O", "OpenFlow15", "dump-groups", "br-int"), True),
+    ("flows.txt", ("ovs-ofctl", "-O", "OpenFlow15", "dump-flows", "br-int"), False),
+    ("conntrack.txt", ("ovs-appctl", "dpctl/dump-conntrack"), False),
+    ("coverage.txt", ("ovs-appctl", "coverage/show"), True),
+    ("datapath.txt", ("ovs-appctl", "dpctl/show", "-s"), True),
+)
+
+
 def mentioning(text: str, vips: list[str]) -> str:
     """The lines of `text` naming any of `vips` (all of it without VIPs);
     a `Datapath:` header of ovn-sbctl lflow-list is kept above its matches."""

@@ -31,7 +31,14 @@ from pathlib import Path
 
 from ovs.unixctl.client import UnixctlClient
 
-from pytest_ovnlb.backends.base import Backend, Request, Versions, copy_log, mentioning
+from pytest_ovnlb.backends.base import (
+    CHASSIS_EVIDENCE,
+    Backend,
+    Request,
+    Versions,
+    copy_log,
+    mentioning,
+)
 from pytest_ovnlb.engine import links, logical, procs, sysctls, topology
 from pytest_ovnlb.engine.links import iproute, last_line, tx_checksum_off
 from pytest_ovnlb.engine.ovsdb import Northbound, Southbound
@@ -589,13 +596,10 @@ class FakeMultinodeBackend(Backend):
         for container in sorted(set(self.containers.values())):
             out = directory / "chassis" / container
             out.mkdir(parents=True, exist_ok=True)
-            for name, argv, keep_all in (
-                    ("groups.txt", ["ovs-ofctl", "-O", "OpenFlow15", "dump-groups", "br-int"], True),
-                    ("flows.txt", ["ovs-ofctl", "-O", "OpenFlow15", "dump-flows", "br-int"], False),
-                    ("conntrack.txt", ["ovs-appctl", "dpctl/dump-conntrack"], False)):
+            for name, argv, keep_all in CHASSIS_EVIDENCE:
                 try:
                     if argv[0] == "ovs-appctl":
-                        text = self._appctl(container, "ovs-vswitchd", argv[1])
+                        text = self._appctl(container, "ovs-vswitchd", *argv[1:])
                     else:
                         text = _run([rt, "exec", container, *argv], f"{argv[0]} on {container}")
                     text = text if keep_all else mentioning(text, vips)
