@@ -31,14 +31,8 @@ from pathlib import Path
 
 from ovs.unixctl.client import UnixctlClient
 
-from pytest_ovnlb.backends.base import (
-    CHASSIS_EVIDENCE,
-    Backend,
-    Request,
-    Versions,
-    copy_log,
-    mentioning,
-)
+from pytest_ovnlb.backends import base
+from pytest_ovnlb.backends.base import Backend, Request, Versions, copy_log, mentioning
 from pytest_ovnlb.engine import links, logical, procs, sysctls, topology
 from pytest_ovnlb.engine.links import iproute, last_line, tx_checksum_off
 from pytest_ovnlb.engine.ovsdb import Northbound, Southbound
@@ -596,7 +590,7 @@ class FakeMultinodeBackend(Backend):
         for container in sorted(set(self.containers.values())):
             out = directory / "chassis" / container
             out.mkdir(parents=True, exist_ok=True)
-            for name, argv, keep_all in CHASSIS_EVIDENCE:
+            for name, argv, keep_all in base.CHASSIS_EVIDENCE:
                 try:
                     if argv[0] == "ovs-appctl":
                         text = self._appctl(container, "ovs-vswitchd", *argv[1:])

@@ -29,14 +29,8 @@ from pathlib import Path
 from ovs.unixctl.client import UnixctlClient
 from pyroute2 import IPRoute, netns
 
-from pytest_ovnlb.backends.base import (
-    CHASSIS_EVIDENCE,
-    Backend,
-    Request,
-    Versions,
-    copy_log,
-    mentioning,
-)
+from pytest_ovnlb.backends import base
+from pytest_ovnlb.backends.base import Backend, Request, Versions, copy_log, mentioning
 from pytest_ovnlb.engine import install as install_mod
 from pytest_ovnlb.engine import links, logical, procs, sysctls
 from pytest_ovnlb.engine.install import PROGRAMS
@@ -127,7 +121,7 @@ class NetnsBackend(Backend):
         for c in self.topo.chassis:
             out = directory / "chassis" / c.name
             out.mkdir(parents=True, exist_ok=True)
-            for name, argv, keep_all in CHASSIS_EVIDENCE:
+            for name, argv, keep_all in base.CHASSIS_EVIDENCE:
                 cmd = self.exec_prefix(c.name) + self.install.command(*argv)
                 try:
                     done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
