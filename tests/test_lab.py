@@ -278,6 +278,13 @@ def test_failed_up_leaves_nothing(names, tmp_path):
     assert leftovers(name) == []
 
 
+def interruptible() -> None:
+    """In a child: SIGINT as in a terminal's foreground job.  A child of a
+    background job inherits SIGINT ignored, and Python then never raises
+    KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 # Where a Ctrl-C lands: just after the name is claimed (namespaces, links),
 # while the central daemons start, and while the chassis come up.
 PHASES = {"claimed": "lab.json", "daemons": "central/nb.pid",
@@ -290,7 +297,7 @@ def test_ctrl_c_during_up_leaves_nothing(names, phase):
     # Its own process group, signalled as a whole: what Ctrl-C in a terminal does.
     proc = subprocess.Popen(CLI + ["up", "--name", name, "--topology", "lab"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=interruptible)
     try:
         reached = wait_for_path(str(records.base_dir() / name / PHASES[phase]), proc)
         if reached:
@@ -359,7 +366,7 @@ print(json.dumps({"outcome": outcome, "workers": len(workers), "busy": busy}))
 def test_ctrl_c_while_build_starts_its_workers(names):
     name = names()
     result = subprocess.run([sys.executable, "-c", WORKER_RACE, name], capture_output=True,
-                            text=True, timeout=60)
+                            text=True, timeout=60, preexec_fn=interruptible)
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.splitlines()[-1])
     # The race is only provoked with one worker per daemon group: a build

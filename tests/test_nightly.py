@@ -29,14 +29,14 @@ def test_nightly_runs_each_source_and_builds_the_page(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     out = tmp_path / "out"
     assert "== [1/2] host (OVN on PATH)" in result.stdout  # progress as it runs
-    assert "== [2/2]" in result.stdout and "2 passed" in result.stdout
+    assert "== [2/2]" in result.stdout and "3 passed" in result.stdout  # router, switch, dgp
     data = report.load(out / "1-host" / "report.json")
-    assert data["statistics"]["Passed"] == 2
+    assert data["statistics"]["Passed"] == 3
     assert (out / "1-host" / "junit.xml").is_file() and (out / "1-host" / "log.txt").is_file()
     assert not (out / "2-root-empty-root" / "report.json").exists()
     assert "cannot run here" in (out / "2-root-empty-root" / "log.txt").read_text()
     summary = (out / "summary.txt").read_text().splitlines()
-    assert summary[0].startswith("host (OVN on PATH): OVN ") and ": success (2 passed" in summary[0]
+    assert summary[0].startswith("host (OVN on PATH): OVN ") and ": success (3 passed" in summary[0]
     assert summary[1].startswith(f"root {empty}: skipped, cannot run here")
     page = (out / "matrix.html").read_text()
     assert page.count('<tr class="feature"') > 4 and "<script" not in page

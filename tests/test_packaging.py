@@ -47,7 +47,8 @@ def test_autopkgtest_as_root_is_green_and_fills_the_artifacts(tmp_path):
     data = report.load(artifacts / "report.json")
     outcomes = {t["id"]: t["outcome"] for t in data["tests"]}
     assert outcomes[f"{KEEPALIVE}[switch-ipv4]"] == "exempted"
-    assert outcomes[f"{KEEPALIVE}[router-ipv4]"] == "passed" and len(outcomes) == 4
+    # two tests at three placements
+    assert outcomes[f"{KEEPALIVE}[router-ipv4]"] == "passed" and len(outcomes) == 6
     assert data["exemptions"][0]["matched"] == 1
     junit = (artifacts / "junit.xml").read_text()
     assert 'name="ovnlb.ovn"' in junit and "flaky on our builders" in junit
@@ -128,7 +129,8 @@ def test_installed_package_runs_the_suite_without_a_clone(wheel, tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     data = json.loads((work / "out/report.json").read_text())
     report.validate(data)
-    assert sorted(t["id"] for t in data["tests"]) == [f"{KEEPALIVE}[router-ipv4]",
+    assert sorted(t["id"] for t in data["tests"]) == [f"{KEEPALIVE}[dgp-ipv4]",
+                                                     f"{KEEPALIVE}[router-ipv4]",
                                                      f"{KEEPALIVE}[switch-ipv4]"]
     assert all(t["nodeid"] == t["id"] for t in data["tests"])
     # no clone beside the installed package: the suite came from <prefix>/share
@@ -153,4 +155,4 @@ def test_runner_tests_the_ovn_under_a_prefix(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     starts = log.read_text().splitlines()
     assert "--version" in starts and any("--pidfile" in s or "--ovnnb-db" in s for s in starts), starts
-    assert report.load(tmp_path / "out/report.json")["statistics"]["Passed"] == 2
+    assert report.load(tmp_path / "out/report.json")["statistics"]["Passed"] == 3
