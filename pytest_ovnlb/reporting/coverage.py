@@ -34,7 +34,6 @@ import pytest
 from pytest_ovnlb.reporting import features, report
 from pytest_ovnlb.verdicts.versions import BEHAVIOURS
 
-UNTESTED = "not yet exercised by a conformance test"
 BOOKKEEPING = "bookkeeping column, no datapath behaviour"
 MISSING = "missing from the coverage table (pytest_ovnlb/reporting/coverage.py)"
 

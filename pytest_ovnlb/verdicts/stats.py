@@ -505,9 +505,10 @@ def chi_square_test(counts: Mapping[str, int], shares: Mapping[str, float],
         raise ValueError("no connections counted")
 
     stopped = planned is not None and n < planned
-    looked = (stopped and n >= look_at(planned) and not failure_settled(
-        counts, shares, planned, alpha) and look_passes(counts, shares, alpha))
-    if stopped and not looked and not failure_settled(counts, shares, planned, alpha):
+    failed = stopped and failure_settled(counts, shares, planned, alpha)
+    looked = (stopped and not failed and n >= look_at(planned)
+              and look_passes(counts, shares, alpha))
+    if stopped and not (failed or looked):
         raise ValueError(f"{n} of {planned} planned samples and the verdict is open")
     expected = {b: n * s for b, s in shares.items() if s > 0}
     small = {b: e for b, e in expected.items() if e < 5}
@@ -524,7 +525,7 @@ def chi_square_test(counts: Mapping[str, int], shares: Mapping[str, float],
     bound = None
     if unexpected:
         chi2, p = math.inf, 0.0
-    elif stopped and not looked:
+    elif failed:
         # The full test's chi2 is at least this, so its p at most this p.
         chi2 = bound = min_final_chi2(counts, shares, planned)
         p = chi2_sf(chi2, df)
