@@ -6,13 +6,16 @@ import pytest
 from pytest_ovnlb.engine.ovsdb import Southbound
 from pytest_ovnlb.options import SETTINGS
 from pytest_ovnlb.verdicts import checks
+from pytest_ovnlb.verdicts.stats import planned_samples
 from pytest_ovnlb.verdicts.versions import BEHAVIOURS, expects
 
 
 @pytest.fixture
-def samples(request) -> int:
-    """New connections per distribution check (--ovnlb-samples)."""
-    return request.config.stash[SETTINGS].samples
+def samples(request):
+    """`samples(k)`: new connections a distribution check over k backends
+    plans (--ovnlb-samples, else the fewest giving its power)."""
+    setting = request.config.stash[SETTINGS].samples
+    return lambda k: setting or planned_samples(k)
 
 
 @pytest.fixture(scope="module")

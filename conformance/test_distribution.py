@@ -12,6 +12,7 @@ K_BACKENDS = [2, 3, pytest.param(5, marks=pytest.mark.ovnlb_feature(
 
 
 def spread(ovn_lbs, ovn_hub, ovn_lab, node, k, samples):
+    samples = samples(k)
     backends = ovn_lbs.servers(k)
     lb = ovn_lbs(backends)
     shares = checks.dp_hash_shares(lb.targets, ovn_lab.versions.ovs)
@@ -63,6 +64,7 @@ def test_udp_flows_spread_over_backends(ovn_lbs, ovn_hub, ovn_lab, client_node,
     """UDP: each new source port is a new flow, balanced like a TCP connection."""
     lb = ovn_lbs(ovn_lbs.servers(3), protocol="udp")
     node = client_node("internal")
+    samples = samples(3)
     shares = checks.dp_hash_shares(lb.targets, ovn_lab.versions.ovs)
     results = ovn_hub.fresh(node, lb.vip, lb.port, samples, proto="udp",
                             concurrency=checks.SAMPLING_CONCURRENCY,

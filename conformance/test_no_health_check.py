@@ -22,7 +22,7 @@ def test_dead_backend_keeps_its_share_as_refusals(ovn_lbs, ovn_hub, ovn_lab, cli
             lb, placement, node, "every connection served, by both backends", before, ovn_lab))
     shares = checks.dp_hash_shares(lb.targets, ovn_lab.versions.ovs)
     ovn_hub.stop(dead)
-    results = ovn_hub.fresh(node, lb.vip, lb.port, samples,
+    results = ovn_hub.fresh(node, lb.vip, lb.port, samples(2),
                             concurrency=checks.SAMPLING_CONCURRENCY)
     expected = {"error:refused": shares[dead.target], alive.target: shares[alive.target]}
     verdict = checks.distribution(results, expected)

@@ -7,7 +7,13 @@ from dataclasses import dataclass
 import pytest
 
 from pytest_ovnlb.backends.base import Request
-from pytest_ovnlb.verdicts.stats import ALPHA, DEFAULT_SAMPLES, POWER
+from pytest_ovnlb.verdicts.stats import (
+    ALPHA,
+    PLANNED_SAMPLES,
+    POWER,
+    SAMPLES_FLOOR,
+    two_way_false_alarm,
+)
 
 
 @dataclass(frozen=True)
@@ -15,7 +21,7 @@ class Settings:
     topology: str
     backend: str
     keep_on_failure: bool
-    samples: int
+    samples: int | None  # None: each check plans its own (stats.planned_samples)
     ready_timeout: float
     ovn_root: str | None
     fmn_dir: str | None
@@ -46,7 +52,10 @@ OPTIONS = [
      "root filesystem holding the OVN under test (default: the one on PATH; "
      "$OVNLB_OVN_ROOT)", "", str),
     ("--ovnlb-samples", "ovnlb_samples",
-     "new connections per distribution check", str(DEFAULT_SAMPLES), int),
+     "new connections per distribution check, at least "
+     f"{SAMPLES_FLOOR} (default: each check the fewest giving its power, "
+     + ", ".join(f"{n} for {k} backends" for k, n in PLANNED_SAMPLES.items()) + ")",
+     "", int),
     ("--ovnlb-ready-timeout", "ovnlb_ready_timeout",
      "seconds to wait for the lab's chassis", "30", float),
     ("--ovnlb-evidence-dir", "ovnlb_evidence_dir",
@@ -60,7 +69,7 @@ def add_options(parser: pytest.Parser) -> None:
         # Values are converted by setting(), so that a bad one is a one-line
         # usage error whichever way it came.
         group.addoption(flag, dest=ini, default=None,
-                        help=f"{help} (ini: {ini}, default {default})")
+                        help=f"{help} (ini: {ini}" + (f", default {default})" if default else ")"))
         parser.addini(ini, help, default=default)
     group.addoption("--ovnlb-keep-on-failure", dest="ovnlb_keep_on_failure",
                     action="store_true", default=None,
@@ -70,10 +79,20 @@ def add_options(parser: pytest.Parser) -> None:
                   type="bool", default=False)
 
 
-def _samples(n: int) -> str | None:
-    if n < DEFAULT_SAMPLES:
+def _samples(n: int | None) -> str | None:
+    if n is None:
+        return None
+    if n < SAMPLES_FLOOR:
         return (f"too few new connections for {POWER:.0%} power at alpha={ALPHA:g} "
-                f"(README, \"How distribution is judged\"): at least {DEFAULT_SAMPLES}")
+                f"(README, \"How distribution is judged\"): at least {SAMPLES_FLOOR}")
+    if two_way_false_alarm(n) > ALPHA:
+        near = [m for m in range(n - 1, n + 1000) if m >= SAMPLES_FLOOR
+                and two_way_false_alarm(m) <= ALPHA]
+        below = [m for m in near if m < n]
+        return (f"with 2 backends the exact false-alarm rate at {n} is "
+                f"{two_way_false_alarm(n):.4g}, over alpha={ALPHA:g} (README, \"How "
+                f"distribution is judged\"): take {max(below) if below else min(near)} "
+                f"or {min(m for m in near if m > n)}")
     return None
 
 
@@ -83,7 +102,14 @@ def _positive(x: float) -> str | None:
 
 # What each numeric setting must satisfy: a message when it does not.
 CHECKS = {"ovnlb_samples": _samples, "ovnlb_ready_timeout": _positive}
-KINDS = {int: "a whole number", float: "a number"}
+
+
+def count(value: str) -> int | None:
+    """A whole number, or None where the setting is left empty."""
+    return int(value) if value else None
+
+
+KINDS = {int: "a whole number", count: "a whole number", float: "a number"}
 
 
 def setting(config: pytest.Config, key: str, kind=str):

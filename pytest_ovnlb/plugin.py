@@ -3,6 +3,7 @@ header and failure context.  Fixtures live in `fixtures.py`."""
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import pytest
@@ -24,6 +25,7 @@ from pytest_ovnlb.options import (
     SETTINGS,
     Settings,
     add_options,
+    count,
     setting,
 )
 from pytest_ovnlb.reporting import features
@@ -57,7 +59,7 @@ def pytest_configure(config: pytest.Config) -> None:
         topology=setting(config, "ovn_topology"),
         backend=setting(config, "ovn_backend"),
         keep_on_failure=setting(config, "ovnlb_keep_on_failure", bool),
-        samples=setting(config, "ovnlb_samples", int),
+        samples=setting(config, "ovnlb_samples", count),
         ready_timeout=setting(config, "ovnlb_ready_timeout", float),
         ovn_root=setting(config, "ovn_root") or None,
         fmn_dir=setting(config, "ovn_fmn_dir") or None,
@@ -110,6 +112,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Refuse to start, with one line, when tests need a lab that can't be built."""
     if not any("ovn_lab" in getattr(item, "fixturenames", ()) for item in items):
         return
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        items[:] = interleaved(items)
     if config.option.collectonly:
         return
     settings = config.stash[SETTINGS]
@@ -117,6 +121,23 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         preflight(settings.backend, settings.request)
     except LabError as exc:
         raise pytest.UsageError(str(exc)) from None
+
+
+def interleaved(items: list[pytest.Item]) -> list[pytest.Item]:
+    """Tests sampling thousands of connections (CPU-bound) alternating with
+    the others, health checks first (they mostly wait for probes): xdist
+    hands tests out in this order, so one worker's waiting overlaps another's
+    sampling instead of both sampling, or both waiting, at once."""
+    def has(item, feature):
+        return feature in features.of(item)
+
+    sampling = [i for i in items if has(i, "distribution")]
+    rest = sorted((i for i in items if not has(i, "distribution")),
+                  key=lambda i: not has(i, "health_check"))  # stable
+    out = []
+    for pair in itertools.zip_longest(sampling, rest):
+        out += [i for i in pair if i is not None]
+    return out
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pytest_ovnlb.verdicts.checks import SAMPLING_CONCURRENCY
-from pytest_ovnlb.verdicts.stats import DEFAULT_SAMPLES
+from pytest_ovnlb.verdicts.stats import PLANNED_SAMPLES, SUITE_K
 
 pytestmark = pytest.mark.lab
 
@@ -56,8 +56,10 @@ def test_distribution_fails_within_seconds_without_snat(pytester):
         assert seconds < CONNECTION_TIMEOUT + SLACK, f"{test} took {seconds:.1f} s:\n{out}"
     # What was seen, and why sampling stopped.
     first = SAMPLING_CONCURRENCY  # one round of connections
-    assert out.count(f"stopped after {first} of {DEFAULT_SAMPLES} planned samples: the verdict "
-                     "cannot change (an outcome impossible under the expected shares)") == runs, out
+    for k in SUITE_K:  # once per address family
+        assert out.count(f"stopped after {first} of {PLANNED_SAMPLES[k]} planned samples: the "
+                         "verdict cannot change (an outcome impossible under the expected "
+                         "shares)") == 2, out
     assert re.search(rf"error:timeout\s+{first}\s+1\.0000\s+0\.0000", out), out
 
 
@@ -85,10 +87,11 @@ def test_sampling_stops_once_the_verdict_is_settled(agents, netns_pair):
     a, b = agents
     b.unserve(8000)
     shares = {f"{netns_pair[1]}:8000": 1.0}
-    results = a.fresh(B_IP, 8000, DEFAULT_SAMPLES, stop=checks.Settled(shares, DEFAULT_SAMPLES))
+    n = PLANNED_SAMPLES[3]
+    results = a.fresh(B_IP, 8000, n, stop=checks.Settled(shares, n))
     assert [r.error for r in results] == ["refused"] * 16
-    verdict = checks.distribution(results, shares, planned=DEFAULT_SAMPLES)
-    assert not verdict.passed and f"stopped after 16 of {DEFAULT_SAMPLES}" in verdict.report()
+    verdict = checks.distribution(results, shares, planned=n)
+    assert not verdict.passed and f"stopped after 16 of {n}" in verdict.report()
     # A working path runs to the end.
     shares = {f"{netns_pair[1]}:8001": 1.0}
     results = a.fresh(B_IP, 8001, 600, stop=checks.Settled(shares, 600))

@@ -51,7 +51,7 @@ INI_TWINS = [  # ini key, value in the ini file, the setting it must give
     ("ovn_topology", "single", "single"),
     ("ovn_backend", "fake-multinode", "fake-multinode"),
     ("ovnlb_keep_on_failure", "true", True),
-    ("ovnlb_samples", "50000", 50000),
+    ("ovnlb_samples", "50100", 50100),
     ("ovnlb_ready_timeout", "12.5", 12.5),
     ("ovnlb_evidence_dir", "proofs", "proofs"),
 ]
@@ -751,3 +751,42 @@ def test_failure_leaves_evidence_named_in_the_report(pytester):
                                  "(pid *) killed by signal 9 (SIGKILL)*"])
     assert "ubuntu3/ovn-controller (pid" in (died / "README.txt").read_text()
     assert (died / "logs" / "ubuntu3_ovn-controller.log").exists()
+
+
+ORDER_TESTS = """
+import pytest
+
+@pytest.mark.ovnlb_feature(name="stickiness")
+def test_a(ovn_lab): pass
+
+@pytest.mark.ovnlb_feature(name="distribution")
+def test_b(ovn_lab): pass
+
+@pytest.mark.ovnlb_feature(name="health_check")
+def test_c(ovn_lab): pass
+
+@pytest.mark.ovnlb_feature(name="distribution")
+def test_d(ovn_lab): pass
+
+@pytest.mark.ovnlb_feature(name="distribution")
+def test_e(ovn_lab): pass
+"""
+
+
+@pytest.mark.parametrize("worker, order", [
+    # an xdist worker hands out sampling tests alternating with the rest,
+    # health checks first among those
+    ("gw0", ["test_b", "test_c", "test_d", "test_a", "test_e"]),
+    # a serial run keeps the file's order
+    (None, ["test_a", "test_b", "test_c", "test_d", "test_e"]),
+])
+def test_xdist_workers_interleave_sampling_and_waiting(pytester, monkeypatch, worker, order):
+    if worker:
+        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
+    else:
+        monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+    pytester.makepyfile(ORDER_TESTS)
+    result = pytester.runpytest("--collect-only", "-q", "-p", "no:cacheprovider")
+    assert result.ret == 0, result.stdout.str()
+    seen = [line.split("::")[1] for line in result.stdout.lines if "::" in line]
+    assert seen == order

@@ -15,7 +15,8 @@ from pytest_ovnlb.reporting.report import TestRecord
 
 IMPL = {"ovn": "23.03.1", "ovs": "3.1.0", "datapath": "netdev", "backend": "netns",
         "topology": "lab", "root": None, "packages": {"ovn-central": "23.03.1-1"}}
-SUITE = {"name": "pytest-ovnlb", "version": "0.1.0", "samples": 1000}
+SUITE = {"name": "pytest-ovnlb", "version": "0.1.0",
+         "samples": {"2": 500, "3": 5700, "5": 5300}}
 
 
 def rec(nodeid, outcome="passed", placement=None, features=(), **meta):

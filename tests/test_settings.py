@@ -3,7 +3,7 @@ line or an ini key, is a one-line usage error that says where it came from."""
 
 import pytest
 
-from pytest_ovnlb.verdicts.stats import DEFAULT_SAMPLES
+from pytest_ovnlb.verdicts.stats import SAMPLES_FLOOR
 
 SHOW = """
 from pytest_ovnlb.options import SETTINGS
@@ -27,7 +27,10 @@ def one_error(result) -> str:
     (["--ovnlb-samples=2.5"], "--ovnlb-samples=2.5 (command line): not a whole number"),
     (["--ovnlb-samples=1000"], "--ovnlb-samples=1000 (command line): too few new "
                                f"connections for 90% power at alpha=1e-06 (README, \"How "
-                               f"distribution is judged\"): at least {DEFAULT_SAMPLES}"),
+                               f"distribution is judged\"): at least {SAMPLES_FLOOR}"),
+    (["--ovnlb-samples=5900"], "--ovnlb-samples=5900 (command line): with 2 backends the "
+                               "exact false-alarm rate at 5900 is 1.041e-06, over alpha=1e-06 "
+                               "(README, \"How distribution is judged\"): take 5899 or 5901"),
     (["--ovnlb-ready-timeout=0"], "--ovnlb-ready-timeout=0 (command line): must be a "
                                   "number of seconds above 0"),
     (["--ovnlb-ready-timeout=-1"], "--ovnlb-ready-timeout=-1 (command line): must be a "
@@ -60,25 +63,25 @@ def test_bad_ini_value_is_one_line_naming_the_file(pytester, ini, message):
 def test_command_line_wins_over_a_bad_ini_value(pytester):
     pytester.makeini("[pytest]\novnlb_samples = lots\n")
     pytester.makepyfile(SHOW)
-    result = pytester.runpytest("-s", f"--ovnlb-samples={DEFAULT_SAMPLES + 1}")
+    result = pytester.runpytest("-s", f"--ovnlb-samples={SAMPLES_FLOOR + 200}")
     assert result.ret == 0
-    result.stdout.fnmatch_lines([f"*SETTINGS samples={DEFAULT_SAMPLES + 1} *"])
+    result.stdout.fnmatch_lines([f"*SETTINGS samples={SAMPLES_FLOOR + 200} *"])
 
 
 def test_good_values_are_converted(pytester):
-    pytester.makeini("[pytest]\novnlb_samples = 8000\novnlb_ready_timeout = 2.5\n"
+    pytester.makeini("[pytest]\novnlb_samples = 8100\novnlb_ready_timeout = 2.5\n"
                      "ovnlb_keep_on_failure = true\n")
     pytester.makepyfile(SHOW)
     result = pytester.runpytest("-s")
     assert result.ret == 0
-    result.stdout.fnmatch_lines(["*SETTINGS samples=8000 ready=2.5 keep=True"])
+    result.stdout.fnmatch_lines(["*SETTINGS samples=8100 ready=2.5 keep=True"])
 
 
 def test_defaults(pytester):
     pytester.makepyfile(SHOW)
     result = pytester.runpytest("-s")
     assert result.ret == 0
-    result.stdout.fnmatch_lines([f"*SETTINGS samples={DEFAULT_SAMPLES} ready=30.0 keep=False"])
+    result.stdout.fnmatch_lines(["*SETTINGS samples=None ready=30.0 keep=False"])
 
 
 def test_bad_ini_bool_is_a_usage_error(pytester):

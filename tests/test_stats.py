@@ -5,7 +5,8 @@ import pytest
 
 from pytest_ovnlb.verdicts.stats import (
     ALPHA,
-    DEFAULT_SAMPLES,
+    PLANNED_SAMPLES,
+    SAMPLES_FLOOR,
     POWER,
     SUITE_K,
     alternatives,
@@ -29,11 +30,14 @@ from pytest_ovnlb.verdicts.stats import (
     power_table,
     power_with_look,
     samples_for_power,
+    planned_samples,
     samples_needed,
+    two_way_false_alarm,
     uniform_shares,
 )
 
 README = Path(__file__).resolve().parent.parent / "README.md"
+N3 = PLANNED_SAMPLES[3]  # what a check over 3 backends plans
 
 
 def named(shares):
@@ -168,8 +172,25 @@ def test_uniform_and_expected_counts():
 def test_constants():
     assert ALPHA == 1e-6
     assert POWER == 0.9
-    # The default is the smallest sample size with the required power.
-    assert DEFAULT_SAMPLES == samples_needed() == 5700
+    # Each check plans the smallest sample size with the required power
+    # (for k = 2, and an exact false-alarm rate at most ALPHA).
+    for k in SUITE_K:
+        assert PLANNED_SAMPLES[k] == samples_needed((k,)) == planned_samples(k)
+    assert PLANNED_SAMPLES == {2: 500, 3: 5700, 5: 5300}
+    assert SAMPLES_FLOOR == samples_needed() == 5800
+
+
+def test_two_equal_shares_false_alarm_is_exact():
+    """The binomial tail beyond the critical chi2, summed exactly: it swings
+    around ALPHA with N (the statistic is discrete), so 400 samples, enough
+    for the power, are too few and k = 2 plans 500."""
+    from math import comb
+    crit = chi2_isf(ALPHA, 1)
+    for n in (200, 400, 500, 2850):
+        exact = sum(comb(n, x) for x in range(n + 1) if (2 * x - n) ** 2 / n >= crit) / 2 ** n
+        assert two_way_false_alarm(n) == pytest.approx(exact, rel=1e-9)
+    assert two_way_false_alarm(400) > ALPHA >= two_way_false_alarm(500)
+    assert samples_needed((2,), target=POWER) == 500
 
 
 def test_measured_data_rejects_uniform_accepts_dp_hash():
@@ -302,7 +323,7 @@ def test_power_known_values():
             df = k - 1
             crit = stats.chi2.isf(ALPHA, df)
             for p1 in alternatives(k, legacy, informative=True).values():
-                for n in (1000, DEFAULT_SAMPLES):
+                for n in (1000, planned_samples(k)):
                     nc = n * sum((b - a) ** 2 / a for a, b in zip(p0, p1))
                     assert power(p0, p1, n) == pytest.approx(
                         float(stats.ncx2.sf(crit, df, nc)), rel=1e-7)
@@ -315,7 +336,7 @@ def test_every_required_alternative_has_the_power():
             required = alternatives(k, legacy)
             assert "one backend doubled" in required and "one backend missing" in required
             for p1 in required.values():
-                assert power(p0, p1, DEFAULT_SAMPLES) >= POWER
+                assert power(p0, p1, planned_samples(k)) >= POWER
     assert "uniform shares" in alternatives(3)
     assert "other OVS slot rule" in alternatives(5) and "other OVS slot rule" in alternatives(
         5, legacy=True)
@@ -342,26 +363,28 @@ def test_readme_shows_the_power_table():
     text = README.read_text()
     assert power_table() in text, "README's power table is stale: paste power_table()"
     assert look_table() in text, "README's interim look table is stale: paste look_table()"
-    assert f"`--ovnlb-samples=N` | `ovnlb_samples` | {DEFAULT_SAMPLES} |" in text
+    per_k = ", ".join(f"{n} for {k} backends" for k, n in PLANNED_SAMPLES.items())
+    assert f"`--ovnlb-samples=N` | `ovnlb_samples` | {per_k} |" in text
+    assert f"check: at least {SAMPLES_FLOOR} (fewer" in text
 
 
 # stopping early (curtailment) --------------------------------------------------
 
 def test_an_impossible_outcome_settles_failure_at_once():
     shares = named(dp_hash_shares(3))
-    assert failure_settled({"error:timeout": 1}, shares, DEFAULT_SAMPLES)
+    assert failure_settled({"error:timeout": 1}, shares, N3)
     assert min_final_chi2({"backend0": 1, "x": 1}, shares, 100) == math.inf
-    verdict = chi_square_test({"error:timeout": 16}, shares, planned=DEFAULT_SAMPLES)
+    verdict = chi_square_test({"error:timeout": 16}, shares, planned=N3)
     assert not verdict.passed and verdict.n == 16 and verdict.p == 0
-    assert f"stopped after 16 of {DEFAULT_SAMPLES}" in verdict.report()
+    assert f"stopped after 16 of {N3}" in verdict.report()
 
 
 def test_skewed_counts_settle_failure_before_the_end():
     shares = named(dp_hash_shares(3))
     # 3000 of 5700 on one backend expected to get 2137.5 of all.
     counts = counts_of(3000, 0, 0)
-    assert failure_settled(counts, shares, DEFAULT_SAMPLES)
-    verdict = chi_square_test(counts, shares, planned=DEFAULT_SAMPLES)
+    assert failure_settled(counts, shares, N3)
+    verdict = chi_square_test(counts, shares, planned=N3)
     assert not verdict.passed and verdict.bound > chi2_isf(ALPHA, 2)
     assert verdict.p < ALPHA and "cannot change" in verdict.report()
 
@@ -369,9 +392,9 @@ def test_skewed_counts_settle_failure_before_the_end():
 def test_an_open_verdict_never_stops():
     shares = named(dp_hash_shares(3))
     for counts in (counts_of(600, 500, 500), counts_of(2000, 0, 0), counts_of(16, 0, 0)):
-        assert not failure_settled(counts, shares, DEFAULT_SAMPLES)
+        assert not failure_settled(counts, shares, N3)
         with pytest.raises(ValueError, match="open"):
-            chi_square_test(counts, shares, planned=DEFAULT_SAMPLES)
+            chi_square_test(counts, shares, planned=N3)
 
 
 def test_min_final_chi2_is_the_best_completion():
@@ -415,11 +438,11 @@ def test_the_look_costs_little_power_and_keeps_the_required_power():
         for legacy in (False, True):
             p0 = dp_hash_shares(k, legacy=legacy)
             for p1 in alternatives(k, legacy).values():
-                with_look = power_with_look(p0, p1, DEFAULT_SAMPLES)
-                assert POWER <= with_look <= power(p0, p1, DEFAULT_SAMPLES)
+                with_look = power_with_look(p0, p1, planned_samples(k))
+                assert POWER <= with_look <= power(p0, p1, planned_samples(k))
     # k=3, 1/k shares: the hardest case, 0.9078 without the look
     p0 = dp_hash_shares(3)
-    assert power_with_look(p0, uniform_shares(3), DEFAULT_SAMPLES) == pytest.approx(
+    assert power_with_look(p0, uniform_shares(3), N3) == pytest.approx(
         0.9063, abs=1e-4)
     # a split the full test catches half the time loses at most LOOK_MISS
     crit = chi2_isf(ALPHA, 2)
@@ -434,7 +457,7 @@ def test_a_correct_split_stops_at_the_look_as_often_as_computed():
     import random
     rng = random.Random(20261127)
     shares = named(dp_hash_shares(3))
-    trials, n = 400, look_at(DEFAULT_SAMPLES)
+    trials, n = 400, look_at(N3)
     stopped = 0
     for _ in range(trials):
         drawn = rng.choices(list(shares), weights=list(shares.values()), k=n)
@@ -445,22 +468,22 @@ def test_a_correct_split_stops_at_the_look_as_often_as_computed():
 
 def test_a_sample_stopped_at_the_look_passes_and_says_so():
     shares = named(dp_hash_shares(3))
-    half = look_at(DEFAULT_SAMPLES)
+    half = look_at(N3)
     counts = counts_of(1069, 891, half - 1069 - 891)
     assert look_passes(counts, shares)
-    verdict = chi_square_test(counts, shares, planned=DEFAULT_SAMPLES)
+    verdict = chi_square_test(counts, shares, planned=N3)
     assert verdict.passed and verdict.look == look_bound(2)
-    assert f"stopped after {half} of {DEFAULT_SAMPLES} planned samples at the interim look" in (
+    assert f"stopped after {half} of {N3} planned samples at the interim look" in (
         verdict.report())
     # Above the bound the look does not stop, and a verdict there is open.
     skewed = counts_of(1150, 850, 850)
     assert not look_passes(skewed, shares) and not failure_settled(
-        skewed, shares, DEFAULT_SAMPLES)
+        skewed, shares, N3)
     with pytest.raises(ValueError, match="open"):
-        chi_square_test(skewed, shares, planned=DEFAULT_SAMPLES)
+        chi_square_test(skewed, shares, planned=N3)
     # Before the look nothing passes early.
     with pytest.raises(ValueError, match="open"):
-        chi_square_test(counts_of(60, 50, 50), shares, planned=DEFAULT_SAMPLES)
+        chi_square_test(counts_of(60, 50, 50), shares, planned=N3)
 
 
 def test_the_stop_rule_looks_once():

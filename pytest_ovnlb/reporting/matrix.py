@@ -122,6 +122,12 @@ def _e(text) -> str:
     return html.escape(str(text), quote=True)
 
 
+def _samples(by_k: dict) -> str:
+    """"500/5700/5300 for 2/3/5 backends" from the report's suite.samples."""
+    ks = sorted(by_k, key=int)
+    return f"{'/'.join(str(by_k[k]) for k in ks)} for {'/'.join(ks)} backends"
+
+
 def chart(m: dict) -> str:
     """Observed counts (bars) against expected counts (marks) per outcome."""
     shares, counts, n = m["shares"], m["counts"], m["n"]
@@ -219,7 +225,7 @@ def render_html(reports: list[dict], title: str = "OVN load balancer conformance
         out.append(f'<section class="column" id="{col.anchor}"><h2>{_e(col.label)}</h2>'
                    f"<p><small>run {_e(d['date'])}, {d['durationSeconds']:.1f} s; suite "
                    f"{_e(d['suite']['name'])} {_e(d['suite']['version'])}, "
-                   f"{d['suite']['samples']} samples; topology {_e(impl['topology'])}; "
+                   f"samples {_e(_samples(d['suite']['samples']))}; topology {_e(impl['topology'])}; "
                    f"packages: {_e(packages)}</small></p>")
         for profile, name in rows:
             result = _result_of(col, profile, name)

@@ -131,12 +131,14 @@ class Collector:
         from importlib.metadata import PackageNotFoundError, version
 
         from pytest_ovnlb.options import SETTINGS
+        from pytest_ovnlb.verdicts.stats import SUITE_K, planned_samples
         try:
             mine = version("pytest-ovnlb")
         except PackageNotFoundError:
             mine = "unknown"
+        setting = self.config.stash[SETTINGS].samples
         return {"name": "pytest-ovnlb", "version": mine,
-                "samples": self.config.stash[SETTINGS].samples}
+                "samples": {str(k): setting or planned_samples(k) for k in SUITE_K}}
 
     def finish(self, impl: dict) -> None:
         started = datetime.fromtimestamp(self.start, timezone.utc)

@@ -28,11 +28,16 @@ POWER = 0.9
 # most ALPHA.  It misses, with probability at most LOOK_MISS, a wrong split
 # that the full test catches at least half the time.
 LOOK_MISS = 0.02
-# The smallest sample size giving POWER at ALPHA, interim look included,
-# against every alternative for the suite's backend counts and both OVS slot
-# rules (power_table(); tests/test_stats.py checks it is still the smallest,
-# rounded up to 100).
-DEFAULT_SAMPLES = 5700
+# Per backend count k, the samples a distribution check plans: the fewest
+# (a multiple of 100) giving POWER at ALPHA, interim look included, against
+# every alternative for k under both OVS slot rules; for k = 2 also the first
+# whose exact false-alarm rate (binomial) is at most ALPHA, as the discrete
+# statistic's swings around ALPHA with N (samples_needed(); tests/test_stats.py
+# checks each is still the smallest).
+PLANNED_SAMPLES = {2: 500, 3: 5700, 5: 5300}
+# A --ovnlb-samples value serves every check, so it must give each its power
+# (and 2 backends an exact false-alarm rate at most ALPHA): samples_needed().
+SAMPLES_FLOOR = 5800
 # Backend counts the conformance suite balances over.
 SUITE_K = (2, 3, 5)
 
@@ -317,30 +322,60 @@ def samples_for_power(p0: Sequence[float], p1: Sequence[float], alpha: float = A
     return math.ceil(_nc_for_power(len(p0) - 1, alpha, target) / per_sample)
 
 
+def two_way_false_alarm(n: int, alpha: float = ALPHA) -> float:
+    """The exact false-alarm rate of the test at level alpha over n samples
+    of two equal shares (a fair coin's binomial), against which the
+    chi-square approximation is only approximate."""
+    crit = chi2_isf(alpha, 1)
+    # chi2 = (2x - n)^2 / n: the tails beyond the critical value, both sides
+    x = math.floor((n - math.sqrt(crit * n)) / 2)
+    while x >= 0 and (2 * x - n) ** 2 / n < crit:
+        x -= 1
+    total, log_n = 0.0, math.lgamma(n + 1) - n * math.log(2)
+    for i in range(x, -1, -1):  # terms shrink fast away from the middle
+        term = math.exp(log_n - math.lgamma(i + 1) - math.lgamma(n - i + 1))
+        total += term
+        if term < total * 1e-17:
+            break
+    return 2 * total
+
+
 def samples_needed(ks: Sequence[int] = SUITE_K, alpha: float = ALPHA,
                    target: float = POWER) -> int:
     """The fewest samples, a multiple of 100, giving `target` power with the
     interim look (power_with_look) against every alternative for each k in
-    ks under both OVS slot rules."""
+    ks under both OVS slot rules, and for k = 2 (two equal shares under
+    both rules) an exact false-alarm rate of at most alpha."""
     cases = [(dp_hash_shares(k, legacy=legacy), p1) for k in ks for legacy in (False, True)
              for p1 in alternatives(k, legacy).values()]
     # without the look it takes fewer: start there
     n = -(-max(samples_for_power(p0, p1, alpha, target) for p0, p1 in cases) // 100) * 100
-    while any(power_with_look(p0, p1, n, alpha) < target for p0, p1 in cases):
+    while (any(power_with_look(p0, p1, n, alpha) < target for p0, p1 in cases)
+           or (2 in ks and two_way_false_alarm(n, alpha) > alpha)):
         n += 100
     return n
 
 
-def power_table(n: int = DEFAULT_SAMPLES, ks: Sequence[int] = SUITE_K,
-                alpha: float = ALPHA) -> str:
-    """Markdown table: each alternative's power at n samples (and at 1000)
-    without and with the interim look, and the samples the fixed test needs
-    for POWER.  README.md shows this table."""
+def planned_samples(k: int) -> int:
+    """The samples a distribution check over k backends plans."""
+    return PLANNED_SAMPLES.get(k) or _samples_needed_for(k)
+
+
+@lru_cache(maxsize=None)
+def _samples_needed_for(k: int) -> int:
+    return samples_needed((k,))
+
+
+def power_table(ks: Sequence[int] = SUITE_K, alpha: float = ALPHA) -> str:
+    """Markdown table: each alternative's power at 1000 samples and at the
+    check's planned N, without and with the interim look, and the samples
+    the fixed test needs for POWER.  README.md shows this table."""
     rules = ((False, "\u2265 4 slots/bucket (OVS 3.5)"), (True, "16 slots (OVS 3.1.0)"))
-    lines = [f"| k | OVS slot rule | alternative | \u03bb / N | power, N = 1000 "
-             f"| power, N = {n} | with the look, at least | N for {POWER:.0%} without |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| k | N planned | OVS slot rule | alternative | \u03bb / N | power, N = 1000 "
+             f"| power, N planned | with the look, at least | N for {POWER:.0%} without |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for k in ks:
+        n = planned_samples(k)
         for legacy, rule in rules:
             p0 = dp_hash_shares(k, legacy=legacy)
             required = alternatives(k, legacy)
@@ -348,24 +383,23 @@ def power_table(n: int = DEFAULT_SAMPLES, ks: Sequence[int] = SUITE_K,
                 if name not in required:
                     name += " (not required)"
                 lines.append(
-                    f"| {k} | {rule} | {name} | {noncentrality(p0, p1, 1):.5f} "
+                    f"| {k} | {n} | {rule} | {name} | {noncentrality(p0, p1, 1):.5f} "
                     f"| {power(p0, p1, 1000, alpha):.4f} | {power(p0, p1, n, alpha):.4f} "
                     f"| {power_with_look(p0, p1, n, alpha):.4f} "
                     f"| {samples_for_power(p0, p1, alpha)} |")
     return "\n".join(lines)
 
 
-def look_table(n: int = DEFAULT_SAMPLES, ks: Sequence[int] = SUITE_K,
-               alpha: float = ALPHA) -> str:
+def look_table(ks: Sequence[int] = SUITE_K, alpha: float = ALPHA) -> str:
     """Markdown table: per k, the interim look's bound, how often a correct
     split stops there, and the samples a correct split takes on average."""
-    lines = [f"| k | df | look after | bound | a correct split stops there "
-             f"| samples on average (of {n}) |", "|---|---|---|---|---|---|"]
+    lines = ["| k | N planned | df | look after | bound | a correct split stops there "
+             "| samples on average |", "|---|---|---|---|---|---|---|"]
     for k in ks:
-        df = k - 1
+        n, df = planned_samples(k), k - 1
         stops = look_stops(df, alpha)
         mean = look_at(n) + (1 - stops) * (n - look_at(n))
-        lines.append(f"| {k} | {df} | {look_at(n)} | {look_bound(df, alpha):.3f} "
+        lines.append(f"| {k} | {n} | {df} | {look_at(n)} | {look_bound(df, alpha):.3f} "
                      f"| {stops:.3f} | {mean:.0f} |")
     return "\n".join(lines)
 
