@@ -10,8 +10,6 @@ Both placements: ovn-northd builds the gateway router's DNAT flows from the
 same healthy-backend list as a switch load balancer's (ovn-northd(8)), and
 the probes do not depend on where the load balancer is attached."""
 
-import time
-
 import pytest
 
 from pytest_ovnlb.verdicts import checks
@@ -36,19 +34,20 @@ def status_of(sb, server, port):
 
 
 def wait_status(sb, names, wanted, why):
-    """Poll until each backend in `wanted` has its status; fail showing every row."""
+    """Return once each backend in `wanted` has its status (woken by
+    Southbound changes); fail showing every row."""
     expected = {b.target: status for b, status in wanted.items()}
-    deadline = time.monotonic() + STATUS_TIMEOUT
-    while True:
-        seen = {b.target: status_of(sb, b, names.nb(b.vm)) for b in wanted}
-        if seen == expected:
-            return
-        if time.monotonic() > deadline:
-            rows = "\n".join(f"  {m}" for m in monitors(sb)) or "  (none)"
-            pytest.fail(f"{why}: after {STATUS_TIMEOUT:.0f}s Service_Monitor status is {seen}, "
-                        f"expected {expected}; every Service_Monitor row "
-                        f"(ip, port, logical_port, protocol, status):\n{rows}", pytrace=False)
-        time.sleep(0.05)
+
+    def seen():
+        return {b.target: status_of(sb, b, names.nb(b.vm)) for b in wanted}
+
+    try:
+        sb.wait(lambda: seen() == expected, STATUS_TIMEOUT, why)
+    except TimeoutError:
+        rows = "\n".join(f"  {m}" for m in monitors(sb)) or "  (none)"
+        pytest.fail(f"{why}: after {STATUS_TIMEOUT:.0f}s Service_Monitor status is {seen()}, "
+                    f"expected {expected}; every Service_Monitor row "
+                    f"(ip, port, logical_port, protocol, status):\n{rows}", pytrace=False)
 
 
 @pytest.mark.ovnlb_feature(name="health_check")
