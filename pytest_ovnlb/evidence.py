@@ -12,6 +12,7 @@ the folder (section "ovnlb evidence").
     README.txt                    test, phase, lab status, versions, VIPs,
                                   log offsets, daemons that died, what could
                                   not be collected
+    failure.txt                   the failure as pytest reported it
     nb-load-balancers.txt         the test's Load_Balancer rows, their health
                                   checks, the switches and routers holding them
                                   (and their Load_Balancer_Groups)
@@ -22,6 +23,9 @@ the folder (section "ovnlb evidence").
     chassis/<node>/conntrack.txt  `ovs-appctl dpctl/dump-conntrack` entries naming a VIP
     chassis/<node>/coverage.txt   `ovs-appctl coverage/show`: OVS's counters, drops by reason
     chassis/<node>/datapath.txt   `ovs-appctl dpctl/show -s`: ports, hits, misses, lost
+    nodes/<node>/kernel-counters.txt  the node's kernel IP/TCP/UDP counters
+                                  (non-zero): listen queue overflows,
+                                  retransmissions, resets, ICMP errors
     logs/<node>_<daemon>.log      each daemon's log from the test's start
 
 Daemon pids are read before and after each test's call: one that is gone or
@@ -125,7 +129,7 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     if report.failed and watch is not None and watch.lab is not None and watch.saved is None:
         # The section holds exactly "saved in DIR": reports read it from there.
         try:
-            directory, problems = save(item, watch, report.when)
+            directory, problems = save(item, watch, report.when, report.longreprtext)
             report.sections.append(("ovnlb evidence", f"saved in {directory}"))
             if problems:
                 report.sections.append(("ovnlb evidence not collected", "\n".join(problems)))
@@ -152,7 +156,44 @@ def _ctl(lab, which: str, *args: str) -> tuple[str, str | None]:
     return done.stdout, None
 
 
-def save(item: pytest.Item, watch: Watch, phase: str) -> tuple[Path, list[str]]:
+def kernel_counters(text: str) -> str:
+    """The non-zero counters of /proc/net/netstat and /proc/net/snmp text
+    (a header line and a value line per group), one `Group:Name value` a
+    line."""
+    lines, rows = [], text.splitlines()
+    for head, values in zip(rows[::2], rows[1::2]):
+        group, names = head.split(":", 1)
+        for name, value in zip(names.split(), values.split(":", 1)[-1].split()):
+            if value not in ("0", "-1") or name in ("RtoMin", "MaxConn"):
+                lines.append(f"{group}:{name} {value}")
+    return "\n".join(lines) + "\n"
+
+
+def node_counters(lab, directory: Path) -> list[str]:
+    """Each node's kernel IP/TCP/UDP counters, read in its network
+    namespace: what the kernels did with the test's packets (listen queue
+    overflows, retransmissions, resets, ICMP errors)."""
+    problems = []
+    for node in lab.topology.nodes:
+        argv = lab.backend.enter_prefix(node) + ["cat", "/proc/net/netstat", "/proc/net/snmp"]
+        out = directory / "nodes" / node
+        out.mkdir(parents=True, exist_ok=True)
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
+            text = kernel_counters(done.stdout) if done.returncode == 0 else (
+                f"# failed: {done.stderr.strip()}\n")
+            if done.returncode != 0:
+                problems.append(f"{node}: kernel counters: {done.stderr.strip()}")
+        except (subprocess.TimeoutExpired, ValueError) as exc:
+            problems.append(f"{node}: kernel counters: {exc}")
+            text = f"# failed: {exc}\n"
+        (out / "kernel-counters.txt").write_text(
+            "# /proc/net/netstat and /proc/net/snmp in the node (non-zero counters)\n" + text)
+    return problems
+
+
+def save(item: pytest.Item, watch: Watch, phase: str,
+         failure: str = "") -> tuple[Path, list[str]]:
     config = item.config
     base = Path(setting(config, "ovnlb_evidence_dir"))
     if not base.is_absolute():
@@ -191,6 +232,8 @@ def save(item: pytest.Item, watch: Watch, phase: str) -> tuple[Path, list[str]]:
     write("sb-lflows.txt", [("sb", ("lflow-list",))], vip_lines=True)
     write("sb-service-monitors.txt", [("sb", ("list", "Service_Monitor"))])
     problems += lab.evidence(directory, vips, watch.offsets)
+    problems += node_counters(lab, directory)
+    (directory / "failure.txt").write_text(failure)
 
     placement = getattr(item, "funcargs", {}).get("placement")
     lines = [f"test: {item.nodeid}",

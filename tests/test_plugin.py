@@ -737,6 +737,11 @@ def test_failure_leaves_evidence_named_in_the_report(pytester):
     assert all("datapath_drop" in read(f"chassis/{c}/coverage.txt") or "events" in read(
         f"chassis/{c}/coverage.txt") for c in chassis)
     assert all("lookups: hit:" in read(f"chassis/{c}/datapath.txt") for c in chassis)
+    # every node's kernel counters, read in its namespace (the client sent segments)
+    assert sorted(p.name for p in (folder / "nodes").iterdir()) == sorted(
+        chassis + ["vm1", "vm2", "vm3"])
+    assert re.search(r"^Tcp:OutSegs [1-9]", read("nodes/vm3/kernel-counters.txt"), re.M)
+    assert "on purpose" in read("failure.txt")
     logs = {f"central_{d}.log" for d in ("nb", "sb", "northd")} | {
         f"{c}_{d}.log" for c in chassis for d in ("ovsdb-server", "ovs-vswitchd", "ovn-controller")}
     assert {p.name for p in (folder / "logs").iterdir()} == logs
