@@ -35,6 +35,7 @@ def dual_stack_lbs(ovn_lab, ovn_hub, placement):
     if 6 not in ovn_lab.topology.families:
         pytest.skip(f"topology {ovn_lab.topology.name} has no IPv6 addresses")
     lbs = LoadBalancers(ovn_lab, ovn_hub, placement, 4)
+    ovn_hub.reset()
     ovn_lab.reset()
     yield lbs
     lbs.remove_all()

@@ -18,6 +18,8 @@ the folder (section "ovnlb evidence").
                                   (and their Load_Balancer_Groups)
     sb-lflows.txt                 `ovn-sbctl lflow-list` lines naming a VIP
     sb-service-monitors.txt       Service_Monitor rows (health check status)
+    sb-mac-bindings.txt           MAC_Binding rows (what routers learned of
+                                  their neighbours)
     chassis/<node>/groups.txt     `ovs-ofctl -O OpenFlow15 dump-groups br-int`
     chassis/<node>/flows.txt      br-int OpenFlow flows naming a VIP
     chassis/<node>/conntrack.txt  `ovs-appctl dpctl/dump-conntrack` entries naming a VIP
@@ -231,6 +233,9 @@ def save(item: pytest.Item, watch: Watch, phase: str,
              if any(getattr(lb, "group", None) for lb in created) else []))
     write("sb-lflows.txt", [("sb", ("lflow-list",))], vip_lines=True)
     write("sb-service-monitors.txt", [("sb", ("list", "Service_Monitor"))])
+    # What routers learned of their neighbours: a stale or missing binding
+    # sends packets to ovn-controller for resolution instead of forwarding them.
+    write("sb-mac-bindings.txt", [("sb", ("list", "MAC_Binding"))])
     problems += lab.evidence(directory, vips, watch.offsets)
     problems += node_counters(lab, directory)
     (directory / "failure.txt").write_text(failure)

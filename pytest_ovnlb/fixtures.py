@@ -91,6 +91,7 @@ def ovn_lbs(ovn_lab: Lab, ovn_hub: Hub, placement: str, family: int):
         pytest.skip("dgp placement not run on fake-multinode: dgp traffic there is "
                     "followed by hairpin SYN drops in OVS's slow path (cause not found yet)")
     lbs = LoadBalancers(ovn_lab, ovn_hub, placement, family)
+    ovn_hub.reset()
     ovn_lab.reset()
     yield lbs
     lbs.remove_all()

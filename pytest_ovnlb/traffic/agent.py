@@ -120,9 +120,11 @@ class _HttpConn(asyncio.Protocol):
                 # Let the client close first: the TIME_WAIT state then stays
                 # with the client, whose connect() skips such ports, instead
                 # of piling up here where a reused client port would hit it.
+                # A client gone without closing is reset, not sent a FIN: a
+                # FIN nobody acknowledges would hold the port pair for minutes.
                 self.transport.write(self.last)
                 self.buf = b""
-                asyncio.get_running_loop().call_later(10, self.transport.close)
+                asyncio.get_running_loop().call_later(10, self.transport.abort)
                 return
             self.transport.write(self.keep)
         if len(buf) > 65536:
@@ -243,6 +245,20 @@ class Servers:
         # Let the scheduled socket closes run before answering.
         for _ in range(3):
             await asyncio.sleep(0)
+
+    def drop(self):
+        """Reset every open connection of every server; how many there were."""
+        return self._run(self._drop())
+
+    async def _drop(self):
+        dropped = 0
+        for server in self.servers.values():
+            for transport in list(server.conns):
+                transport.abort()
+                dropped += 1
+        for _ in range(3):  # let the scheduled socket closes run
+            await asyncio.sleep(0)
+        return dropped
 
     def close(self):
         for proto, port in list(self.servers):
@@ -902,6 +918,8 @@ class Agent:
         if op == "unserve":
             self.servers.unserve(_proto(req), int(req["port"]))
             return {}
+        if op == "drop_connections":
+            return {"dropped": self.servers.drop()}
         if op == "fresh":
             return self._fresh(req)
         if op == "session_open":

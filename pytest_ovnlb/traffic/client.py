@@ -167,6 +167,10 @@ class Agent:
     def unserve(self, port, proto="tcp"):
         self.call("unserve", proto=proto, port=port)
 
+    def drop_connections(self) -> int:
+        """Reset the open connections of this agent's servers; how many."""
+        return self.call("drop_connections")["dropped"]
+
     def fresh(self, host, port, count, proto="tcp", concurrency=16,
               timeout=2.0, stop=None) -> list[Result]:
         """count samples, each on a new connection (new source port).

@@ -84,6 +84,17 @@ class Hub:
         self.agent(server.vm).unserve(server.port, proto=proto)
         self.serving.discard((server.vm, server.port, proto))
 
+    def reset(self) -> int:
+        """Reset what the servers still hold open from earlier tests (a kept
+        alive session, a client gone without closing), so that no test meets
+        another's connections; how many there were.  A server socket left
+        open answers a new connection from the same client address and port
+        (a later test's through another VIP) with a challenge ACK, which the
+        client's conntrack may judge invalid and drop, stalling that
+        connection for seconds."""
+        return sum(self.agent(vm).drop_connections()
+                   for vm in sorted({vm for vm, _, proto in self.serving if proto == "tcp"}))
+
     def fresh(self, node: str, host: str, port: int, count: int, **kw) -> list[Result]:
         return self.agent(node).fresh(host, port, count, **kw)
 
