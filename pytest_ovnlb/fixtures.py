@@ -6,7 +6,8 @@
 - `ovn_hub` (session): traffic agents per node and the backends' web servers.
 - `ovn_lbs` (test): load balancer factory for the test's `placement` and
   address `family` (VIPs, backends and clients all IPv4 or all IPv6); the lab
-  is reset before each test (load balancers removed, conntrack flushed).
+  is reset before each test (load balancers removed, conntrack flushed, the
+  servers' open connections reset).
 """
 
 from __future__ import annotations

@@ -867,3 +867,15 @@ def test_hub_reset_forgets_connections_of_gone_clients(pytester):
     (pytester.path / "stale_client.py").write_text(STALE_CLIENT)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
     result.assert_outcomes(passed=1)
+
+
+@needs_lab
+def test_readme_example_test_runs(pytester):
+    """The README's example test, as written there, passes on the lab."""
+    text = (ROOT / "README.md").read_text()
+    example = next(block for block in re.findall(r"```python\n(.*?)```", text, re.S)
+                   if "def test_spread" in block)
+    pytester.makepyfile(test_example=example)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-k", "switch and ipv4",
+                                           timeout=120)
+    result.assert_outcomes(passed=1)
