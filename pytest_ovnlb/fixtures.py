@@ -84,13 +84,6 @@ def ovn_lbs(ovn_lab: Lab, ovn_hub: Hub, placement: str, family: int):
     if what and not ovn_lab.topology.roles.target(placement):
         pytest.skip(f"topology {ovn_lab.topology.name} has no {what}: "
                     "no load balancer can be placed on one here")
-    if placement == "dgp" and ovn_lab.backend.name == "fake-multinode":
-        # Seen on the stand-in cluster (OVN 23.03.1, OVS 3.1.0, netdev): after
-        # dgp traffic, the lab's hairpinned SYNs are dropped by OVS's slow
-        # path (datapath_drop_userspace_action_error) in a later test, in
-        # about half the runs; the cause is not found yet (README).
-        pytest.skip("dgp placement not run on fake-multinode: dgp traffic there is "
-                    "followed by hairpin SYN drops in OVS's slow path (cause not found yet)")
     lbs = LoadBalancers(ovn_lab, ovn_hub, placement, family)
     ovn_hub.reset()
     ovn_lab.reset()
