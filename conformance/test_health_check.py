@@ -12,7 +12,7 @@ the probes do not depend on where the load balancer is attached."""
 
 import pytest
 
-from pytest_ovnlb.verdicts import checks
+from pytest_ovnlb.verdicts import checks, monitors
 
 # Probe every second; offline after 2 failed probes, online after 1 answer.
 HEALTH_CHECK = {"interval": 1, "timeout": 1, "failure_count": 2, "success_count": 1}
@@ -20,34 +20,8 @@ STATUS_TIMEOUT = 15.0
 SAMPLES = 200
 
 
-def monitors(sb):
-    """Service_Monitor rows: (ip, port, logical_port, protocol, status)."""
-    return sorted((r.ip, r.port, r.logical_port, (r.protocol or ["tcp"])[0],
-                   (r.status or [""])[0]) for r in sb.rows("Service_Monitor"))
-
-
-def status_of(sb, server, port):
-    """`server`'s status; `port` is its logical port's Northbound name."""
-    found = [m[4] for m in monitors(sb)
-             if (m[0], m[1], m[2]) == (server.ip, server.port, port)]
-    return found[0] if len(found) == 1 else None
-
-
-def wait_status(sb, names, wanted, why):
-    """Return once each backend in `wanted` has its status (woken by
-    Southbound changes); fail showing every row."""
-    expected = {b.target: status for b, status in wanted.items()}
-
-    def seen():
-        return {b.target: status_of(sb, b, names.nb(b.vm)) for b in wanted}
-
-    try:
-        sb.wait(lambda: seen() == expected, STATUS_TIMEOUT, why)
-    except TimeoutError:
-        rows = "\n".join(f"  {m}" for m in monitors(sb)) or "  (none)"
-        pytest.fail(f"{why}: after {STATUS_TIMEOUT:.0f}s Service_Monitor status is {seen()}, "
-                    f"expected {expected}; every Service_Monitor row "
-                    f"(ip, port, logical_port, protocol, status):\n{rows}", pytrace=False)
+def wait(sb, names, wanted, why):
+    monitors.wait_status(sb, names, wanted, "tcp", STATUS_TIMEOUT, why)
 
 
 @pytest.mark.ovnlb_feature(name="health_check")
@@ -60,8 +34,8 @@ def test_health_check_takes_dead_backend_out_and_back(ovn_lbs, ovn_hub, ovn_lab,
     node = client_node("internal")
     where = f"{lb.vip_key} on {'/'.join(lb.attached)} ({ovn_lab.summary})"
 
-    wait_status(ovn_sb, ovn_lab.names, {dead: "online", alive: "online"},
-                f"health check on {where}: both servers run")
+    wait(ovn_sb, ovn_lab.names, {dead: "online", alive: "online"},
+         f"health check on {where}: both servers run")
     ovn_lbs.sync()
     before = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES)
     assert all(r.ok for r in before) and set(checks.tally(before)) == set(lb.targets), (
@@ -69,8 +43,8 @@ def test_health_check_takes_dead_backend_out_and_back(ovn_lbs, ovn_hub, ovn_lab,
             lb, placement, node, "every connection served, by both", before, ovn_lab))
 
     ovn_hub.stop(dead)
-    wait_status(ovn_sb, ovn_lab.names, {dead: "offline", alive: "online"},
-                f"health check on {where}: {dead.target}'s server stopped")
+    wait(ovn_sb, ovn_lab.names, {dead: "offline", alive: "online"},
+         f"health check on {where}: {dead.target}'s server stopped")
     ovn_lbs.sync()
     down = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES)
     assert checks.tally(down) == {alive.target: SAMPLES}, (
@@ -78,8 +52,8 @@ def test_health_check_takes_dead_backend_out_and_back(ovn_lbs, ovn_hub, ovn_lab,
             lb, placement, node, f"every new connection served by {alive.target}", down, ovn_lab))
 
     ovn_hub.serve([dead])
-    wait_status(ovn_sb, ovn_lab.names, {dead: "online", alive: "online"},
-                f"health check on {where}: {dead.target}'s server restarted")
+    wait(ovn_sb, ovn_lab.names, {dead: "online", alive: "online"},
+         f"health check on {where}: {dead.target}'s server restarted")
     ovn_lbs.sync()
     back = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES)
     assert all(r.ok for r in back) and checks.tally(back)[dead.target] > 0, (

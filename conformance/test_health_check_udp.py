@@ -16,13 +16,17 @@ switch's DNAT flows from the same healthy-backend list)."""
 import pytest
 
 from pytest_ovnlb.traffic.harness import LoadBalancers
-from pytest_ovnlb.verdicts import checks
+from pytest_ovnlb.verdicts import checks, monitors
 
 # Probe every second; offline at the first ICMP error, online after one
 # probe's timeout without one.
 HEALTH_CHECK = {"interval": 1, "timeout": 1, "failure_count": 1, "success_count": 1}
 STATUS_TIMEOUT = 10.0
 SAMPLES = 48
+
+
+def wait(sb, names, wanted, why):
+    monitors.wait_status(sb, names, wanted, "udp", STATUS_TIMEOUT, why)
 
 
 @pytest.fixture
@@ -39,30 +43,6 @@ def dual_stack_lbs(ovn_lab, ovn_hub, placement):
     ovn_lab.reset()
     yield lbs
     lbs.remove_all()
-
-
-def monitors(sb):
-    """Service_Monitor rows: (ip, port, logical_port, protocol, status)."""
-    return sorted((r.ip, r.port, r.logical_port, (r.protocol or ["tcp"])[0],
-                   (r.status or [""])[0]) for r in sb.rows("Service_Monitor"))
-
-
-def wait_status(sb, lab, wanted, why):
-    """Return once each server of `wanted` has its UDP monitor in the wanted
-    status (woken by Southbound changes); fail showing every row."""
-    def statuses():
-        rows = monitors(sb)
-        return {s.endpoint: [m[4] for m in rows if (m[0], m[1], m[2], m[3]) == (
-            s.ip, s.port, lab.names.nb(s.vm), "udp")] for s in wanted}
-
-    expected = {s.endpoint: [status] for s, status in wanted.items()}
-    try:
-        sb.wait(lambda: statuses() == expected, STATUS_TIMEOUT, why)
-    except TimeoutError:
-        rows = "\n".join(f"  {m}" for m in monitors(sb)) or "  (none)"
-        pytest.fail(f"{why}: after {STATUS_TIMEOUT:.0f}s the UDP Service_Monitor status is "
-                    f"{statuses()}, expected {expected}; every Service_Monitor row "
-                    f"(ip, port, logical_port, protocol, status):\n{rows}", pytrace=False)
 
 
 @pytest.mark.ovnlb_feature(name="udp_health_check")
@@ -100,21 +80,21 @@ def test_udp_health_check_takes_dead_backend_out_and_back(dual_stack_lbs, ovn_hu
             assert holds(checks.tally(results)), f"{state}: " + checks.context(
                 vip, placement, node, expected, results, ovn_lab)
 
-    wait_status(ovn_sb, ovn_lab, {s: "online" for s in dead + alive},
-                f"UDP health check on {where}: both servers run")
+    wait(ovn_sb, ovn_lab.names, {s: "online" for s in dead + alive},
+         f"UDP health check on {where}: both servers run")
     sample(lambda t: set(t) == set(lb.targets), "both servers up",
            "every flow served, by both")
 
     ovn_hub.stop(dead[0], "udp")
-    wait_status(ovn_sb, ovn_lab, {s: "offline" for s in dead},
-                f"UDP health check on {where}: {dead[0].target}'s server stopped")
+    wait(ovn_sb, ovn_lab.names, {s: "offline" for s in dead},
+         f"UDP health check on {where}: {dead[0].target}'s server stopped")
     lbs.sync()
     sample(lambda t: t == {alive[0].target: SAMPLES}, f"{dead[0].target} offline",
            f"every new flow served by {alive[0].target}")
 
     ovn_hub.serve([dead[0]], "udp")
-    wait_status(ovn_sb, ovn_lab, {s: "online" for s in dead + alive},
-                f"UDP health check on {where}: {dead[0].target}'s server restarted")
+    wait(ovn_sb, ovn_lab.names, {s: "online" for s in dead + alive},
+         f"UDP health check on {where}: {dead[0].target}'s server restarted")
     lbs.sync()
     sample(lambda t: set(t) == set(lb.targets), f"{dead[0].target} back online",
            f"every flow served, some by {dead[0].target}")
