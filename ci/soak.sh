@@ -5,10 +5,18 @@
 # Counts failures, never retries; one line per run, a failing run's whole
 # output in soak-failures/run-N.txt (evidence folders in ovnlb-evidence/).
 #   ci/soak.sh [N] [extra pytest args]      (default N=100)
+# SOAK_ROOTS="- .roots/trixie .roots/sid" takes the OVN builds in turn (run i
+# uses the ((i-1) mod count)-th; "-" is the installed OVN), so with an odd
+# count each build gets serial and -n 2 runs alike.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-100}; shift || true
+read -ra roots <<<"${SOAK_ROOTS:--}"
+for root in "${roots[@]}"; do
+    [ "$root" = - ] || [ -d "$root" ] || { echo "soak: no OVN root $root" >&2; exit 2; }
+done
 fails=0
+declare -A runs=() failed=()
 
 # What a finished run left: namespaces, run directories and daemons of labs
 # named pytestPID whose process is gone (other labs may run beside the soak).
@@ -30,6 +38,9 @@ leftovers() {
 for i in $(seq 1 "$n"); do
     mode=$([ $((i % 2)) -eq 1 ] && echo serial || echo "-n 2")
     args=(); [ "$mode" = serial ] || args=(-n 2)
+    root=${roots[$(( (i - 1) % ${#roots[@]} ))]}
+    [ "$root" = - ] || args+=("--ovn-root=$root")
+    runs[$root]=$(( ${runs[$root]:-0} + 1 ))
     start=$(date +%s.%N)
     out=$(.venv/bin/python -m pytest -p no:cacheprovider -q conformance --ovn-topology=lab \
           "${args[@]}" "$@" 2>&1); rc=$?
@@ -38,11 +49,14 @@ for i in $(seq 1 "$n"); do
     summary=$(tail -1 <<<"$out")
     if [ "$left" != "0 ns, 0 dirs, 0 procs" ] && [ $rc -eq 0 ]; then rc=9; fi
     if [ $rc -ne 0 ]; then
-        fails=$((fails + 1))
+        fails=$((fails + 1)); failed[$root]=$(( ${failed[$root]:-0} + 1 ))
         mkdir -p soak-failures && printf '%s\n' "$out" > "soak-failures/run-$i.txt"
         grep -E '^(FAILED|ERROR)|^INTERNALERROR> [A-Z][a-z]+Error' <<<"$out"
     fi
-    echo "run $i/$n ($mode): rc=$rc ${took}s; $summary; left: $left"
+    echo "run $i/$n ($mode, OVN ${root/#-/installed}): rc=$rc ${took}s; $summary; left: $left"
+done
+for root in "${roots[@]}"; do
+    echo "soak: OVN ${root/#-/installed}: ${runs[$root]:-0} runs, ${failed[$root]:-0} failed"
 done
 echo "soak: $n runs, $fails failed"
 [ $fails -eq 0 ]
