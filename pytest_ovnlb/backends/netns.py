@@ -372,7 +372,13 @@ class NetnsBackend(Backend):
         self._run(name, ins.command("ovsdb-server", *self.CHASSIS_DAEMON_ARGS,
                                     f"--remote=punix:{d / 'db.sock'}", str(d / "conf.db")), env)
         bridged = topo.provider and topo.provider.bridge_chassis == name
+        # OVN turns the Southbound inactivity probe off on a unix socket, where
+        # a deployment's TCP/SSL remote probes every 5 s.  Without it an idle
+        # ovn-controller of 25.03.0 never wakes, and OVN without commit
+        # d305d9fade (fixed in 24.03.8, 25.03.3, 25.09.2, 26.03.0) can lose
+        # pinctrl's wake-up: a Service_Monitor status stays unwritten.
         ids = {"system-id": name, "hostname": name, "ovn-remote": self.sb_remote(),
+               "ovn-remote-probe-interval": "5000",
                "ovn-encap-type": "geneve", "ovn-encap-ip": chassis.underlay_ip,
                "ovn-bridge-datapath-type": "netdev"}
         if bridged:
