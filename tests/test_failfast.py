@@ -96,6 +96,17 @@ def test_sampling_stops_once_the_verdict_is_settled(agents, netns_pair):
     shares = {f"{netns_pair[1]}:8001": 1.0}
     results = a.fresh(B_IP, 8001, 600, stop=checks.Settled(shares, 600))
     assert len(results) == 600 and checks.distribution(results, shares, planned=600).passed
+    # A stop rule is asked at exactly each of its looks.
+    asked = []
+
+    class Looks:
+        looks = [100, 250, 450]
+
+        def __call__(self, results):
+            asked.append(len(results))
+            return False
+    assert len(a.fresh(B_IP, 8001, 600, stop=Looks())) == 600
+    assert set(Looks.looks) <= set(asked), asked
 
 
 def test_session_stops_at_its_first_failure(agents):

@@ -17,11 +17,12 @@ from pytest_ovnlb.verdicts.stats import (
     dp_hash_slots,
     expected_counts,
     failure_settled,
-    look_at,
     look_bound,
     look_passes,
     look_stops,
     look_table,
+    looks,
+    mean_samples_bound,
     min_final_chi2,
     ncx2_ppf,
     ncx2_sf,
@@ -415,14 +416,17 @@ def test_a_full_sample_is_judged_as_before():
     assert full.passed == plain.passed and full.p == plain.p and full.bound is None
 
 
-# the interim look (a futility stop) -----------------------------------------
+# the interim looks (futility stops) ------------------------------------------
 
-def test_look_bound_known_values():
-    # df 1: lambda_50 = 23.20 (full test at 50 % power), so the bound is the
-    # 2 % quantile of a non-central chi2(1, 11.60) at the look
-    assert [round(look_bound(df), 3) for df in (1, 2, 4)] == [1.975, 3.212, 5.495]
+def test_look_bounds_known_values():
+    # df 1: lambda_50 = 23.20 (full test at 50 % power); the half-way bound
+    # is the 2 % quantile of a non-central chi2(1, 11.60)
+    assert looks(5700) == [1425, 2850, 4275] and looks(500) == [125, 250, 375]
+    assert [[round(look_bound(df, i), 3) for i in range(3)] for df in (1, 2, 4)] == [
+        [0.186, 1.975, 4.763], [0.773, 3.212, 6.569], [2.164, 5.495, 9.670]]
     assert 1 - ncx2_sf(ncx2_ppf(0.02, 2, 13.0), 2, 13.0) == pytest.approx(0.02, abs=1e-7)
-    assert [round(look_stops(df), 3) for df in (1, 2, 4)] == [0.840, 0.799, 0.760]
+    assert [[round(s, 3) for s in look_stops(df)] for df in (1, 2, 4)] == [
+        [0.334, 0.840, 0.971], [0.320, 0.799, 0.963], [0.294, 0.760, 0.954]]
     stats = pytest.importorskip("scipy.stats")
     for df in (1, 2, 4):
         crit = stats.chi2.isf(ALPHA, df)
@@ -430,73 +434,93 @@ def test_look_bound_known_values():
         for _ in range(100):
             mid = (lo + hi) / 2
             lo, hi = (mid, hi) if stats.ncx2.sf(crit, df, mid) < 0.5 else (lo, mid)
-        assert look_bound(df) == pytest.approx(stats.ncx2.ppf(0.02, df, hi / 2), rel=1e-5)
+        for i, fraction in enumerate((0.25, 0.5, 0.75)):
+            assert look_bound(df, i) == pytest.approx(
+                stats.ncx2.ppf(0.02, df, hi * fraction), rel=1e-5)
 
 
-def test_the_look_costs_little_power_and_keeps_the_required_power():
+def test_the_looks_cost_little_power_and_keep_the_required_power():
     for k in SUITE_K:
         for legacy in (False, True):
             p0 = dp_hash_shares(k, legacy=legacy)
             for p1 in alternatives(k, legacy).values():
                 with_look = power_with_look(p0, p1, planned_samples(k))
                 assert POWER <= with_look <= power(p0, p1, planned_samples(k))
-    # k=3, 1/k shares: the hardest case, 0.9078 without the look
+    # k=3, 1/k shares: the hardest case, 0.9078 without the looks
     p0 = dp_hash_shares(3)
     assert power_with_look(p0, uniform_shares(3), N3) == pytest.approx(
-        0.9063, abs=1e-4)
-    # a split the full test catches half the time loses at most LOOK_MISS
+        0.9018, abs=1e-4)
+    # a split the full test catches half the time loses at most LOOK_MISS per look
     crit = chi2_isf(ALPHA, 2)
     assert power(p0, uniform_shares(3), 3600) == pytest.approx(0.5, abs=0.01)
     loss = power(p0, uniform_shares(3), 3600) - power_with_look(p0, uniform_shares(3), 3600)
-    assert 0 < loss <= 0.02 and crit > look_bound(2)
+    assert 0 < loss <= 3 * 0.02 and crit > look_bound(2, 2)
 
 
-def test_a_correct_split_stops_at_the_look_as_often_as_computed():
-    """Simulated dp_hash counts (a fixed seed): the share of samples that
-    stop at the look matches look_stops() within 4 standard deviations."""
+def test_a_correct_split_stops_at_the_looks_as_often_as_computed():
+    """Simulated dp_hash counts (a fixed seed), one check over 3 backends
+    run to its end: the share below each look's bound matches look_stops()
+    within 4 standard deviations, and the samples taken on average stay
+    under mean_samples_bound()."""
     import random
-    rng = random.Random(20261127)
+    rng = random.Random(20261128)
     shares = named(dp_hash_shares(3))
-    trials, n = 400, look_at(N3)
-    stopped = 0
+    trials, at = 400, looks(N3)
+    below = [0] * len(at)
+    taken = 0
     for _ in range(trials):
-        drawn = rng.choices(list(shares), weights=list(shares.values()), k=n)
-        stopped += look_passes({b: drawn.count(b) for b in shares}, shares)
-    expected = look_stops(2)
-    assert abs(stopped / trials - expected) < 4 * math.sqrt(expected * (1 - expected) / trials)
+        drawn = rng.choices(list(shares), weights=list(shares.values()), k=N3)
+        stopped = None
+        for i, n in enumerate(at):
+            passes = look_passes({b: drawn[:n].count(b) for b in shares}, shares, N3)
+            below[i] += passes
+            if passes and stopped is None:
+                stopped = n
+        taken += stopped or N3
+    for i, expected in enumerate(look_stops(2)):
+        sd = math.sqrt(expected * (1 - expected) / trials)
+        assert abs(below[i] / trials - expected) < 4 * sd
+    assert taken / trials < mean_samples_bound(N3, 2)
 
 
-def test_a_sample_stopped_at_the_look_passes_and_says_so():
+def test_a_sample_stopped_at_a_look_passes_and_says_so():
     shares = named(dp_hash_shares(3))
-    half = look_at(N3)
-    counts = counts_of(1069, 891, half - 1069 - 891)
-    assert look_passes(counts, shares)
+    half = looks(N3)[1]
+    counts = counts_of(1110, 870, half - 1110 - 870)  # chi2 = 2.55
+    assert look_passes(counts, shares, N3)
     verdict = chi_square_test(counts, shares, planned=N3)
-    assert verdict.passed and verdict.look == look_bound(2)
-    assert f"stopped after {half} of {N3} planned samples at the interim look" in (
+    assert verdict.passed and verdict.look == look_bound(2, 1)
+    assert f"stopped after {half} of {N3} planned samples at an interim look" in (
         verdict.report())
+    # The first look's bound is tighter: the same proportions do not stop there.
+    quarter = counts_of(555, 435, looks(N3)[0] - 555 - 435)  # chi2 = 1.27
+    assert not look_passes(quarter, shares, N3)
     # Above the bound the look does not stop, and a verdict there is open.
     skewed = counts_of(1150, 850, 850)
-    assert not look_passes(skewed, shares) and not failure_settled(
+    assert not look_passes(skewed, shares, N3) and not failure_settled(
         skewed, shares, N3)
     with pytest.raises(ValueError, match="open"):
         chi_square_test(skewed, shares, planned=N3)
-    # Before the look nothing passes early.
+    # Between looks nothing passes early, however even.
+    even = counts_of(600, 500, 500)
+    assert not look_passes(even, shares, N3)
     with pytest.raises(ValueError, match="open"):
-        chi_square_test(counts_of(60, 50, 50), shares, planned=N3)
+        chi_square_test(even, shares, planned=N3)
 
 
-def test_the_stop_rule_looks_once():
+def test_the_stop_rule_looks_at_each_look():
     from pytest_ovnlb.traffic.client import Result
     from pytest_ovnlb.verdicts.checks import Settled
     shares = {"vm1:8000": 0.5, "vm2:8000": 0.5}
     stop = Settled(shares, 100)
-    assert stop.look_at == 50
+    assert stop.looks == [25, 50, 75]
 
     def results(a, b):
         return [Result(backend="vm1", port=8000)] * a + [Result(backend="vm2", port=8000)] * b
-    assert not stop(results(20, 20))  # before the look
-    assert not stop(results(40, 10))  # at the look, chi2 = 18 > bound: go on
-    assert not stop(results(30, 30))  # a second look is never taken
-    assert Settled(shares, 100)(results(25, 25))  # a look that passes
+    assert not stop(results(10, 10))  # before the first look
+    assert not stop(results(17, 8))   # the first look, chi2 = 3.24 > 0.186: go on
+    assert not stop(results(28, 12))  # between looks
+    assert not stop(results(34, 16))  # the second, chi2 = 6.48 > 1.975: go on
+    assert stop(results(40, 35))      # the third, chi2 = 0.33 < 4.763: a pass
+    assert Settled(shares, 100)(results(13, 12))  # a first look that passes
     assert Settled(shares, 100)(results(0, 1) + [Result(error="timeout")])

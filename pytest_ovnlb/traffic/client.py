@@ -181,16 +181,16 @@ class Agent:
         back.  Samples are taken in batches, the first one round of
         `concurrency`, each next one twice as large: a broken path costs
         one round of timeouts, a working one a few extra round trips.  A
-        stop rule with a `look_at` is asked with exactly that many once."""
+        stop rule with `looks` (sample counts) is asked at each of them:
+        batches are cut to reach them exactly."""
         if stop is None:
             return self._fresh(host, port, count, proto, concurrency, timeout)
         results: list[Result] = []
         batch = max(1, concurrency)
-        look = getattr(stop, "look_at", None)
+        looks = getattr(stop, "looks", [])
         while len(results) < count:
-            n = min(batch, count - len(results))
-            if look is not None and len(results) < look:
-                n = min(n, look - len(results))
+            n = min([batch, count - len(results)]
+                    + [at - len(results) for at in looks if at > len(results)])
             results += self._fresh(host, port, n, proto, concurrency, timeout)
             if len(results) < count and stop(results):
                 break

@@ -44,24 +44,18 @@ class Settled:
     verdict over `planned` samples fails whatever the rest would do (an
     error or a backend outside `shares`, or too skewed counts), so a broken
     build fails after a round of connections instead of all of them; and,
-    once only, at the interim look (the first time it is asked with at least
-    `look_at` samples, which `fresh` makes exactly `look_at`), True when the
-    counts pass it (stats.look_passes)."""
+    asked with exactly one of `looks` samples (which `fresh` cuts its
+    batches to reach), True when the counts pass that interim look
+    (stats.look_passes)."""
 
     def __init__(self, shares: dict[str, float], planned: int, alpha: float = stats.ALPHA):
         self.shares, self.planned, self.alpha = shares, planned, alpha
-        self.look_at = stats.look_at(planned)
-        self.looked = False
+        self.looks = stats.looks(planned)
 
     def __call__(self, results: Sequence[Result]) -> bool:
         counts = tally(results)
-        if stats.failure_settled(counts, self.shares, self.planned, self.alpha):
-            return True
-        if self.looked or len(results) < self.look_at:
-            return False
-        self.looked = True
-        return stats.look_passes(counts, self.shares, self.alpha)
-
+        return (stats.failure_settled(counts, self.shares, self.planned, self.alpha)
+                or stats.look_passes(counts, self.shares, self.planned, self.alpha))
 
 
 def distribution(results: Sequence[Result], shares: dict[str, float],

@@ -22,14 +22,16 @@ ALPHA = 1e-6
 # Each distribution check must catch every alternative of alternatives()
 # with at least this probability.
 POWER = 0.9
-# The interim look: half-way through a check, a chi2 below look_bound() ends
-# sampling with a pass (a futility stop).  It can only turn a rejection into
-# a pass, never a pass into a rejection, so the false-alarm rate stays at
-# most ALPHA.  It misses, with probability at most LOOK_MISS, a wrong split
-# that the full test catches at least half the time.
+# The interim looks: a quarter, half and three quarters of the way through a
+# check, a chi2 below that look's look_bound() ends sampling with a pass (a
+# futility stop).  A look can only turn a rejection into a pass, never a pass
+# into a rejection, so the false-alarm rate stays at most ALPHA.  Each look
+# misses, with probability at most LOOK_MISS, a wrong split that the full
+# test catches at least half the time.
+LOOKS = (0.25, 0.5, 0.75)
 LOOK_MISS = 0.02
 # Per backend count k, the samples a distribution check plans: the fewest
-# (a multiple of 100) giving POWER at ALPHA, interim look included, against
+# (a multiple of 100) giving POWER at ALPHA, interim looks included, against
 # every alternative for k under both OVS slot rules; for k = 2 also the first
 # whose exact false-alarm rate (binomial) is at most ALPHA, as the discrete
 # statistic's swings around ALPHA with N (samples_needed(); tests/test_stats.py
@@ -270,34 +272,45 @@ def power(p0: Sequence[float], p1: Sequence[float], n: int, alpha: float = ALPHA
     return ncx2_sf(chi2_isf(alpha, df), df, noncentrality(p0, p1, n))
 
 
-def look_at(planned: int) -> int:
-    """Where the interim look is: half of the planned samples."""
-    return planned // 2
+def looks(planned: int) -> list[int]:
+    """After how many of the planned samples the interim looks are."""
+    return [int(planned * f) for f in LOOKS]
 
 
 @lru_cache(maxsize=None)
-def look_bound(df: int, alpha: float = ALPHA, miss: float = LOOK_MISS) -> float:
-    """The interim look's bound: sampling stops with a pass when chi2 over
-    the first look_at(N) samples is below it.  It is the `miss` quantile of
-    that chi2 when the full test has 50 % power (non-centrality lambda_50
-    over N, so lambda_50 / 2 at the look): any wrong split the full test
-    catches at least half the time stops at the look with probability at
-    most `miss` (the non-central chi-square grows with lambda)."""
-    return ncx2_ppf(miss, df, _nc_for_power(df, alpha, 0.5) / 2)
+def look_bound(df: int, look: int, alpha: float = ALPHA, miss: float = LOOK_MISS) -> float:
+    """Interim look number `look`'s bound (0 is the first): sampling stops
+    with a pass when chi2 over the first looks(N)[look] samples is below it.
+    It is the `miss` quantile of that chi2 when the full test has 50 % power
+    (non-centrality lambda_50 over N, so lambda_50 * LOOKS[look] there): any
+    wrong split the full test catches at least half the time stops at this
+    look with probability at most `miss` (the non-central chi-square grows
+    with lambda)."""
+    return ncx2_ppf(miss, df, _nc_for_power(df, alpha, 0.5) * LOOKS[look])
 
 
 def power_with_look(p0: Sequence[float], p1: Sequence[float], n: int,
                     alpha: float = ALPHA) -> float:
-    """A lower bound of the power with the interim look: the full test's
-    power less the chance of stopping at the look (look_at(n) samples)."""
+    """A lower bound of the power with the interim looks: the full test's
+    power less the chance of stopping at each look."""
     df = len(p0) - 1
-    stop = 1 - ncx2_sf(look_bound(df, alpha), df, noncentrality(p0, p1, look_at(n)))
+    stop = sum(1 - ncx2_sf(look_bound(df, i, alpha), df, noncentrality(p0, p1, at))
+               for i, at in enumerate(looks(n)))
     return max(0.0, power(p0, p1, n, alpha) - stop)
 
 
-def look_stops(df: int, alpha: float = ALPHA) -> float:
-    """How often a correct split stops at the interim look: P(chi2 < bound)."""
-    return 1 - chi2_sf(look_bound(df, alpha), df)
+def look_stops(df: int, alpha: float = ALPHA) -> list[float]:
+    """Per interim look, how often a correct split is below its bound there,
+    P(chi2 < bound): a lower bound of how often it has stopped by then."""
+    return [1 - chi2_sf(look_bound(df, i, alpha), df) for i in range(len(LOOKS))]
+
+
+def mean_samples_bound(planned: int, df: int, alpha: float = ALPHA) -> float:
+    """At most how many samples a correct split takes on average: past each
+    look only while not stopped, which is at most 1 - look_stops() there."""
+    edges = looks(planned) + [planned]
+    return edges[0] + sum((1 - s) * (b - a) for s, a, b in
+                          zip(look_stops(df, alpha), edges, edges[1:]))
 
 
 @lru_cache(maxsize=None)
@@ -343,12 +356,12 @@ def two_way_false_alarm(n: int, alpha: float = ALPHA) -> float:
 def samples_needed(ks: Sequence[int] = SUITE_K, alpha: float = ALPHA,
                    target: float = POWER) -> int:
     """The fewest samples, a multiple of 100, giving `target` power with the
-    interim look (power_with_look) against every alternative for each k in
+    interim looks (power_with_look) against every alternative for each k in
     ks under both OVS slot rules, and for k = 2 (two equal shares under
     both rules) an exact false-alarm rate of at most alpha."""
     cases = [(dp_hash_shares(k, legacy=legacy), p1) for k in ks for legacy in (False, True)
              for p1 in alternatives(k, legacy).values()]
-    # without the look it takes fewer: start there
+    # without the looks it takes fewer: start there
     n = -(-max(samples_for_power(p0, p1, alpha, target) for p0, p1 in cases) // 100) * 100
     while (any(power_with_look(p0, p1, n, alpha) < target for p0, p1 in cases)
            or (2 in ks and two_way_false_alarm(n, alpha) > alpha)):
@@ -368,11 +381,11 @@ def _samples_needed_for(k: int) -> int:
 
 def power_table(ks: Sequence[int] = SUITE_K, alpha: float = ALPHA) -> str:
     """Markdown table: each alternative's power at 1000 samples and at the
-    check's planned N, without and with the interim look, and the samples
+    check's planned N, without and with the interim looks, and the samples
     the fixed test needs for POWER.  README.md shows this table."""
     rules = ((False, "\u2265 4 slots/bucket (OVS 3.5)"), (True, "16 slots (OVS 3.1.0)"))
     lines = ["| k | N planned | OVS slot rule | alternative | \u03bb / N | power, N = 1000 "
-             f"| power, N planned | with the look, at least | N for {POWER:.0%} without |",
+             f"| power, N planned | with the looks, at least | N for {POWER:.0%} without |",
              "|---|---|---|---|---|---|---|---|---|"]
     for k in ks:
         n = planned_samples(k)
@@ -391,16 +404,17 @@ def power_table(ks: Sequence[int] = SUITE_K, alpha: float = ALPHA) -> str:
 
 
 def look_table(ks: Sequence[int] = SUITE_K, alpha: float = ALPHA) -> str:
-    """Markdown table: per k, the interim look's bound, how often a correct
-    split stops there, and the samples a correct split takes on average."""
-    lines = ["| k | N planned | df | look after | bound | a correct split stops there "
-             "| samples on average |", "|---|---|---|---|---|---|---|"]
+    """Markdown table: per k, the interim looks and their bounds, how often a
+    correct split is below each (so has stopped by then), and at most how
+    many samples it takes on average."""
+    lines = ["| k | N planned | df | looks after | bounds | a correct split below the bound "
+             "| samples on average, at most |", "|---|---|---|---|---|---|---|"]
     for k in ks:
         n, df = planned_samples(k), k - 1
-        stops = look_stops(df, alpha)
-        mean = look_at(n) + (1 - stops) * (n - look_at(n))
-        lines.append(f"| {k} | {n} | {df} | {look_at(n)} | {look_bound(df, alpha):.3f} "
-                     f"| {stops:.3f} | {mean:.0f} |")
+        bounds = " / ".join(f"{look_bound(df, i, alpha):.3f}" for i in range(len(LOOKS)))
+        stops = " / ".join(f"{s:.3f}" for s in look_stops(df, alpha))
+        lines.append(f"| {k} | {n} | {df} | {' / '.join(map(str, looks(n)))} | {bounds} "
+                     f"| {stops} | {mean_samples_bound(n, df, alpha):.0f} |")
     return "\n".join(lines)
 
 
@@ -425,7 +439,7 @@ class Verdict:
     # favourable rest would leave chi2 at least `bound`, over the critical value.
     planned: int | None = None
     bound: float | None = None
-    # Stopped at the interim look: chi2 over n was below this bound.
+    # Stopped at an interim look: chi2 over n was below this bound.
     look: float | None = None
 
     def report(self) -> str:
@@ -448,7 +462,7 @@ class Verdict:
         lines.append(f"chi2{chi2}, df={self.df}, p{p}, "
                      f"alpha={self.alpha:g}, verdict: {verdict} with expected shares")
         if stopped and self.look is not None:
-            lines.append(f"stopped after {self.n} of {self.planned} planned samples at the "
+            lines.append(f"stopped after {self.n} of {self.planned} planned samples at an "
                          f"interim look: chi2 below its bound {self.look:.3f}")
         elif stopped:
             why = ("an outcome impossible under the expected shares" if self.bound is None
@@ -502,15 +516,24 @@ def failure_settled(counts: Mapping[str, int], shares: Mapping[str, float],
     return math.isinf(bound) or (df > 0 and bound > chi2_isf(alpha, df))
 
 
-def look_passes(counts: Mapping[str, int], shares: Mapping[str, float],
+def look_index(n: int, planned: int) -> int | None:
+    """Which interim look `n` samples of `planned` are at, if any."""
+    at = looks(planned)
+    return at.index(n) if n in at else None
+
+
+def look_passes(counts: Mapping[str, int], shares: Mapping[str, float], planned: int,
                 alpha: float = ALPHA) -> bool:
-    """The interim look: whether chi2 over the counts so far is below
-    look_bound(), so that sampling stops with a pass."""
+    """An interim look: whether the counts so far are exactly at one of the
+    looks of `planned` samples and chi2 over them is below its look_bound(),
+    so that sampling stops with a pass."""
+    look = look_index(sum(counts.values()), planned)
     expected = {b: sum(counts.values()) * s for b, s in shares.items() if s > 0}
-    if len(expected) < 2 or any(c > 0 and shares.get(b, 0) == 0 for b, c in counts.items()):
+    if (look is None or len(expected) < 2
+            or any(c > 0 and shares.get(b, 0) == 0 for b, c in counts.items())):
         return False
     chi2 = sum((counts.get(b, 0) - e) ** 2 / e for b, e in expected.items())
-    return chi2 < look_bound(len(expected) - 1, alpha)
+    return chi2 < look_bound(len(expected) - 1, look, alpha)
 
 
 def chi_square_test(counts: Mapping[str, int], shares: Mapping[str, float],
@@ -520,7 +543,7 @@ def chi_square_test(counts: Mapping[str, int], shares: Mapping[str, float],
     Backends listed in `shares` but absent from `counts` got no connections.
     `planned`: the sample size of the test, when sampling stopped early at
     n < planned, either because failure_settled() (the verdict then fails)
-    or at the interim look, look_at(planned) samples, because look_passes()
+    or at an interim look, one of looks(planned), because look_passes()
     (the verdict then passes).
     Any connection to a backend with no share (share 0, or not in `shares`)
     is impossible under the expected distribution, so the verdict fails with
@@ -540,8 +563,7 @@ def chi_square_test(counts: Mapping[str, int], shares: Mapping[str, float],
 
     stopped = planned is not None and n < planned
     failed = stopped and failure_settled(counts, shares, planned, alpha)
-    looked = (stopped and not failed and n >= look_at(planned)
-              and look_passes(counts, shares, alpha))
+    looked = stopped and not failed and look_passes(counts, shares, planned, alpha)
     if stopped and not (failed or looked):
         raise ValueError(f"{n} of {planned} planned samples and the verdict is open")
     expected = {b: n * s for b, s in shares.items() if s > 0}
@@ -570,4 +592,4 @@ def chi_square_test(counts: Mapping[str, int], shares: Mapping[str, float],
     passed = looked or (p >= alpha and not stopped)
     return Verdict(counts=dict(counts), shares=dict(shares), n=n, chi2=chi2,
                    df=df, p=p, alpha=alpha, passed=passed, planned=planned, bound=bound,
-                   look=look_bound(df, alpha) if looked else None)
+                   look=look_bound(df, look_index(n, planned), alpha) if looked else None)
