@@ -527,8 +527,9 @@ def look_passes(counts: Mapping[str, int], shares: Mapping[str, float], planned:
     """An interim look: whether the counts so far are exactly at one of the
     looks of `planned` samples and chi2 over them is below its look_bound(),
     so that sampling stops with a pass."""
-    look = look_index(sum(counts.values()), planned)
-    expected = {b: sum(counts.values()) * s for b, s in shares.items() if s > 0}
+    n = sum(counts.values())
+    look = look_index(n, planned)
+    expected = {b: n * s for b, s in shares.items() if s > 0}
     if (look is None or len(expected) < 2
             or any(c > 0 and shares.get(b, 0) == 0 for b, c in counts.items())):
         return False
