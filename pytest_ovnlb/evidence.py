@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import time
 from dataclasses import dataclass, field
@@ -48,32 +49,24 @@ import pytest
 
 from pytest_ovnlb.backends.base import mentioning
 from pytest_ovnlb.engine.logical import OWNER
+from pytest_ovnlb.crashes import Crash, Watchdog, backtrace
 from pytest_ovnlb.options import setting
+from pytest_ovnlb.reporting import record
 
 RUN = pytest.StashKey[str]()
-LAB = pytest.StashKey[object]()  # the worker's lab, once built
+DOG = pytest.StashKey[Watchdog]()  # the worker's lab's daemons, once it is built
 WATCH = pytest.StashKey["Watch"]()
 CTL_TIMEOUT = 30
 
 
 @dataclass
 class Watch:
-    """What was true at a test's start."""
+    """What was true at a test's start, and the daemons that died during it."""
 
     offsets: dict[str, int]
     lab: object = None
-    pids: dict[str, int | None] = field(default_factory=dict)
-    dead: list[str] = field(default_factory=list)
+    crashes: list[Crash] = field(default_factory=list)
     saved: Path | None = None
-
-    def check_daemons(self) -> list[str]:
-        """Daemons that ran at the start and are gone or replaced now."""
-        now = self.lab.daemon_pids()
-        for key, pid in self.pids.items():
-            if pid and now.get(key) != pid:
-                how = self.lab.daemon_exit(key, pid)
-                self.dead.append(f"{key} (pid {pid}) {how}")
-        return self.dead
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -94,34 +87,59 @@ def _uses_lab(item: pytest.Item) -> bool:
     return "ovn_lab" in getattr(item, "fixturenames", ())
 
 
+def _died(item: pytest.Item) -> None:
+    """After a phase: fail it if a lab daemon died meanwhile."""
+    watch, dog = item.stash.get(WATCH, None), item.config.stash.get(DOG, None)
+    if watch is None or watch.lab is None or dog is None or watch.lab.gone:
+        return
+    new = dog.check()
+    if new:
+        watch.crashes += new
+        pytest.fail("lab daemon died during the test: "
+                    + "; ".join(c.describe() for c in new)
+                    + "\nits log, and its core and backtrace if it left one, are kept with "
+                    "the evidence (section 'ovnlb evidence'); the next test first restarts it",
+                    pytrace=False)
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_setup(item: pytest.Item):
     if not _uses_lab(item):
         return (yield)
-    lab = item.config.stash.get(LAB, None)
+    dog = item.config.stash.get(DOG, None)
+    if dog is not None:
+        dog.repair()
+        if dog.broken:  # fail at once, before the lab is touched
+            pytest.fail(f"ovnlb: {dog.broken}", pytrace=False)
     # Before the lab exists its whole logs are this test's (it built the lab).
-    watch = Watch(offsets=lab.log_offsets() if lab is not None else {})
+    watch = Watch(offsets=dog.lab.log_offsets() if dog is not None else {})
     item.stash[WATCH] = watch
     try:
         return (yield)
     finally:
         lab = getattr(item, "funcargs", {}).get("ovn_lab")
         if lab is not None:
-            item.config.stash[LAB] = lab
             watch.lab = lab
-            watch.pids = lab.daemon_pids()
+            if dog is None:
+                item.config.stash[DOG] = Watchdog(lab)
+            else:
+                _died(item)
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
-    watch = item.stash.get(WATCH, None)
     try:
         return (yield)
     finally:
-        if watch is not None and watch.lab is not None and watch.check_daemons():
-            pytest.fail(f"lab daemon died during the test: {'; '.join(watch.dead)}; "
-                        "its log is kept with the evidence (section 'ovnlb evidence')",
-                        pytrace=False)
+        _died(item)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem):
+    try:
+        return (yield)
+    finally:
+        _died(item)
 
 
 @pytest.hookimpl(wrapper=True)
@@ -138,6 +156,15 @@ def pytest_runtest_makereport(item: pytest.Item, call):
         except Exception as exc:  # evidence must never hide the failure itself
             report.sections.append(("ovnlb evidence",
                                     f"could not be saved: {type(exc).__name__}: {exc}"))
+    if watch is not None and watch.crashes and watch.saved is not None:
+        save_crashes(watch.saved, watch.crashes)  # a later phase's crash: same folder
+    if watch is not None and watch.crashes:
+        # the run's report counts and names them (reporting/plugin.py)
+        report.user_properties += [(record.CRASH, {
+            "daemon": c.key, "pid": c.pid, "how": c.how, "test": item.nodeid,
+            "phase": report.when, "core": str(c.core) if c.core else None})
+            for c in watch.crashes]
+        watch.crashes = []
     return report
 
 
@@ -236,6 +263,7 @@ def save(item: pytest.Item, watch: Watch, phase: str,
     # What routers learned of their neighbours: a stale or missing binding
     # sends packets to ovn-controller for resolution instead of forwarding them.
     write("sb-mac-bindings.txt", [("sb", ("list", "MAC_Binding"))])
+    save_crashes(directory, watch.crashes)
     problems += lab.evidence(directory, vips, watch.offsets)
     problems += node_counters(lab, directory)
     (directory / "failure.txt").write_text(failure)
@@ -251,7 +279,8 @@ def save(item: pytest.Item, watch: Watch, phase: str,
                  + (f" through {lb.group}" if getattr(lb, "group", None) else "")
                  for lb in created) or "none"),
              f"versions: {lab.summary}",
-             "daemons that died during the test: " + ("; ".join(watch.dead) or "none"),
+             "daemons that died during the test: " + (
+                 "; ".join(c.summary for c in watch.crashes) or "none"),
              "log offsets at the test's start (bytes; logs/ holds what follows): "
              + (", ".join(f"{k}={v}" for k, v in sorted(watch.offsets.items()))
                 or "none (the lab was built for this test: whole logs)"),
@@ -260,3 +289,18 @@ def save(item: pytest.Item, watch: Watch, phase: str,
              lab.status()]
     (directory / "README.txt").write_text("\n".join(lines) + "\n")
     return directory, problems
+
+
+def save_crashes(directory: Path, crashes: list[Crash]) -> None:
+    """Per dead daemon, `crashes/<node>_<daemon>/`: its core, moved out of
+    the lab (a second crash would overwrite it there), and every thread's
+    backtrace from it."""
+    for crash in crashes:
+        if crash.core is None or not crash.core.exists():
+            continue
+        out = directory / "crashes" / crash.key.replace("/", "_")
+        out.mkdir(parents=True, exist_ok=True)
+        crash.core = Path(shutil.move(crash.core, out / crash.core.name))
+        if crash.program:
+            program, root = crash.program
+            (out / "backtrace.txt").write_text(backtrace(program, crash.core, root))

@@ -64,6 +64,7 @@ class Lab:
         kind = backends.get(record.backend)
         self.backend: Backend = kind(record, kind.topology_of(record))
         self._nb: Northbound | None = None
+        self.gone = False
 
     # --- life cycle -------------------------------------------------------
     @classmethod
@@ -116,6 +117,7 @@ class Lab:
 
     def down(self) -> None:
         self.close()
+        self.gone = True  # its daemons are stopped on purpose
         destroy(self.record)
 
     def close(self) -> None:

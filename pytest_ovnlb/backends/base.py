@@ -19,6 +19,7 @@ from typing import ClassVar
 from pytest_ovnlb.engine import topology
 from pytest_ovnlb.engine.records import Record
 from pytest_ovnlb.engine.topology import Names, Topology
+from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.verdicts.versions import Version
 
 
@@ -204,6 +205,20 @@ class Backend(ABC):
     def daemon_exit(self, key: str, pid: int) -> str:
         """How daemon `key` (pid `pid`, gone) ended, if this backend can tell."""
         return "exit status unknown"
+
+    def core_file(self, key: str) -> Path | None:
+        """The core that daemon `key` left when it crashed, if this backend
+        collects cores (on this machine)."""
+        return None
+
+    def program(self, key: str) -> tuple[str, str | None] | None:
+        """Daemon `key`'s program as this machine sees it, and the root
+        filesystem it runs in (None: /): what gdb reads a core with."""
+        return None
+
+    def restart(self, keys: list[str]) -> None:
+        """Start the daemons `keys` (gone) again, as the lab started them."""
+        raise LabError(f"the {self.name} backend does not restart daemons")
 
     def close(self) -> None:
         """Let go of connections (the lab stays)."""

@@ -658,11 +658,15 @@ def check_checkout(request: Request) -> str:
         raise LabError(f"--ovn-fmn-dir {directory} is not an ovn-fake-multinode checkout "
                        "(no ovn_cluster.sh)")
     runtime = runtime_of(request)
-    for image in {os.environ.get(v) or DEFAULT_IMAGE for v in IMAGE_VARS}:
-        found = subprocess.run([runtime, "image", "inspect", image], capture_output=True)
-        if found.returncode != 0:
-            raise LabError(f"--ovn-fmn-dir {directory}: image {image} is not built "
-                           f"(run `./ovn_cluster.sh build` there first)")
+    # every image the cluster would use, each once, in the variables' order
+    images = dict.fromkeys(os.environ.get(v) or DEFAULT_IMAGE for v in IMAGE_VARS)
+    unbuilt = [image for image in images
+               if subprocess.run([runtime, "image", "inspect", image],
+                                 capture_output=True).returncode != 0]
+    if unbuilt:
+        raise LabError(f"--ovn-fmn-dir {directory}: image{'s' * (len(unbuilt) > 1)} "
+                       f"{', '.join(unbuilt)} {'are' if len(unbuilt) > 1 else 'is'} not built "
+                       f"(run `./ovn_cluster.sh build` there first)")
     return runtime
 
 

@@ -155,7 +155,8 @@ class NetnsBackend(Backend):
         if reaped == pid:
             if os.WIFSIGNALED(status):
                 sig = os.WTERMSIG(status)
-                return f"killed by signal {sig} ({signal.Signals(sig).name})"
+                core = ", core dumped" if os.WCOREDUMP(status) else ""
+                return f"killed by signal {sig} ({signal.Signals(sig).name}){core}"
             return f"exited with status {os.WEXITSTATUS(status)}"
         return "exit status unknown (not a child of this process)"
 
@@ -355,22 +356,16 @@ class NetnsBackend(Backend):
         for db in ("nb", "sb"):
             self._run(node, ins.command("ovsdb-tool", "create", str(d / f"{db}.db"),
                                         ins.schemas[db]))
-            self._run(node, ins.command("ovsdb-server", *self._daemon_args(d, db),
-                                        f"--remote=punix:{d / db}.sock", str(d / f"{db}.db")))
-        self._run(node, ins.command("ovn-northd", *self._daemon_args(d, "northd"),
-                                    f"--ovnnb-db={self.nb_remote()}",
-                                    f"--ovnsb-db={self.sb_remote()}"))
+            self._launch(f"central/{db}")
+        self._launch("central/northd")
 
     def _start_chassis(self, name: str) -> None:
         d, ins, topo = self.chassis_dir(name), self.install, self.topo
         d.mkdir()
-        env = self._env(d)
         chassis = next(c for c in topo.chassis if c.name == name)
-        db = f"unix:{d / 'db.sock'}"
         self._run(name, ins.command("ovsdb-tool", "create", str(d / "conf.db"),
                                     ins.schemas["vswitch"]))
-        self._run(name, ins.command("ovsdb-server", *self.CHASSIS_DAEMON_ARGS,
-                                    f"--remote=punix:{d / 'db.sock'}", str(d / "conf.db")), env)
+        self._launch(f"{name}/ovsdb-server")
         bridged = topo.provider and topo.provider.bridge_chassis == name
         # OVN turns the Southbound inactivity probe off on a unix socket, where
         # a deployment's TCP/SSL remote probes every 5 s.  Without it an idle
@@ -383,7 +378,7 @@ class NetnsBackend(Backend):
                "ovn-bridge-datapath-type": "netdev"}
         if bridged:
             ids["ovn-bridge-mappings"] = f"{topo.provider.network_name}:br-provider"
-        vsctl = ["--no-wait", f"--db={db}", "--", "init",
+        vsctl = ["--no-wait", f"--db=unix:{d / 'db.sock'}", "--", "init",
                  "--", "add-br", "br-int", "--", "set", "Bridge", "br-int",
                  "datapath_type=netdev", "fail-mode=secure",
                  "other-config:disable-in-band=true",
@@ -399,19 +394,72 @@ class NetnsBackend(Backend):
                 vsctl += ["--", "add-port", "br-int", vm.name, "--", "set", "Interface",
                           vm.name, f"external_ids:iface-id={vm.name}"]
         self._run(name, ins.command("ovs-vsctl", *vsctl))
-        self._run(name, ins.command("ovs-vswitchd", *self.CHASSIS_DAEMON_ARGS, db),
-                  env)
+        self._launch(f"{name}/ovs-vswitchd")
+        self._launch(f"{name}/ovn-controller")
+
+    def _launch(self, key: str) -> None:
+        """Start daemon `key` (as in `logs`) on the files the lab has made
+        for it: at build, and again when it died.  It runs from a directory
+        of its own, where a crash leaves its core."""
+        node, daemon = key.split("/")
+        ins = self.install
+        if node == "central":
+            d, where, env = self.central_dir(), self.topo.central.name, None
+            if daemon == "northd":
+                argv = ["ovn-northd", *self._daemon_args(d, daemon),
+                        f"--ovnnb-db={self.nb_remote()}", f"--ovnsb-db={self.sb_remote()}"]
+            else:
+                argv = ["ovsdb-server", *self._daemon_args(d, daemon),
+                        f"--remote=punix:{d / daemon}.sock", str(d / f"{daemon}.db")]
+        else:
+            d, where, env = self.chassis_dir(node), node, self._env(self.chassis_dir(node))
+            argv = [daemon, *self.CHASSIS_DAEMON_ARGS,
+                    *([f"--remote=punix:{d / 'db.sock'}", str(d / "conf.db")]
+                      if daemon == "ovsdb-server" else [f"unix:{d / 'db.sock'}"])]
+        cores = self.core_dir(key)
+        cores.mkdir(parents=True, exist_ok=True)
+        self._run(where, ins.command(*argv, cwd=str(cores)), env)
+        if daemon == "ovs-vswitchd":
+            self._address_bridges(node)
+
+    def _address_bridges(self, name: str) -> None:
+        """The addresses of a chassis's OVS internal ports, which
+        ovs-vswitchd makes anew each time it starts."""
+        topo = self.topo
+        chassis = next(c for c in topo.chassis if c.name == name)
         with iproute(self.ns(name)) as r:
             wait_for(lambda: r.link_lookup(ifname="br-phy"), 10,
                      f"ovs-vswitchd on {name} did not create br-phy")
             self.underlay_macs[name] = r.get_links(ifname="br-phy")[0].get("IFLA_ADDRESS")
-            prefix = topo.underlay_prefix
-            links.configure(r, "br-phy", [f"{chassis.underlay_ip}/{prefix}"])
-            if bridged:
+            links.configure(r, "br-phy", [f"{chassis.underlay_ip}/{topo.underlay_prefix}"])
+            if topo.provider and topo.provider.bridge_chassis == name:
                 wait_for(lambda: r.link_lookup(ifname="br-provider"), 10,
                          f"ovs-vswitchd on {name} did not create br-provider")
                 links.configure(r, "br-provider", topo.interface(name)[0])
-        self._run(name, ins.command("ovn-controller", *self.CHASSIS_DAEMON_ARGS, db), env)
+
+    # --- daemons that died ------------------------------------------------
+    def core_dir(self, key: str) -> Path:
+        node, daemon = key.split("/")
+        home = self.central_dir() if node == "central" else self.chassis_dir(node)
+        return home / "cores" / daemon
+
+    def core_file(self, key: str) -> Path | None:
+        cores = sorted(self.core_dir(key).glob("core*"), key=lambda p: p.stat().st_mtime)
+        return cores[-1] if cores else None
+
+    def program(self, key: str) -> tuple[str, str | None]:
+        daemon = key.split("/")[1]
+        program = {"nb": "ovsdb-server", "sb": "ovsdb-server", "northd": "ovn-northd"}.get(
+            daemon, daemon)
+        return self.install.host_path(program), self.install.root
+
+    def restart(self, keys: list[str]) -> None:
+        """Start the daemons `keys` again, in the order the lab started them
+        (a daemon reconnects to a restarted database by itself)."""
+        for key in [k for k in self.logs() if k in keys]:
+            self._launch(key)
+        if any(k.endswith("/ovs-vswitchd") for k in keys):
+            self._set_tunnel_neighbours()
 
     def _wait_ready(self, nb: Northbound, timeout: float) -> None:
         deadline = time.monotonic() + timeout

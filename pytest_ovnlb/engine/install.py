@@ -43,6 +43,11 @@ SCHEMAS = {
     "nb": ("ovn", "ovn-nb.ovsschema", "ovn-common"),
     "sb": ("ovn", "ovn-sb.ovsschema", "ovn-common"),
 }
+# Runs a daemon "$@" from directory $0 with core dumps allowed up to the hard
+# limit: the kernel's default core_pattern ("core") then leaves a crashed
+# daemon's core in that directory.  The shell is the root filesystem's own
+# under chroot, so it works there too.
+_DAEMON = 'ulimit -c "$(ulimit -H -c)"; cd "$0" && exec "$@"'
 ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Runs "$@" chrooted into $1 with the host's /dev, /proc, /sys and /run bound
 # in (private mounts: they vanish with the program's mount namespace).
@@ -61,13 +66,20 @@ class Install:
     def __getitem__(self, program: str) -> str:
         return self.programs[program]
 
-    def command(self, program: str, *args: str) -> list[str]:
-        """argv that runs `program` of this installation."""
+    def command(self, program: str, *args: str, cwd: str | None = None) -> list[str]:
+        """argv that runs `program` of this installation; with `cwd`, a
+        daemon: from that directory, core dumps allowed."""
         argv = [self.programs[program], *args]
+        if cwd is not None:
+            argv = ["/bin/sh", "-c", _DAEMON, cwd, *argv]
         if self.root is None:
             return argv
         return ["unshare", "--mount", "--propagation", "slave",
                 "sh", "-c", _CHROOT, "ovnlb-chroot", self.root, *argv]
+
+    def host_path(self, program: str) -> str:
+        """Where `program` is as this machine sees it (for gdb)."""
+        return (self.root or "") + self.programs[program]
 
     @property
     def summary(self) -> str:

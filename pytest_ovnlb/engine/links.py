@@ -35,7 +35,9 @@ IFA_F_NODAD = 0x02
 
 def configure(r: IPRoute, ifname: str, addresses, gateways=(), mac: str | None = None) -> None:
     """Give an interface its MAC, its addresses (CIDR, either family) and
-    a default route per gateway (the family follows the gateway), and set it up."""
+    a default route per gateway (the family follows the gateway), and set it up.
+    What the interface already has of these stays (a restarted ovs-vswitchd
+    may find its port's addresses still there)."""
     index = r.link_lookup(ifname=ifname)[0]
     if mac:
         r.link("set", index=index, address=mac)
@@ -43,7 +45,7 @@ def configure(r: IPRoute, ifname: str, addresses, gateways=(), mac: str | None =
         iface = ipaddress.ip_interface(cidr)
         # no duplicate address detection: a tentative address cannot be a
         # route's preferred source (below), and the lab's addresses are unique
-        r.addr("add", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen,
+        r.addr("replace", index=index, address=str(iface.ip), prefixlen=iface.network.prefixlen,
                flags=IFA_F_NODAD if iface.version == 6 else 0)
     r.link("set", index=index, state="up")
     # IPv6 source selection prefers, whatever the route, the address sharing
@@ -54,11 +56,11 @@ def configure(r: IPRoute, ifname: str, addresses, gateways=(), mac: str | None =
     for cidr in filter(None, addresses):
         iface = ipaddress.ip_interface(cidr)
         if iface.version == 6:
-            r.route("add", dst=str(iface.network), oif=index, prefsrc=str(iface.ip),
+            r.route("replace", dst=str(iface.network), oif=index, prefsrc=str(iface.ip),
                     priority=PREFERRED_METRIC)
     for gateway in filter(None, gateways):
         default = "0.0.0.0/0" if ipaddress.ip_address(gateway).version == 4 else "::/0"
-        r.route("add", dst=default, gateway=gateway)
+        r.route("replace", dst=default, gateway=gateway)
 
 
 def tx_checksum_off(ns: str, ifname: str) -> None:

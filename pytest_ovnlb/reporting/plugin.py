@@ -70,6 +70,7 @@ class Collector:
         self.tests: dict[str, report.TestRecord] = {}
         self.implementation: dict | None = None
         self.exemptions: list[exempt.Exemption] = []
+        self.crashes: list[dict] = []  # lab daemons that died, in the order seen
 
     def take(self, rep: pytest.TestReport) -> None:
         ours = [(k, v) for k, v in rep.user_properties if k in record.KEYS]
@@ -85,6 +86,8 @@ class Collector:
                 self.implementation = dict(value)
             elif key == record.EVIDENCE:
                 test.evidence = str(value)
+            elif key == record.CRASH:
+                self.crashes.append(dict(value))
         for title, content in rep.sections:
             if title == EVIDENCE_SECTION and content.startswith(EVIDENCE_SAVED):
                 test.evidence = content[len(EVIDENCE_SAVED):].strip()
@@ -150,7 +153,7 @@ class Collector:
               # counted here: under xdist the workers, not this process, collect
               "matched": sum(t.outcome == "exempted" and e.covers(report.stable_id(t.nodeid))
                              for t in tests)} for e in self.exemptions],
-            coverage.section(impl["backend"], impl["root"], tests))
+            coverage.section(impl["backend"], impl["root"], tests), self.crashes)
         report.validate(data)
         path = Path(self.path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -276,6 +279,17 @@ class _ControllerHooks:
                                   f"{impl['datapath'] or ''} {impl['backend']}").replace("  ", " ")
         if collector.path:
             collector.finish(impl)
+
+    def pytest_terminal_summary(self, terminalreporter) -> None:
+        crashes = self.collector.crashes
+        if crashes:
+            terminalreporter.write_line(
+                f"ovnlb: {len(crashes)} lab daemon crash{'es' * (len(crashes) > 1)} in this run:",
+                red=True)
+            for c in crashes:
+                terminalreporter.write_line(
+                    f"  {c['daemon']} (pid {c['pid']}) {c['how']}, during {c['phase']} of "
+                    f"{c['test']}" + (f"; core: {c['core']}" if c['core'] else ""), red=True)
 
 
 @pytest.fixture

@@ -26,7 +26,8 @@ IMPLEMENTATION = "ovnlb:implementation"  # versions read from the test's lab
 # Path of a failed test's evidence folder (logs, captures, database dumps),
 # for whoever collects one: item.user_properties.append((EVIDENCE, path)).
 EVIDENCE = "ovnlb:evidence"
-KEYS = (MEASUREMENT, META, IMPLEMENTATION, EVIDENCE)
+CRASH = "ovnlb:crash"  # a lab daemon that died during the test
+KEYS = (MEASUREMENT, META, IMPLEMENTATION, EVIDENCE, CRASH)
 
 
 def _number(x: float) -> float | None:

@@ -159,8 +159,9 @@ def _profile(name: str, tests: list[TestRecord], implementation: dict) -> dict:
 
 def build(tests: list[TestRecord], implementation: dict, suite: dict,
           date: str, duration: float, exemptions: list[dict],
-          coverage: dict | None = None) -> dict:
-    """The report; `coverage` is the section coverage.section() makes."""
+          coverage: dict | None = None, crashes: list[dict] | None = None) -> dict:
+    """The report; `coverage` is the section coverage.section() makes,
+    `crashes` the lab daemons that died during the run."""
     profiles = [_profile(p, tests, implementation) for p in ("core", "extended")]
     unclassified = [stable_id(t.nodeid) for t in tests
                     if not any(t.features().values())]
@@ -176,6 +177,7 @@ def build(tests: list[TestRecord], implementation: dict, suite: dict,
         "profiles": profiles,
         "unclassifiedTests": unclassified,
         "exemptions": exemptions,
+        "crashes": list(crashes or []),
         "tests": [{
             "id": stable_id(t.nodeid), "nodeid": t.nodeid, "outcome": t.outcome,
             "duration": round(t.duration, 3), "reason": t.reason, "message": t.message,
