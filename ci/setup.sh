@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Idempotent set-up on a Debian/Ubuntu machine, as root: OVN/OVS packages
-# (their services are not started: the lab runs its own daemons) and a
-# virtualenv with pytest-ovnlb installed.
+# (their services are not started: the lab runs its own daemons), what the
+# project's own tests use, and a virtualenv with pytest-ovnlb installed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PACKAGES="ovn-central ovn-host openvswitch-switch iproute2 ethtool"
+# What the project's own tests use besides: a firewall to count packets
+# (tests/test_hermetic.py), gdb for crashed daemons' backtraces.
+PACKAGES="$PACKAGES iptables gdb"
 missing=$(for p in $PACKAGES; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null \
           | grep -q "install ok installed" || echo "$p"; done)
 if ! python3 -m venv --help >/dev/null 2>&1; then missing="$missing python3-venv"; fi

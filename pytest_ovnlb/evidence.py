@@ -29,10 +29,12 @@ the folder (section "ovnlb evidence").
                                   (non-zero): listen queue overflows,
                                   retransmissions, resets, ICMP errors
     logs/<node>_<daemon>.log      each daemon's log from the test's start
+    crashes/<node>_<daemon>/      a daemon that crashed: its core and
+                                  backtrace.txt (every thread, from gdb)
 
-Daemon pids are read before and after each test's call: one that is gone or
-replaced fails the test, naming it and how it ended; its log is kept with
-the evidence like every other.
+Daemon pids are read after each phase of a test: one that is gone or
+replaced fails that phase, naming it, how it ended and its last log lines
+(pytest_ovnlb/crashes.py); the lab restarts it before the next test.
 """
 
 from __future__ import annotations

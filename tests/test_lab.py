@@ -183,12 +183,23 @@ def names():
         _force_clean(name, base)
 
 
+def _private_base(tag: str):
+    base = Path(f"/run/ovnlb{tag}{os.getpid()}")
+    yield base, dict(os.environ, OVNLB_RUN_DIR=str(base))
+    shutil.rmtree(base, ignore_errors=True)
+
+
 @pytest.fixture
 def private_base():
     """A run directory base of this test's own (the environment for the CLI)."""
-    base = Path(f"/run/ovnlbt{os.getpid()}")
-    yield base, dict(os.environ, OVNLB_RUN_DIR=str(base))
-    shutil.rmtree(base, ignore_errors=True)
+    yield from _private_base("t")
+
+
+@pytest.fixture
+def stale_base():
+    """Another one, for labs the test leaves stale on purpose: any lab built
+    meanwhile (by another xdist worker) sweeps the stale labs of its base."""
+    yield from _private_base("s")
 
 
 # --- life cycle --------------------------------------------------------------
@@ -379,45 +390,49 @@ def test_ctrl_c_while_build_starts_its_workers(names):
     assert leftovers(name) == []
 
 
-def _kill_up_midway(name: str, phase: str) -> None:
+def _kill_up_midway(name: str, phase: str, base: Path, env: dict) -> None:
     """`ovnlb-lab up` killed with SIGKILL once it reached `phase`."""
-    proc = subprocess.Popen(CLI + ["up", "--name", name, "--topology", "lab"],
+    proc = subprocess.Popen(CLI + ["up", "--name", name, "--topology", "lab"], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        assert wait_for_path(str(records.base_dir() / name / PHASES[phase]), proc), \
+        assert wait_for_path(str(base / name / PHASES[phase]), proc), \
             "up finished before it could be killed"
     finally:
         proc.kill()
         proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    if records.load(name).state == "building":  # killed midway: it left things
-        assert any(item.startswith("namespace") for item in leftovers(name))
-        assert "stale" in listed(name)
+    if json.loads((base / name / "lab.json").read_text())["state"] == "building":
+        # killed midway: it left things
+        assert any(item.startswith("namespace") for item in leftovers(name, base))
+        assert "stale" in listed(name, env)
 
 
-def test_kill_during_up_then_sweep(names):
-    name = names()
-    _kill_up_midway(name, "daemons")
-    assert leftovers(name)
-    swept = cli("sweep")
+def test_kill_during_up_then_sweep(names, stale_base):
+    base, env = stale_base
+    name = names(base)
+    _kill_up_midway(name, "daemons", base, env)
+    assert leftovers(name, base)
+    swept = cli("sweep", env=env)
     assert swept.returncode == 0, swept.stderr
     assert name in swept.stdout
-    assert leftovers(name) == []
+    assert leftovers(name, base) == []
 
 
-def test_kill_during_up_then_next_up_sweeps(names):
-    dead, other = names(), names()
-    _kill_up_midway(dead, "controllers")
-    up(other, "single")
-    assert leftovers(dead) == []
-    assert cli("down", "--name", other).returncode == 0
-    assert leftovers(other) == []
+def test_kill_during_up_then_next_up_sweeps(names, stale_base):
+    base, env = stale_base
+    dead, other = names(base), names(base)
+    _kill_up_midway(dead, "controllers", base, env)
+    up(other, "single", env)
+    assert leftovers(dead, base) == []
+    assert cli("down", "--name", other, env=env).returncode == 0
+    assert leftovers(other, base) == []
 
 
-def test_sweep_removes_labs_of_dead_owners_only(private_base, names):
+def test_sweep_removes_labs_of_dead_owners_only(private_base, stale_base, names):
     base, private_env = private_base
-    owned, kept, private = names(), names(), names(base)
-    up(kept, "single")  # no owner: stays until `down`
+    own, env = stale_base
+    owned, kept, private = names(own), names(own), names(base)
+    up(kept, "single", env)  # no owner: stays until `down`
     up(private, "single", private_env)  # no owner, in another run directory base
 
     owner = subprocess.Popen(
@@ -426,26 +441,26 @@ def test_sweep_removes_labs_of_dead_owners_only(private_base, names):
          "from pytest_ovnlb.lab import Lab\n"
          "Lab.up(sys.argv[1], 'single', owner=os.getpid())\n"
          "print('up', flush=True)\n"
-         "time.sleep(120)\n", owned], stdout=subprocess.PIPE, text=True)
+         "time.sleep(120)\n", owned], stdout=subprocess.PIPE, text=True, env=env)
     try:
         assert owner.stdout.readline().strip() == "up"
-        line = listed(owned)
+        line = listed(owned, env)
         assert f"owner pid {owner.pid}" in line and "stale" not in line
-        assert owned not in cli("sweep").stdout  # its owner is alive
-        assert "all daemons running" in cli("status", "--name", owned).stdout
+        assert owned not in cli("sweep", env=env).stdout  # its owner is alive
+        assert "all daemons running" in cli("status", "--name", owned, env=env).stdout
     finally:
         owner.kill()
         owner.wait()
-    assert leftovers(owned), "the lab's daemons outlive its owner until a sweep"
-    assert "stale" in listed(owned)
+    assert leftovers(owned, own), "the lab's daemons outlive its owner until a sweep"
+    assert "stale" in listed(owned, env)
 
-    swept = cli("sweep")
+    swept = cli("sweep", env=env)
     assert swept.returncode == 0, swept.stderr
     assert owned in swept.stdout and kept not in swept.stdout
-    assert leftovers(owned) == []
-    status = cli("status", "--name", kept)
+    assert leftovers(owned, own) == []
+    status = cli("status", "--name", kept, env=env)
     assert "state: ready, all daemons running" in status.stdout, status
-    assert cli("exec", "--name", kept, "vm3", "--", "true").returncode == 0
+    assert cli("exec", "--name", kept, "vm3", "--", "true", env=env).returncode == 0
 
     # `sweep --all` takes every lab, but only under its own run directory base.
     assert private not in cli("sweep", env=private_env).stdout
@@ -453,10 +468,10 @@ def test_sweep_removes_labs_of_dead_owners_only(private_base, names):
     swept_all = cli("sweep", "--all", env=private_env)
     assert swept_all.returncode == 0 and private in swept_all.stdout, swept_all
     assert leftovers(private, base) == []
-    assert "all daemons running" in cli("status", "--name", kept).stdout
+    assert "all daemons running" in cli("status", "--name", kept, env=env).stdout
 
-    assert cli("down", "--name", kept).returncode == 0
-    assert leftovers(kept) == []
+    assert cli("down", "--name", kept, env=env).returncode == 0
+    assert leftovers(kept, own) == []
 
 
 def test_sweep_leaves_foreign_namespaces(private_base):

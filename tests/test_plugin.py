@@ -666,6 +666,11 @@ def test_suite_fails_when_ovn_misbehaves(pytester, breakage):
         seen.setdefault(function, []).append(
             "" if failure is None else (failure.get("message") or "") + (failure.text or ""))
     assert sorted(seen) == victims, out
+    # A daemon that crashed is OVN's failure, not the test's own: it shows no teeth.
+    crashes = [m for messages in seen.values() for m in messages
+               if "lab daemon died during the test" in m]
+    assert not crashes, (f"OVN crashed under {breakage}, so the tests could not show that "
+                         f"they fail for their own reason:\n{crashes[0]}")
     for function, messages in seen.items():
         symptom = TEETH[function][1]
         for message in messages:
