@@ -17,7 +17,6 @@ import os
 import pytest
 
 from pytest_ovnlb.engine import topology
-from pytest_ovnlb.engine.procs import sigterm_as_interrupt
 from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.lab import Lab
 from pytest_ovnlb.options import FAILED, SETTINGS
@@ -41,8 +40,7 @@ def ovn_lab(request: pytest.FixtureRequest):
         pytest.fail(failure, pytrace=False)
     if failure:
         pytest.exit(failure, returncode=3)
-    with sigterm_as_interrupt():  # a terminated run tears its lab down too
-        yield lab
+    yield lab  # a terminated run tears it down too (SIGTERM interrupts: plugin.py)
     if settings.keep_on_failure and request.config.stash[FAILED]:
         lab.close()
         # xdist workers are children of the controller, which prints the note

@@ -116,9 +116,10 @@ class Lab:
         return cls(record)
 
     def down(self) -> None:
-        self.close()
-        self.gone = True  # its daemons are stopped on purpose
-        destroy(self.record)
+        with procs.deferred_interrupts():  # a second Ctrl-C must not cut the removal short
+            self.close()
+            self.gone = True  # its daemons are stopped on purpose
+            destroy(self.record)
 
     def close(self) -> None:
         self.backend.close()

@@ -3,13 +3,15 @@ header and failure context.  Fixtures live in `fixtures.py`."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 
 import pytest
 
 from pytest_ovnlb import backends, evidence
-from pytest_ovnlb.engine import records, topology
+from pytest_ovnlb.engine import install, records, topology
+from pytest_ovnlb.engine.procs import sigterm_as_interrupt
 from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.fixtures import (  # noqa: F401  (re-exported so pytest finds them)
     family,
@@ -33,6 +35,7 @@ from pytest_ovnlb.traffic.harness import DEFAULT_PLACEMENTS, FAMILIES, PLACEMENT
 
 # Reports, JUnit suite properties, exemptions, the ovnlb_record fixture
 pytest_plugins = ["pytest_ovnlb.reporting.plugin"]
+SIGTERM = pytest.StashKey[contextlib.ExitStack]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -72,6 +75,10 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
     config.stash[SETTINGS] = settings
     config.stash[FAILED] = False
+    # SIGTERM (a CI job cancelled, `timeout`) ends the run as Ctrl-C does: labs
+    # removed, JUnit and the report written; in every process of the run.
+    config.stash[SIGTERM] = contextlib.ExitStack()
+    config.stash[SIGTERM].enter_context(sigterm_as_interrupt())
     config.pluginmanager.register(evidence, "ovnlb-evidence")  # failures' evidence, dead daemons
 
 
@@ -93,6 +100,8 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
+    if SIGTERM in config.stash:
+        config.stash[SIGTERM].close()
     record = config.stash.get(CLUSTER, None)
     if record is not None:
         config.stash[CLUSTER] = None
@@ -104,8 +113,13 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     try:
         found = preflight(settings.backend, settings.request)
     except LabError as exc:
-        found = str(exc)
-    return [f"ovnlb: {found}; topology {settings.topology}, backend {settings.backend}"]
+        return [f"ovnlb: {exc}; topology {settings.topology}, backend {settings.backend}"]
+    lines = [f"ovnlb: {found}; topology {settings.topology}, backend {settings.backend}"]
+    if settings.backend == "netns":  # which build runs, program by program
+        programs = install.find(settings.ovn_root).programs
+        lines.append("ovnlb: programs: " + ", ".join(f"{p} {path}"
+                                                     for p, path in programs.items()))
+    return lines
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -4,14 +4,19 @@ the exit status 77 where the suite cannot run."""
 
 import json
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
 import venv
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 
+from pytest_ovnlb.engine import install, procs, records
 from pytest_ovnlb.reporting import report
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,22 +142,148 @@ def test_installed_package_runs_the_suite_without_a_clone(wheel, tmp_path):
     assert not (Path(where).parent.parent / "conformance").exists()
 
 
+def _prefix_of_wrappers(prefix: Path, log: Path, programs) -> None:
+    """A build installed under `prefix`: each of `programs` a wrapper that
+    notes its start in `log`, then runs this machine's."""
+    (prefix / "bin").mkdir(parents=True)
+    for program in programs:
+        wrapper = prefix / "bin" / program
+        wrapper.write_text(f'#!/bin/sh\necho "{program} $*" >> {log}\n'
+                           f'exec {shutil.which(program)} "$@"\n')
+        wrapper.chmod(0o755)
+
+
 @pytest.mark.lab
 def test_runner_tests_the_ovn_under_a_prefix(tmp_path):
-    """--prefix puts the build's programs first: the lab's ovn-northd is the
-    prefix's (a wrapper that notes each start, then runs this machine's)."""
-    real = shutil.which("ovn-northd")
-    prefix = tmp_path / "prefix"
-    (prefix / "bin").mkdir(parents=True)
-    log = tmp_path / "starts.log"
-    wrapper = prefix / "bin" / "ovn-northd"
-    wrapper.write_text(f'#!/bin/sh\necho "$*" >> {log}\nexec {real} "$@"\n')
-    wrapper.chmod(0o755)
+    """--prefix puts the build's programs first: the lab runs the prefix's
+    OVN programs (OVS's come from this machine), and the output names the
+    path of every program used."""
+    prefix, log = tmp_path / "prefix", tmp_path / "starts.log"
+    ovn = [p for p in install.PROGRAMS if p.startswith("ovn-")]
+    _prefix_of_wrappers(prefix, log, ovn)
     result = subprocess.run([str(BIN / "ovnlb-conformance"), "--prefix", str(prefix),
                              "--artifacts", str(tmp_path / "out"), "--", "-m", "ipv4",
                              "-k", "keepalive"],
                             capture_output=True, text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     starts = log.read_text().splitlines()
-    assert "--version" in starts and any("--pidfile" in s or "--ovnnb-db" in s for s in starts), starts
-    assert report.load(tmp_path / "out/report.json")["statistics"]["Passed"] == 3
+    assert "ovn-northd --version" in starts, starts
+    assert any(s.startswith("ovn-controller ") and "--pidfile" in s for s in starts), starts
+    data = report.load(tmp_path / "out/report.json")
+    assert data["statistics"]["Passed"] == 3
+    assert data["implementation"]["programs"]["ovn-northd"] == str(prefix / "bin/ovn-northd")
+    assert f"ovn-controller {prefix}/bin/ovn-controller" in result.stdout  # the header
+    assert f"  ovn-northd: {prefix}/bin/ovn-northd" in result.stdout  # the closing summary
+    assert re.search(r"^result: success \(3 passed", result.stdout, re.M), result.stdout
+
+
+@pytest.mark.parametrize("holds", [[], ["ovn-northd", "ovn-nbctl"]])
+def test_runner_refuses_a_prefix_without_the_whole_ovn(tmp_path, holds):
+    """A prefix that holds no OVN, or only part of one, would silently test
+    the OVN on PATH: one line, exit 2, nothing run."""
+    prefix, log = tmp_path / "prefix", tmp_path / "starts.log"
+    _prefix_of_wrappers(prefix, log, holds)
+    if not holds:
+        (prefix / "sbin").mkdir()
+    result = subprocess.run([str(BIN / "ovnlb-conformance"), "--prefix", str(prefix),
+                             "--artifacts", str(tmp_path / "out")],
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 2 and result.stdout == "", result
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    if holds:
+        assert f"prefix {prefix} lacks ovn-controller, ovn-sbctl: the run would test " \
+               f"ovn-controller from {shutil.which('ovn-controller')}" in lines[0]
+    else:
+        assert f"prefix {prefix} holds no OVN programs" in lines[0]
+    # nothing ran but version probes
+    assert all(line.endswith(" --version") for line in
+               (log.read_text().splitlines() if log.exists() else [])), log.read_text()
+    assert not (tmp_path / "out").exists()
+
+
+def test_runner_help_is_complete():
+    out = subprocess.run([str(BIN / "ovnlb-conformance"), "--help"], capture_output=True,
+                         text=True, check=True).stdout
+    for words in ("-- PYTEST ARGS", "77", "128+N", "--prefix", "--ovn-root", "--artifacts",
+                  "--exempt", "--version"):
+        assert words in out, words
+    version = subprocess.run([str(BIN / "ovnlb-conformance"), "--version"], capture_output=True,
+                             text=True, check=True).stdout
+    assert re.fullmatch(r"ovnlb-conformance \d+\.\d+\.\d+\n", version), version
+
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    found, todo = set(), [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def _labs_of(pid: int) -> list[str]:
+    """Labs owned by a process under `pid`."""
+    mine = _descendants(pid)
+    return [r.name for r in records.all_records() if r.owner_pid in mine and r.state == "ready"]
+
+
+def _gone(names: list[str], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        left = {r.name for r in records.all_records()} & set(names)
+        spaces = [n for n in os.listdir(procs.NETNS_DIR) if any(f"-{x}-" in n for x in names)]
+        if not left and not spaces:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.lab
+@pytest.mark.parametrize("how", ["SIGINT to its group", "SIGTERM", "SIGTERM to its group",
+                                 "SIGKILL"])
+def test_stopped_runner_leaves_no_lab_and_keeps_its_artifacts(tmp_path, how):
+    """A cancelled job: Ctrl-C or `timeout -s INT` (SIGINT to the process
+    group), a CI runner's SIGTERM to the job, or `timeout` (SIGTERM to the
+    group), while both xdist workers run tests.  The labs are removed, the
+    JUnit file and the report written, the output says the run was
+    interrupted and where the results are.  SIGKILL of the runner: pytest
+    gets SIGINT (it dies with its parent), so its labs go all the same."""
+    out = tmp_path / "out"
+    proc = subprocess.Popen([str(BIN / "ovnlb-conformance"), "--artifacts", str(out), "--",
+                             "-m", "ipv4", "-n", "2"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while len(labs := _labs_of(proc.pid)) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        time.sleep(2)  # tests under way
+        signum = getattr(signal, how.split()[0])
+        if how.endswith("group"):
+            os.killpg(proc.pid, signum)
+        else:
+            os.kill(proc.pid, signum)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert _gone(labs, 60), f"labs {labs} left behind after {how}"
+    if how == "SIGKILL":
+        return
+    assert proc.returncode == 128 + signum, stdout + stderr
+    assert f"ovnlb-conformance: interrupted by {how.split()[0]}; the lab is removed and the " \
+           f"results so far are in {out}" in stderr
+    data = report.load(out / "report.json")
+    assert data["interrupted"] is True and data["tests"], data
+    assert ElementTree.parse(out / "junit.xml").getroot().iter("testcase")
+    assert "interrupted: only the tests that ran" in stdout

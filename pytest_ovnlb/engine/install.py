@@ -109,11 +109,11 @@ def _version(install: Install, program: str) -> Version:
     return Version.parse(match.group(1))
 
 
-def find(root: str | None = None) -> Install:
-    """Locate every program and schema (in `root` if given, else on PATH);
-    one clear line if anything is missing."""
+def find(root: str | None = None, path: str | None = None) -> Install:
+    """Locate every program and schema (in `root` if given, else on `path`,
+    by default PATH); one clear line if anything is missing."""
     root = root or os.environ.get("OVNLB_OVN_ROOT") or None
-    return _find(root, os.environ.get("PATH", ""))
+    return _find(root, os.environ.get("PATH", "") if path is None else path)
 
 
 @functools.lru_cache(maxsize=None)

@@ -128,6 +128,7 @@ class Collector:
             impl["ovs"] = impl["ovs"] or str(inst.ovs_version)
             programs = [inst[p] for p in ("ovn-northd", "ovn-controller", "ovs-vswitchd")]
             impl["packages"] = report.packages(programs, inst.root)
+            impl["programs"] = dict(inst.programs)
         return impl
 
     def suite(self) -> dict:
@@ -143,7 +144,7 @@ class Collector:
         return {"name": "pytest-ovnlb", "version": mine,
                 "samples": {str(k): setting or planned_samples(k) for k in SUITE_K}}
 
-    def finish(self, impl: dict) -> None:
+    def finish(self, impl: dict, interrupted: bool = False) -> None:
         started = datetime.fromtimestamp(self.start, timezone.utc)
         tests = list(self.tests.values())
         data = report.build(
@@ -153,7 +154,7 @@ class Collector:
               # counted here: under xdist the workers, not this process, collect
               "matched": sum(t.outcome == "exempted" and e.covers(report.stable_id(t.nodeid))
                              for t in tests)} for e in self.exemptions],
-            coverage.section(impl["backend"], impl["root"], tests), self.crashes)
+            coverage.section(impl["backend"], impl["root"], tests), self.crashes, interrupted)
         report.validate(data)
         path = Path(self.path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -259,7 +260,7 @@ class _ControllerHooks:
         self.collector.take(report)
 
     @pytest.hookimpl(tryfirst=True)
-    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+    def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
         """Before the JUnit writer's: suite properties and name; then the report."""
         from _pytest.junitxml import xml_key
 
@@ -278,7 +279,7 @@ class _ControllerHooks:
                 xml.suite_name = (f"ovnlb OVN {impl['ovn']} OVS {impl['ovs']} "
                                   f"{impl['datapath'] or ''} {impl['backend']}").replace("  ", " ")
         if collector.path:
-            collector.finish(impl)
+            collector.finish(impl, exitstatus == pytest.ExitCode.INTERRUPTED)
 
     def pytest_terminal_summary(self, terminalreporter) -> None:
         crashes = self.collector.crashes

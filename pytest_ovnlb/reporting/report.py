@@ -159,9 +159,11 @@ def _profile(name: str, tests: list[TestRecord], implementation: dict) -> dict:
 
 def build(tests: list[TestRecord], implementation: dict, suite: dict,
           date: str, duration: float, exemptions: list[dict],
-          coverage: dict | None = None, crashes: list[dict] | None = None) -> dict:
+          coverage: dict | None = None, crashes: list[dict] | None = None,
+          interrupted: bool = False) -> dict:
     """The report; `coverage` is the section coverage.section() makes,
-    `crashes` the lab daemons that died during the run."""
+    `crashes` the lab daemons that died during the run; an `interrupted`
+    run (Ctrl-C, SIGTERM) holds the tests that ran before it stopped."""
     profiles = [_profile(p, tests, implementation) for p in ("core", "extended")]
     unclassified = [stable_id(t.nodeid) for t in tests
                     if not any(t.features().values())]
@@ -170,6 +172,7 @@ def build(tests: list[TestRecord], implementation: dict, suite: dict,
         "kind": "ConformanceReport",
         "date": date,
         "durationSeconds": round(duration, 3),
+        "interrupted": interrupted,
         "implementation": implementation,
         "suite": suite,
         "result": _result(_stats(tests)) if tests else "untested",
