@@ -36,6 +36,7 @@ from pytest_ovnlb.traffic.harness import DEFAULT_PLACEMENTS, FAMILIES, PLACEMENT
 # Reports, JUnit suite properties, exemptions, the ovnlb_record fixture
 pytest_plugins = ["pytest_ovnlb.reporting.plugin"]
 SIGTERM = pytest.StashKey[contextlib.ExitStack]()
+FIRST_FAILURE = pytest.StashKey[dict]()  # lab name -> its first failing test
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -175,10 +176,17 @@ def pytest_runtest_makereport(item: pytest.Item, call):
         item.config.stash[FAILED] = True
         lab = getattr(item, "funcargs", {}).get("ovn_lab")
         if lab is not None:
-            keep = item.config.stash[SETTINGS].keep_on_failure
-            note = ("kept after the run (--ovnlb-keep-on-failure)" if keep else
-                    "removed at the end of the run; --ovnlb-keep-on-failure keeps it")
-            report.sections.append(("ovnlb lab", f"{lab.status()}\n  this lab is {note}"))
+            # the lab's whole status once, under its first failure; a line after that
+            first = item.config.stash.setdefault(FIRST_FAILURE, {}).setdefault(
+                lab.name, item.nodeid)
+            if first != item.nodeid:
+                text = f"lab {lab.name}: its status is under the first failure, {first}"
+            else:
+                keep = item.config.stash[SETTINGS].keep_on_failure
+                note = ("kept after the run (--ovnlb-keep-on-failure)" if keep else
+                        "removed at the end of the run; --ovnlb-keep-on-failure keeps it")
+                text = f"{lab.status()}\n  this lab is {note}"
+            report.sections.append(("ovnlb lab", text))
     return report
 
 

@@ -218,9 +218,17 @@ def test_keep_on_failure_leaves_lab_and_says_how_to_reach_it(pytester):
 
 @needs_lab
 def test_lab_is_removed_after_a_failing_run(pytester):
-    pytester.makepyfile("def test_fails(ovn_lab):\n    assert False\n")
+    """...and the failures describe it once: its whole status under the
+    first, one line naming that one under the others."""
+    pytester.makepyfile("\n".join(f"def test_fails_{i}(ovn_lab):\n    assert False\n"
+                                   for i in range(3)))
     result = pytester.runpytest_subprocess("--ovn-topology=single")
     assert result.ret == pytest.ExitCode.TESTS_FAILED
+    out = result.stdout.str()
+    assert out.count("run directory (databases, sockets, logs)") == 1, out
+    assert len(re.findall(r"^lab pytest\d+: its status is under the first failure, "
+                          r"test_lab_is_removed_after_a_failing_run.py::test_fails_0$",
+                          out, re.M)) == 2, out
     # The failure report describes the lab: "lab NAME: topology single ..."
     name = next(line.split()[1].rstrip(":") for line in result.stdout.lines
                 if line.startswith("lab pytest"))
@@ -876,11 +884,32 @@ def test_hub_reset_forgets_connections_of_gone_clients(pytester):
 
 @needs_lab
 def test_readme_example_test_runs(pytester):
-    """The README's example test, as written there, passes on the lab."""
+    """The README's example test, as written there, passes on the lab in
+    every parametrization (both placements, both families)."""
     text = (ROOT / "README.md").read_text()
     example = next(block for block in re.findall(r"```python\n(.*?)```", text, re.S)
                    if "def test_spread" in block)
     pytester.makepyfile(test_example=example)
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-k", "switch and ipv4",
-                                           timeout=120)
-    result.assert_outcomes(passed=1)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-v", timeout=300)
+    result.assert_outcomes(passed=4)
+    for param in ("router-ipv4", "router-ipv6", "switch-ipv4", "switch-ipv6"):
+        result.stdout.fnmatch_lines([f"*test_spread[[]{param}[]] PASSED*"])
+
+
+@needs_lab
+def test_servers_of_another_family_than_the_vip_are_an_error(pytester):
+    """OVN takes a mixed-family load balancer, and every connection to it
+    fails: the factory refuses it at once, naming both families."""
+    pytester.makepyfile("""
+import pytest
+
+@pytest.mark.switch
+@pytest.mark.ipv6
+def test_mixed(ovn_lbs, ovn_hub, placement):
+    ovn_lbs(ovn_hub.servers(2))
+""")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", timeout=120)
+    result.assert_outcomes(failed=1)
+    result.stdout.fnmatch_lines(["*a load balancer with the IPv6 VIP * cannot have the IPv4 "
+                                 "servers *:8000, *:8000: take them from ovn_lbs.servers(k)*"])
+    assert result.duration < 60

@@ -48,6 +48,17 @@ class Server:
         return endpoint(self.ip, self.port)
 
 
+def check_family(vip: str, servers: list[Server]) -> None:
+    """A load balancer's servers are of its VIP's family: OVN takes a mixed
+    one, and every connection to it then fails."""
+    family = ipaddress.ip_address(vip).version
+    other = [s.endpoint for s in servers if ipaddress.ip_address(s.ip).version != family]
+    if other:
+        raise LabError(f"a load balancer with the IPv{family} VIP {vip} cannot have the "
+                       f"IPv{ {4: 6, 6: 4}[family]} servers {', '.join(other)}: take them from "
+                       "ovn_lbs.servers(k), in the test's family")
+
+
 class Hub:
     def __init__(self, lab: Lab):
         self.lab = lab
@@ -181,6 +192,7 @@ class LoadBalancers:
         with it, each backend is mapped in `ip_port_mappings` to its logical
         port and a probe source address on its switch (`Topology.free_address`)."""
         names = self.lab.names
+        check_family(vip or self.default_vip, servers)
         lb = LoadBalancer(name=names.nb(f"lb{next(self._names)}"), vip=vip or self.default_vip,
                           port=next(self._vip_ports) if ports else None, servers=list(servers),
                           attached=list(attach_to or self.default_attach), protocol=protocol,
@@ -245,6 +257,7 @@ class LoadBalancers:
 
     def set_servers(self, lb: LoadBalancer, servers: list[Server]) -> None:
         """Change the VIP's backend list in place (same Load_Balancer row)."""
+        check_family(lb.vip, servers)
         self.hub.serve(servers, lb.protocol)
         value = ",".join(b.endpoint for b in servers)
         row = self.lab.nb.api.lb_get(lb.name).execute(check_error=True)
