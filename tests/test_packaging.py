@@ -287,3 +287,58 @@ def test_stopped_runner_leaves_no_lab_and_keeps_its_artifacts(tmp_path, how):
     assert data["interrupted"] is True and data["tests"], data
     assert ElementTree.parse(out / "junit.xml").getroot().iter("testcase")
     assert "interrupted: only the tests that ran" in stdout
+
+
+@pytest.fixture(scope="module")
+def sdist(tmp_path_factory):
+    out = tmp_path_factory.mktemp("sdist")
+    built = subprocess.run([sys.executable, "-m", "build", "--sdist", "-o", str(out), str(ROOT)],
+                           capture_output=True, text=True, timeout=600, check=False)
+    found = list(out.glob("pytest_ovnlb-*.tar.gz"))
+    if built.returncode != 0 or not found:
+        pytest.skip("cannot build an sdist here (build needs setuptools from the package "
+                    f"index): {built.stdout.strip().splitlines()[-1:]}")
+    return found[0]
+
+
+def test_sdist_is_complete_and_its_own_tests_run_from_it(sdist, tmp_path):
+    """What a distribution packages from: the license, the current license
+    metadata, and everything the project's own tests need."""
+    shutil.unpack_archive(sdist, tmp_path)
+    top = next(tmp_path.iterdir())
+    for path in ("LICENSE", "conftest.py", "tests/conftest.py", "conformance/conftest.py",
+                 "ci/debian/tests/control", "ci/debian/tests/ovnlb-conformance",
+                 "ci/fmn-standin.sh", "ci/fmn/ovn_cluster.sh", "README.md", ".ci/run"):
+        assert (top / path).is_file(), path
+    assert "Apache License" in (top / "LICENSE").read_text()
+    meta = (top / "PKG-INFO").read_text()
+    assert "License-Expression: Apache-2.0" in meta and "License-File: LICENSE" in meta, meta
+    # every marker its tests use is registered there (--strict-markers)
+    collected = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider",
+                                "--strict-markers", "--collect-only", "-q", "tests"],
+                               cwd=top, capture_output=True, text=True, timeout=300)
+    assert collected.returncode == 0, collected.stdout[-3000:] + collected.stderr
+    ran = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
+                          "tests/test_topology.py", "tests/test_versions.py",
+                          "tests/test_coverage.py"],
+                         cwd=top, capture_output=True, text=True, timeout=300)
+    assert ran.returncode == 0, ran.stdout[-3000:]
+
+
+def test_user_install_finds_the_suite(wheel, tmp_path):
+    """`pip install --user`: the suite's files land under the user's base
+    (~/.local/share), where ovnlb-conformance finds them."""
+    base = tmp_path / "userbase"
+    env = {**{k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")},
+           "PYTHONUSERBASE": str(base), "PIP_USER": "1"}
+    python = sys._base_executable  # the interpreter under the virtualenv
+    subprocess.run([python, "-m", "pip", "install", "-q", "--user", "--no-deps", "--no-index",
+                    "--disable-pip-version-check", str(wheel)],
+                   check=True, capture_output=True, timeout=300, env=env)
+    assert (base / "share/pytest-ovnlb/conformance/test_distribution.py").is_file()
+    found = subprocess.run([python, "-c", "import pytest_ovnlb.reporting.runner as r; "
+                            "print(r.__file__); print(r.conformance_dir())"],
+                           capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60)
+    module, suite = found.stdout.split()
+    assert module.startswith(str(base)), found  # the user's copy, not this clone
+    assert suite == str(base / "share/pytest-ovnlb/conformance"), found
