@@ -6,16 +6,16 @@ import pytest
 from pytest_ovnlb.engine.ovsdb import Southbound
 from pytest_ovnlb.options import SETTINGS
 from pytest_ovnlb.verdicts import checks
-from pytest_ovnlb.verdicts.stats import planned_samples
+from pytest_ovnlb.verdicts.stats import samples_for
 from pytest_ovnlb.verdicts.versions import BEHAVIOURS, expects
 
 
 @pytest.fixture
 def samples(request):
     """`samples(k)`: new connections a distribution check over k backends
-    plans (--ovnlb-samples, else the fewest giving its power)."""
+    plans: the fewest giving its power, or --ovnlb-samples where more."""
     setting = request.config.stash[SETTINGS].samples
-    return lambda k: setting or planned_samples(k)
+    return lambda k: samples_for(k, setting)
 
 
 @pytest.fixture(scope="module")

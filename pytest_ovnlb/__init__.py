@@ -1,0 +1,11 @@
+
+
+
+def version() -> str:
+    """This package's installed version ("unknown" from a bare checkout)."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+    try:
+        return installed("pytest-ovnlb")
+    except PackageNotFoundError:
+        return "unknown"

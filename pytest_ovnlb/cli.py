@@ -15,6 +15,7 @@ import os
 import sys
 import time
 
+from pytest_ovnlb import version
 from pytest_ovnlb.engine import topology
 from pytest_ovnlb.errors import LabError
 
@@ -23,6 +24,7 @@ DEFAULT_NAME = "lab"
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="ovnlb-lab", description=__doc__.split("\n")[0])
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def named(name: str, help: str) -> argparse.ArgumentParser:
@@ -109,7 +111,15 @@ def run(args: argparse.Namespace) -> int:
             stale = " (stale: owner gone)" if r.stale else ""
             print(f"{r.name}\t{r.backend}\t{r.topology}\t{r.state}\t{owner}{stale}\t{r.rundir}")
     elif args.command == "down":
-        destroy(records.load(args.name))
+        try:
+            record = records.load(args.name)
+        except LabError as exc:
+            if (records.base_dir() / args.name).exists():
+                raise  # there, but unreadable
+            # gone already: what `down` is for (a CI's cleanup step may run twice)
+            print(f"ovnlb-lab: {exc}; nothing to remove", file=sys.stderr)
+            return 0
+        destroy(record)
     elif args.command == "sweep":
         swept = sweep(everything=args.all)
         print(f"swept {len(swept)} lab(s)" + (f": {', '.join(swept)}" if swept else ""))

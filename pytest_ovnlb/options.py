@@ -6,12 +6,13 @@ from dataclasses import dataclass
 
 import pytest
 
+from pytest_ovnlb import backends
 from pytest_ovnlb.backends.base import Request
+from pytest_ovnlb.engine import topology
+from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.verdicts.stats import (
     ALPHA,
     PLANNED_SAMPLES,
-    POWER,
-    SAMPLES_FLOOR,
     two_way_false_alarm,
 )
 
@@ -52,8 +53,8 @@ OPTIONS = [
      "root filesystem holding the OVN under test (default: the one on PATH; "
      "$OVNLB_OVN_ROOT)", "", str),
     ("--ovnlb-samples", "ovnlb_samples",
-     "new connections per distribution check, at least "
-     f"{SAMPLES_FLOOR} (default: each check the fewest giving its power, "
+     "new connections per distribution check, where more than the check's "
+     "own plan (the fewest giving its power: "
      + ", ".join(f"{n} for {k} backends" for k, n in PLANNED_SAMPLES.items()) + ")",
      "", int),
     ("--ovnlb-ready-timeout", "ovnlb_ready_timeout",
@@ -82,11 +83,14 @@ def add_options(parser: pytest.Parser) -> None:
 def _samples(n: int | None) -> str | None:
     if n is None:
         return None
-    if n < SAMPLES_FLOOR:
-        return (f"too few new connections for {POWER:.0%} power at alpha={ALPHA:g} "
-                f"(README, \"How distribution is judged\"): at least {SAMPLES_FLOOR}")
-    if two_way_false_alarm(n) > ALPHA:
-        near = [m for m in range(n - 1, n + 1000) if m >= SAMPLES_FLOOR
+    plans = PLANNED_SAMPLES.values()
+    if n <= min(plans):
+        return (f"every distribution check already plans more ("
+                + ", ".join(f"{p} for {k} backends" for k, p in PLANNED_SAMPLES.items())
+                + ", the fewest with their power): the setting raises a check's samples, "
+                "never lowers them")
+    if two_way_false_alarm(n) > ALPHA:  # a check over 2 backends takes n
+        near = [m for m in range(n - 1, n + 1000) if m > min(plans)
                 and two_way_false_alarm(m) <= ALPHA]
         below = [m for m in near if m < n]
         return (f"with 2 backends the exact false-alarm rate at {n} is "
@@ -101,7 +105,19 @@ def _positive(x: float) -> str | None:
 
 
 # What each numeric setting must satisfy: a message when it does not.
-CHECKS = {"ovnlb_samples": _samples, "ovnlb_ready_timeout": _positive}
+def _known(lookup):
+    """A check that `lookup(name)` knows the name (its error otherwise)."""
+    def check(name: str) -> str | None:
+        try:
+            lookup(name)
+        except LabError as exc:
+            return str(exc)
+        return None
+    return check
+
+
+CHECKS = {"ovnlb_samples": _samples, "ovnlb_ready_timeout": _positive,
+          "ovn_topology": _known(topology.get), "ovn_backend": _known(backends.get)}
 
 
 def count(value: str) -> int | None:

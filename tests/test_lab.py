@@ -544,6 +544,21 @@ def test_exec_in_unknown_lab(names):
     assert f"no lab named {name!r}" in line
 
 
+def test_down_of_a_lab_already_gone_is_done(names):
+    """A cleanup step that runs twice (CI) is not an error: one line, exit 0."""
+    name = names()
+    result = cli("down", "--name", name)
+    assert result.returncode == 0, result
+    assert result.stderr == f"ovnlb-lab: no lab named {name!r} (see `ovnlb-lab list`); " \
+                            "nothing to remove\n"
+
+
+@pytest.mark.parametrize("command", ["ovnlb-lab", "ovnlb-report", "ovnlb-conformance"])
+def test_every_command_tells_its_version(command):
+    done = subprocess.run([str(BIN / command), "--version"], capture_output=True, text=True)
+    assert re.fullmatch(rf"{command} \d+\.\d+\.\d+\n", done.stdout), done
+
+
 def test_name_in_use_and_unknown_node(names):
     name = names()
     up(name, "single")

@@ -141,7 +141,9 @@ def test_ini_sets_topology(pytester):
     pytester.makeini("[pytest]\novn_topology = nowhere\n")
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*unknown topology 'nowhere' (known: lab, single)*"])
+    # the file that says so is named
+    result.stderr.fnmatch_lines([f"ERROR: ovn_topology = nowhere ({pytester.path}/tox.ini): "
+                                 "unknown topology 'nowhere' (known: lab, single)"])
 
 
 def test_unknown_topology_is_one_line_usage_error(pytester):
@@ -149,7 +151,8 @@ def test_unknown_topology_is_one_line_usage_error(pytester):
     result = pytester.runpytest("--ovn-topology=nowhere")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     errors = [line for line in result.stderr.lines if line.strip()]
-    assert errors == ["ERROR: unknown topology 'nowhere' (known: lab, single)"]
+    assert errors == ["ERROR: --ovn-topology=nowhere (command line): unknown topology "
+                      "'nowhere' (known: lab, single)"]
 
 
 def test_unknown_backend_is_usage_error(pytester):

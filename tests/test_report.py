@@ -285,6 +285,21 @@ def test_bad_exemption_file_is_a_one_line_usage_error(pytester):
         "ERROR: ovnlb: ex:1: test_a.py::test_b has no reason"]
 
 
+@pytest.mark.parametrize("xdist", [[], ["-n", "2"]])
+def test_exemption_naming_no_test_is_warned_once(pytester, xdist):
+    """A typo in an exemption file would exempt nothing, silently: it is
+    named once (also under xdist), even when -k deselects the test."""
+    pytester.makepyfile(test_a="def test_b():\n    pass\n\ndef test_c():\n    pass\n")
+    pytester.path.joinpath("ex").write_text("test_a.py::test_b  covered\n"
+                                            "test_a.py::test_bb  a typo\n")
+    result = pytester.runpytest_subprocess("--ovnlb-exempt=ex", "-k", "test_c", *xdist)
+    assert result.ret == 0, result.stdout.str()
+    out = result.stdout.str()
+    assert out.count("ovnlb: exemption test_a.py::test_bb (ex) names no test of this suite: "
+                     "a typo, or a test renamed?") == 1, out
+    assert "exemption test_a.py::test_b " not in out
+
+
 def test_skip_exit_code_when_the_suite_cannot_run_here(pytester, tmp_path):
     pytester.makepyfile("def test_x(ovn_lab):\n    pass\n")
     result = pytester.runpytest_subprocess(f"--ovn-root={tmp_path}/none",

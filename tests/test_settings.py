@@ -1,6 +1,8 @@
 """Settings are checked before anything runs: a bad value, from the command
 line or an ini key, is a one-line usage error that says where it came from."""
 
+import json
+
 import pytest
 
 from pytest_ovnlb.verdicts.stats import SAMPLES_FLOOR
@@ -25,9 +27,10 @@ def one_error(result) -> str:
 @pytest.mark.parametrize("args, message", [
     (["--ovnlb-samples=lots"], "--ovnlb-samples=lots (command line): not a whole number"),
     (["--ovnlb-samples=2.5"], "--ovnlb-samples=2.5 (command line): not a whole number"),
-    (["--ovnlb-samples=1000"], "--ovnlb-samples=1000 (command line): too few new "
-                               f"connections for 90% power at alpha=1e-06 (README, \"How "
-                               f"distribution is judged\"): at least {SAMPLES_FLOOR}"),
+    (["--ovnlb-samples=500"], "--ovnlb-samples=500 (command line): every distribution "
+                              "check already plans more (500 for 2 backends, 5700 for 3 "
+                              "backends, 5300 for 5 backends, the fewest with their power): "
+                              "the setting raises a check's samples, never lowers them"),
     (["--ovnlb-samples=5900"], "--ovnlb-samples=5900 (command line): with 2 backends the "
                                "exact false-alarm rate at 5900 is 1.041e-06, over alpha=1e-06 "
                                "(README, \"How distribution is judged\"): take 5899 or 5901"),
@@ -47,7 +50,8 @@ def test_bad_option_is_one_line(pytester, args, message):
 
 @pytest.mark.parametrize("ini, message", [
     ("ovnlb_samples = lots", "ovnlb_samples = lots ({ini}): not a whole number"),
-    ("ovnlb_samples = 100", "ovnlb_samples = 100 ({ini}): too few new connections"),
+    ("ovnlb_samples = 100", "ovnlb_samples = 100 ({ini}): every distribution check already "
+                            "plans more"),
     ("ovnlb_ready_timeout = 0", "ovnlb_ready_timeout = 0 ({ini}): must be a number of "
                                 "seconds above 0"),
     ("ovnlb_ready_timeout = -5", "ovnlb_ready_timeout = -5 ({ini}): must be a number of "
@@ -88,3 +92,14 @@ def test_bad_ini_bool_is_a_usage_error(pytester):
     pytester.makeini("[pytest]\novnlb_keep_on_failure = perhaps\n")
     pytester.makepyfile(SHOW)
     assert "ovnlb_keep_on_failure" in one_error(pytester.runpytest())
+
+
+def test_samples_raise_a_check_never_lower_it(pytester):
+    """--ovnlb-samples=1000: the check over 2 backends takes 1000, the others
+    keep their larger plans (the report says what each took)."""
+    pytester.makepyfile("def test_x():\n    pass\n")
+    report = pytester.path / "report.json"
+    result = pytester.runpytest("--ovnlb-samples=1000", f"--ovnlb-report={report}")
+    assert result.ret == 0, result.stdout.str()
+    assert json.loads(report.read_text())["suite"]["samples"] == {
+        "2": 1000, "3": 5700, "5": 5300}

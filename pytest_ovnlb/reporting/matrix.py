@@ -15,6 +15,7 @@ import re
 import sys
 from pathlib import Path
 
+from pytest_ovnlb import version
 from pytest_ovnlb.reporting import features, report
 
 RESULTS = ("success", "partial", "failure", "unsupported", "untested")
@@ -272,6 +273,7 @@ def main(argv: list[str] | None = None) -> int:
         prog="ovnlb-report",
         description="Build the matrix page (matrix.html) and table (matrix.md) from "
                     "conformance reports written with --ovnlb-report.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
     parser.add_argument("reports", nargs="+", type=Path, help="report JSON files")
     parser.add_argument("--out", type=Path, default=Path("."), help="output directory")
     parser.add_argument("--title", default=None, help="page title")

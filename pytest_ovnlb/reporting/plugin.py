@@ -16,6 +16,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -135,14 +136,14 @@ class Collector:
         from importlib.metadata import PackageNotFoundError, version
 
         from pytest_ovnlb.options import SETTINGS
-        from pytest_ovnlb.verdicts.stats import SUITE_K, planned_samples
+        from pytest_ovnlb.verdicts.stats import SUITE_K, samples_for
         try:
             mine = version("pytest-ovnlb")
         except PackageNotFoundError:
             mine = "unknown"
         setting = self.config.stash[SETTINGS].samples
         return {"name": "pytest-ovnlb", "version": mine,
-                "samples": {str(k): setting or planned_samples(k) for k in SUITE_K}}
+                "samples": {str(k): samples_for(k, setting) for k in SUITE_K}}
 
     def finish(self, impl: dict, interrupted: bool = False) -> None:
         started = datetime.fromtimestamp(self.start, timezone.utc)
@@ -205,10 +206,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         os._exit(code)  # pytest.exit would add its own lines; nothing has started yet
 
 
+@pytest.hookimpl(tryfirst=True)  # every collected test, before -k/-m deselect any
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     exemptions = config.stash.get(EXEMPT, [])
     if not exemptions:
         return
+    ids = [report.stable_id(item.nodeid) for item in items]
+    workerinput = getattr(config, "workerinput", {})
+    if workerinput.get("workerid", "gw0") == "gw0":  # said once, also under xdist
+        for e in exemptions:
+            if not any(e.covers(sid) for sid in ids):
+                warnings.warn(pytest.PytestConfigWarning(
+                    f"ovnlb: exemption {e.id} ({_setting(config, 'ovnlb_exempt')}) names no "
+                    "test of this suite: a typo, or a test renamed?"))
     for item in items:
         sid = report.stable_id(item.nodeid)
         for e in exemptions:

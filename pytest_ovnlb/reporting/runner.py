@@ -51,15 +51,6 @@ def conformance_dir() -> Path | None:
     return next((c for c in candidates if (c / "conftest.py").is_file()), None)
 
 
-def version() -> str:
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as installed
-    try:
-        return installed("pytest-ovnlb")
-    except PackageNotFoundError:
-        return "unknown"
-
-
 def check_prefix(prefix: Path, path: str) -> str | None:
     """Why the OVN found on `path` is not the one under `prefix`, if so: every
     OVN program must come from it (OVS's may come from elsewhere: OVN's
@@ -151,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     own = argv[:argv.index("--")] if "--" in argv else argv
     parser = argparse.ArgumentParser(prog="ovnlb-conformance", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"%(prog)s {version()}")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {pytest_ovnlb.version()}")
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--prefix", type=Path,
                        help="install prefix of the OVN under test (its sbin and bin go "

@@ -37,8 +37,8 @@ LOOK_MISS = 0.02
 # statistic's swings around ALPHA with N (samples_needed(); tests/test_stats.py
 # checks each is still the smallest).
 PLANNED_SAMPLES = {2: 500, 3: 5700, 5: 5300}
-# A --ovnlb-samples value serves every check, so it must give each its power
-# (and 2 backends an exact false-alarm rate at most ALPHA): samples_needed().
+# The fewest samples that would give every check its power at once (and 2
+# backends an exact false-alarm rate at most ALPHA): samples_needed().
 SAMPLES_FLOOR = 5800
 # Backend counts the conformance suite balances over.
 SUITE_K = (2, 3, 5)
@@ -372,6 +372,13 @@ def samples_needed(ks: Sequence[int] = SUITE_K, alpha: float = ALPHA,
 def planned_samples(k: int) -> int:
     """The samples a distribution check over k backends plans."""
     return PLANNED_SAMPLES.get(k) or _samples_needed_for(k)
+
+
+def samples_for(k: int, at_least: int | None = None) -> int:
+    """The samples a check over k backends takes: its plan, or `at_least`
+    (--ovnlb-samples) where that is more: a setting adds power, never
+    takes any away."""
+    return max(planned_samples(k), at_least or 0)
 
 
 @lru_cache(maxsize=None)
