@@ -4,9 +4,13 @@
 # behind a packager's own mirror or proxy.
 #   ci/debian-mirror.sh            the main archive's URI (suites without -security)
 #   ci/debian-mirror.sh security   the security archive's URI (suites ending -security)
-# Reads deb822 /etc/apt/sources.list.d/*.sources, then one-line
+# On Debian it reads deb822 /etc/apt/sources.list.d/*.sources, then one-line
 # /etc/apt/sources.list and /etc/apt/sources.list.d/*.list ($APT_SOURCES_DIR
-# replaces /etc/apt).  $MIRROR (main) or $SECURITY_MIRROR, when set, win.
+# replaces /etc/apt).  On another distribution (Ubuntu, ...; /etc/os-release,
+# $OS_RELEASE replaces it) its apt sources are not Debian's: the main archive
+# is debootstrap's own default for Debian ($DEBOOTSTRAP names the program),
+# the security archive the same with "-security" appended, as Debian lays
+# them out.  $MIRROR (main) or $SECURITY_MIRROR, when set, win everywhere.
 # Prints nothing and exits 1, with one line on stderr, when none is found.
 set -euo pipefail
 which=${1:-main}
@@ -14,6 +18,22 @@ case $which in main|security) ;; *) echo "usage: $0 [main|security]" >&2; exit 2
 if [ "$which" = main ] && [ -n "${MIRROR:-}" ]; then echo "$MIRROR"; exit 0; fi
 if [ "$which" = security ] && [ -n "${SECURITY_MIRROR:-}" ]; then echo "$SECURITY_MIRROR"; exit 0; fi
 apt=${APT_SOURCES_DIR:-/etc/apt}
+
+host=$( . "${OS_RELEASE:-/etc/os-release}" 2>/dev/null && echo "${ID:-}" ) || host=
+if [ "$host" != debian ]; then
+    main=${MIRROR:-}
+    if [ -z "$main" ]; then
+        program=${DEBOOTSTRAP:-$(command -v debootstrap || true)}
+        main=$(sed -n 's/^DEF_MIRROR="\(.*\)"$/\1/p' "$program" 2>/dev/null | head -n 1 || true)
+    fi
+    if [ -z "$main" ]; then
+        echo "debian-mirror: this is not Debian (${host:-unknown}) and debootstrap names no default Debian archive; set MIRROR" >&2
+        exit 1
+    fi
+    main=${main%/}
+    if [ "$which" = main ]; then echo "$main"; else echo "$main-security"; fi
+    exit 0
+fi
 
 # One "URI SUITE..." line per deb source, from either format.
 sources() {

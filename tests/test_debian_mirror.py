@@ -37,13 +37,47 @@ Components: main
 def run(apt: Path, *args, **env):
     clean = {k: v for k, v in os.environ.items() if k not in ("MIRROR", "SECURITY_MIRROR")}
     return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True,
-                          env={**clean, "APT_SOURCES_DIR": str(apt), **env}, check=False)
+                          env={**clean, "APT_SOURCES_DIR": str(apt),
+                               "OS_RELEASE": str(apt / "os-release"), **env}, check=False)
 
 
 @pytest.fixture
 def apt(tmp_path):
+    """An apt configuration of a Debian host (its os-release beside it)."""
     (tmp_path / "sources.list.d").mkdir()
+    (tmp_path / "os-release").write_text('PRETTY_NAME="Debian GNU/Linux 12"\nID=debian\n')
     return tmp_path
+
+
+UBUNTU = """\
+Types: deb
+URIs: http://archive.ubuntu.invalid/ubuntu/
+Suites: noble noble-updates noble-backports
+Components: main universe
+
+Types: deb
+URIs: http://security.ubuntu.invalid/ubuntu/
+Suites: noble-security
+Components: main universe
+"""
+
+
+def test_another_distribution_takes_debootstraps_debian_default(apt, tmp_path):
+    """On an Ubuntu host (a hosted CI runner) apt's archive is Ubuntu's:
+    Debian roots come from debootstrap's default Debian archive instead."""
+    (apt / "os-release").write_text('NAME="Ubuntu"\nID=ubuntu\nID_LIKE=debian\n')
+    (apt / "sources.list.d" / "ubuntu.sources").write_text(UBUNTU)
+    program = tmp_path / "debootstrap"
+    program.write_text('#!/bin/sh\nDEF_MIRROR="http://debian-default.invalid/debian"\n')
+    assert run(apt, DEBOOTSTRAP=str(program)).stdout == "http://debian-default.invalid/debian\n"
+    assert run(apt, "security", DEBOOTSTRAP=str(program)).stdout == \
+        "http://debian-default.invalid/debian-security\n"
+    assert run(apt, DEBOOTSTRAP=str(program), MIRROR="http://mine.invalid/d").stdout == \
+        "http://mine.invalid/d\n"
+    result = run(apt, DEBOOTSTRAP=str(tmp_path / "none"))
+    assert result.returncode == 1 and result.stderr == (
+        "debian-mirror: this is not Debian (ubuntu) and debootstrap names no default Debian "
+        "archive; set MIRROR\n")
 
 
 def test_deb822_sources(apt):
