@@ -45,6 +45,29 @@ def test_reject_answers_a_vip_without_backends(ovn_lab, ovn_lbs, ovn_hub, client
             lb, placement, node, "every connection refused", results, ovn_lab))
 
 
+@pytest.mark.ovnlb_feature(name="empty_lb_drops")
+def test_vip_without_backends_drops_its_connections(ovn_lab, ovn_lbs, ovn_hub, client_node,
+                                                    requires, placement):
+    """A VIP whose backends are all removed, without options:reject, drops
+    what it is sent: connections time out, none is refused or answered.
+    Control first: the same VIP, with a backend, serves the same client."""
+    requires("empty_lb_drops")
+    server = ovn_lbs.servers(1)
+    lb = ovn_lbs(server)
+    node = client_node("internal")
+    served = ovn_hub.fresh(node, lb.vip, lb.port, 8, timeout=2.0)
+    assert checks.tally(served) == {server[0].target: 8}, (
+        "control failed, the VIP with one backend: " + checks.context(
+            lb, placement, node, f"every connection served by {server[0].target}",
+            served, ovn_lab))
+    ovn_lbs.set_servers(lb, [])
+    results = ovn_hub.fresh(node, lb.vip, lb.port, 8, timeout=1.0)
+    assert checks.tally(results) == {"error:timeout": 8}, (
+        f"{lb.vip_key} has no backends and no reject option, so it should drop: "
+        + checks.context(lb, placement, node, "every connection timing out", results,
+                         ovn_lab))
+
+
 @pytest.mark.ovnlb_feature(name="affinity_timeout")
 def test_affinity_timeout_keeps_a_client_on_its_backend(ovn_lab, ovn_lbs, ovn_hub, client_node,
                                                         requires, placement):

@@ -468,6 +468,10 @@ def snat_external(ovn_lab):
     "reject_ignored": (None, _every_lb("""
         kw.pop("options", None)
         return create(self, backends, **kw)""")),
+    # A VIP without backends answers with a reset, as if options:reject were set.
+    "empty_lb_rejects": (None, _every_lb("""
+        kw["options"] = {**(kw.get("options") or {}), "reject": "true"}
+        return create(self, backends, **kw)""")),
     # options:affinity_timeout is ignored: a client's connections spread.
     "affinity_ignored": (None, _every_lb("""
         kw.pop("options", None)
@@ -600,6 +604,8 @@ TEETH = {
     "test_selection_fields_ip_src_pins_a_client": (
         "selection_fields_ignored", "spread one client over backends"),
     "test_reject_answers_a_vip_without_backends": ("reject_ignored", "reject=true"),
+    "test_vip_without_backends_drops_its_connections": (
+        "empty_lb_rejects", "no backends and no reject option, so it should drop"),
     "test_affinity_timeout_keeps_a_client_on_its_backend": (
         "affinity_ignored", "should reach one backend"),
     "test_lb_on_client_switch_serves_client": (

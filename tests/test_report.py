@@ -330,3 +330,44 @@ def test_bad_skip_exit_code_in_ini_is_one_line(pytester):
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert [line for line in result.stderr.lines if line.strip()] == [
         "ERROR: ovnlb: ovnlb_skip_exit_code must be an integer, got 'often'"]
+
+
+def test_a_feature_whose_tests_ran_is_never_untested():
+    """A test that ran counts for every supported feature it proves, even
+    when it also proves one this OVN lacks (neighbor_responder=all beside a
+    26.09 behaviour on 23.03); only a test skipped for an unsupported one
+    counts for none."""
+    impl = {"ovn": "23.3.1", "ovs": "3.1.0", "datapath": "netdev", "backend": "netns",
+            "topology": "lab", "root": None, "packages": {}}
+    ran = report.TestRecord("t.py::test_nr[router-all]", meta={"features": [
+        "neighbor_responder", "switch_ns_to_routers_only_for_their_addresses"]})
+    skipped = report.TestRecord("t.py::test_new[router]", outcome="skipped",
+                                reason="OVN 23.3.1 predates 26.9.0", meta={"features": [
+                                    "reject_no_backends",
+                                    "switch_ns_to_routers_only_for_their_addresses"]})
+    data = report.build([ran, skipped], impl, {"name": "x", "version": "0", "samples": {}},
+                        "2026-12-06T00:00:00Z", 1.0, [])
+    rows = {f["name"]: f for f in profile(data, "extended")["features"]}
+    assert rows["neighbor_responder"]["result"] == "success"
+    assert rows["neighbor_responder"]["tests"] == ["t.py::test_nr[router-all]"]
+    assert rows["switch_ns_to_routers_only_for_their_addresses"]["result"] == "unsupported"
+    assert rows["reject_no_backends"]["result"] == "untested"  # its only test was skipped
+    ran_features = set(ran.features()["extended"])
+    assert all(row["result"] != "untested" for name, row in rows.items()
+               if name in ran_features and row["supported"] is not False)
+
+
+def test_every_behaviour_has_a_test():
+    """No row of the page is untested for want of a test: every behaviour of
+    the version table is proved by some conformance test (its marker), or
+    by a placement's or the distribution tests' automatic one."""
+    import glob
+    import re
+
+    from pytest_ovnlb.reporting.features import OVS_BEHAVIOURS, PLACEMENT_FEATURES
+    from pytest_ovnlb.verdicts.versions import BEHAVIOURS
+    suite = Path(__file__).resolve().parent.parent / "conformance"
+    text = "".join(Path(f).read_text() for f in glob.glob(str(suite / "*.py")))
+    marked = set(re.findall(r'ovnlb_feature\(name="(\w+)"', text))
+    automatic = set(PLACEMENT_FEATURES.values()) | OVS_BEHAVIOURS
+    assert [b for b in BEHAVIOURS if b not in marked | automatic] == []

@@ -130,9 +130,10 @@ def _profile(name: str, tests: list[TestRecord], implementation: dict) -> dict:
         ok = support[feature]
         mine = [t for t in tests if feature in t.features()[name]]
         if ok is not False:
-            # a test of an unsupported behaviour counts for none of its features
-            mine = [t for t in mine if all(support.get(f) is not False
-                                           for f in t.features()[name])]
+            # a test skipped for an unsupported behaviour counts for none of its
+            # features; one that ran counts for each supported one it proves
+            mine = [t for t in mine if t.outcome not in ("skipped", "exempted")
+                    or all(support.get(f) is not False for f in t.features()[name])]
         if ok is False:
             unsupported.append(feature)
             result = "unsupported"
