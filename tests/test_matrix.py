@@ -98,7 +98,7 @@ class Page(HTMLParser):
             self.fetches.append(str(a))
 
     def handle_endtag(self, tag):
-        if tag == "th":
+        if tag in ("th", "a"):  # a column's name is its link's text
             self._in_column = False
 
     def handle_data(self, data):
@@ -119,9 +119,10 @@ def test_page_structure_from_two_reports():
     assert cells["row-core-placement"] == ["untested", "untested"]
     assert cells["row-extended-affinity_timeout"] == ["partial", "unsupported"]
     assert cells["row-extended-ovs_dp_hash_4_slots_per_bucket"] == ["unsupported", "untested"]
-    # every link is an anchor of the page itself
-    assert page.links and all(link.startswith("#") for link in page.links)
-    assert {link[1:] for link in page.links} <= page.ids
+    # every link is an anchor of the page itself, or a file beside the page
+    anchors = [link for link in page.links if link.startswith("#")]
+    assert anchors and {link[1:] for link in anchors} <= page.ids
+    assert {link for link in page.links if not link.startswith("#")} == {"file:///ev/switch-3"}
     # each distribution test shows under its core feature and its placement's
     assert page.charts == 4 and page.scripts == 0 and page.fetches == []
     text = matrix.render_html(REPORTS)
@@ -206,3 +207,72 @@ def test_page_in_headless_chromium(chromium, tmp_path):
     assert len(rendered.columns) == 2 and len(rendered.rows) == ROWS
     assert len(rendered.cells) == 2 * ROWS and rendered.charts == 4
     assert rendered.cells.count("failure") == 2  # core distribution, extended switch_lb
+
+
+def test_cells_say_why_they_are_partial():
+    page = matrix.render_html(REPORTS)
+    # the 23.03 affinity test was skipped: its reason stands in the cell
+    assert 'title="1 skipped or exempted: OVN predates 22.12.0">partial</a>' in page
+    assert "<small>1 skipped or exempted: OVN predates 22.12.0</small>" in page
+    md = matrix.render_markdown(REPORTS)
+    assert "partial](matrix.html#c0-" in md and ") (1 skipped or exempted)" in md
+
+
+def test_installations_of_one_version_are_told_apart():
+    a = dict(REPORTS[0], implementation=dict(REPORTS[0]["implementation"],
+                                             programs={"ovn-northd": "/usr/bin/ovn-northd"}))
+    b = dict(REPORTS[0], implementation=dict(REPORTS[0]["implementation"],
+                                             programs={"ovn-northd": "/opt/ovn/bin/ovn-northd"}))
+    page = Page(matrix.render_html([a, b]))
+    assert page.columns == ["OVN 23.03.1 / OVS 3.1.0 / netdev / netns (programs /usr/bin)",
+                            "OVN 23.03.1 / OVS 3.1.0 / netdev / netns (programs /opt/ovn/bin)"]
+
+
+def test_links_to_evidence_and_reports_are_relative(tmp_path):
+    out, run = tmp_path / "site", tmp_path / "site" / "1-host"
+    run.mkdir(parents=True)
+    data = dict(REPORTS[1], tests=[dict(t, evidence=str(run / "ovnlb-evidence" / "t0")
+                                        if t["evidence"] else None)
+                                   for t in REPORTS[1]["tests"]])
+    (run / "report.json").write_text("{}")
+    (run / "junit.xml").write_text("<testsuites/>")
+    page = Page(matrix.render_html([data], out_dir=out, sources=[run / "report.json"]))
+    files = {link for link in page.links if not link.startswith("#")}
+    assert files == {"1-host/ovnlb-evidence/t0", "1-host/report.json", "1-host/junit.xml"}
+
+
+def test_regressions_against_a_baseline_come_first(tmp_path):
+    """Yesterday's run of the same installation passed the distribution
+    test that fails today: a regression, shown before the table, with the
+    fixed, new and gone tests; the command line says so too."""
+    import json
+    good, bad = synthetic("23.03.1", "3.1.0"), synthetic("23.03.1", "3.1.0", broken=True)
+    good["date"] = "2026-01-01T00:00:00Z"
+    bad["date"] = "2026-01-02T00:00:00Z"
+    gone = good["tests"][1]["id"]
+    bad["tests"] = [t for t in bad["tests"] if t["id"] != gone] + [
+        dict(bad["tests"][0], id="test_new.py::test_new", nodeid="test_new.py::test_new",
+             outcome="passed", message=None)]
+    diff = matrix.changes(good, bad)
+    dist = good["tests"][0]["id"]
+    assert diff == {"regressions": [dist], "fixed": [], "new": ["test_new.py::test_new"],
+                    "gone": [gone]}
+    assert matrix.changes(bad, good)["fixed"] == [dist]
+    page = matrix.render_html([bad], baselines=[good])
+    assert page.index('id="changes"') < page.index('class="matrix"')
+    assert f'class="change-regressions">regression <code>{dist}</code>' in page
+    assert "1 regressions, 0 fixed, 1 new, 1 gone" in page
+    md = matrix.render_markdown([bad], baselines=[good])
+    assert md.startswith("**OVN 23.03.1 / OVS 3.1.0 / netdev / netns** against the baseline "
+                         f"of 2026-01-01T00:00:00Z: 1 regressions, 0 fixed, 1 new, 1 gone\n"
+                         f"- regression: `{dist}`")
+    paths = {}
+    for name, data in (("today", bad), ("yesterday", good)):
+        paths[name] = tmp_path / f"{name}.json"
+        paths[name].write_text(json.dumps(data))
+    exe = Path(sys.executable).parent / "ovnlb-report"
+    result = subprocess.run([str(exe), str(paths["today"]), "--baseline", str(paths["yesterday"]),
+                             "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert f"1 regression against the baseline: {dist}" in result.stdout
+    assert 'id="changes"' in (tmp_path / "out/matrix.html").read_text()

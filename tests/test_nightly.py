@@ -24,8 +24,8 @@ def nightly(*args, cwd):
 def test_nightly_runs_each_source_and_builds_the_page(tmp_path):
     empty = tmp_path / "empty-root"
     empty.mkdir()
-    result = nightly("--out", "out", "host", f"root:{empty}", "--", "-m", "ipv4",
-                     "-k", "keepalive", cwd=tmp_path)
+    result = nightly("--out", "out", "--baseline", "base", "host", f"root:{empty}", "--",
+                     "-m", "ipv4", "-k", "keepalive", cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
     out = tmp_path / "out"
     assert "== [1/2] host (OVN on PATH)" in result.stdout  # progress as it runs
@@ -40,7 +40,17 @@ def test_nightly_runs_each_source_and_builds_the_page(tmp_path):
     assert summary[1].startswith(f"root {empty}: skipped, cannot run here")
     page = (out / "matrix.html").read_text()
     assert page.count('<tr class="feature"') > 4 and "<script" not in page
+    assert 'id="changes"' not in page  # no baseline yet
     assert (out / "matrix.md").read_text().startswith("| feature | OVN ")
+    # the run is kept as the next one's baseline, which the next page compares with
+    assert report.load(tmp_path / "base" / "1-host.json")["date"] == data["date"]
+    again = nightly("--out", "out2", "--baseline", "base", "host", "--", "-m", "ipv4",
+                    "-k", "keepalive", cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    page = (tmp_path / "out2" / "matrix.html").read_text()
+    assert "0 regressions, 0 fixed, 0 new, 0 gone" in page
+    assert f"(baseline run {data['date']})" in page
+    assert report.load(tmp_path / "base" / "1-host.json")["date"] != data["date"]
 
 
 @pytest.mark.parametrize("args, message", [

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import html
+import os
 import re
 import sys
 from pathlib import Path
@@ -43,6 +44,8 @@ li.test { margin: .3em 0; }
 pre { white-space: pre-wrap; background: #f6f6f6; padding: .4em; margin: .2em 0; }
 svg.chart { display: block; margin: .3em 0; }
 small { color: #555; }
+td.cell small { display: block; max-width: 16em; }
+#changes li.regressed { color: #c62828; } li.change-regressions { font-weight: 600; }
 """
 
 
@@ -60,8 +63,8 @@ def _slug(text: str) -> str:
 
 
 class Column:
-    def __init__(self, index: int, data: dict, label: str):
-        self.index, self.data, self.label = index, data, label
+    def __init__(self, index: int, data: dict, label: str, source: Path | None = None):
+        self.index, self.data, self.label, self.source = index, data, label, source
         self.anchor = f"c{index}-{_slug(label)}"
         self.tests = {t["id"]: t for t in data["tests"]}
 
@@ -75,13 +78,29 @@ class Column:
         return f"{self.anchor}-{profile}-{name}"
 
 
-def columns_of(reports: list[dict]) -> list[Column]:
+def _where(data: dict) -> dict[str, str]:
+    """What tells two installations of one version apart, most telling first."""
+    impl = data["implementation"]
+    northd = impl.get("programs", {}).get("ovn-northd")
+    return {"programs": str(Path(northd).parent) if northd else "",
+            "packages": ", ".join(f"{k} {v}" for k, v in sorted(impl["packages"].items())),
+            "host": data.get("host") or ""}
+
+
+def columns_of(reports: list[dict], sources: list[Path] | None = None) -> list[Column]:
+    """One column per report; reports of one version get what tells them
+    apart (where the programs are, the packages, the host), else the date."""
     labels = [column_label(d) for d in reports]
     cols = []
     for i, (data, label) in enumerate(zip(reports, labels)):
-        if labels.count(label) > 1:  # repeated runs of one installation
-            label = f"{label} ({data['date']})"
-        cols.append(Column(i, data, label))
+        same = [d for d, other in zip(reports, labels) if other == label]
+        if len(same) > 1:
+            mine = _where(data)
+            telling = next((k for k in mine if len({_where(d)[k] for d in same}) == len(same)),
+                           None)
+            label = f"{label} ({telling} {mine[telling]})" if telling else \
+                f"{label} ({data['date']})"
+        cols.append(Column(i, data, label, sources[i] if sources else None))
     return cols
 
 
@@ -121,6 +140,29 @@ def _tests_of(col: Column, profile: str, name: str) -> list[dict]:
 
 def _e(text) -> str:
     return html.escape(str(text), quote=True)
+
+
+def _why(col: Column, profile: str, name: str) -> str:
+    """Why a cell is partial or a failure: counts, and each distinct reason a
+    test was skipped or exempted ("" for the other results)."""
+    tests = _tests_of(col, profile, name)
+    failed = sum(t["outcome"] == "failed" for t in tests)
+    held = [t for t in tests if t["outcome"] in ("skipped", "exempted")]
+    if not failed and not held:
+        return ""
+    parts = [f"{failed} failed"] if failed else []
+    if held:
+        reasons = list(dict.fromkeys(t["reason"] or "no reason given" for t in held))
+        parts.append(f"{len(held)} skipped or exempted: " + "; ".join(reasons))
+    return ", ".join(parts)
+
+
+def _link(path: str | Path, out: Path | None) -> str:
+    """A path as the page links to it: relative to the page's folder (the
+    artifacts move together), absolute where it has no folder."""
+    if out is None:
+        return Path(path).as_uri() if Path(path).is_absolute() else str(path)
+    return os.path.relpath(Path(path).resolve(), out.resolve())
 
 
 def _samples(by_k: dict) -> str:
@@ -164,7 +206,57 @@ def chart(m: dict) -> str:
     return "".join(parts)
 
 
-def _test_html(t: dict) -> str:
+CHANGES = ("regressions", "fixed", "new", "gone")
+
+
+def changes(baseline: dict, current: dict) -> dict[str, list[str]]:
+    """Test ids by how they changed since `baseline`: regressions (failed
+    now, not before), fixed (failed before, passed now), new (not in the
+    baseline), gone (not run now)."""
+    before = {t["id"]: t["outcome"] for t in baseline["tests"]}
+    now = {t["id"]: t["outcome"] for t in current["tests"]}
+    return {"regressions": sorted(i for i, o in now.items()
+                                  if o == "failed" and before.get(i, "failed") != "failed"),
+            "fixed": sorted(i for i, o in now.items()
+                            if o == "passed" and before.get(i) == "failed"),
+            "new": sorted(i for i in now if i not in before),
+            "gone": sorted(i for i in before if i not in now)}
+
+
+def baseline_of(col: Column, cols: list[Column], baselines: list[dict]) -> dict | None:
+    """The baseline run of a column's installation (its label without the
+    run's own details), or the only one when both sides have one."""
+    if len(baselines) == 1 and len(cols) == 1:
+        return baselines[0]
+    mine = column_label(col.data)
+    return next((b for b in baselines if column_label(b) == mine), None)
+
+
+def _changes_html(cols: list[Column], baselines: list[dict]) -> list[str]:
+    out = ['<section id="changes"><h2>Against the baseline</h2><ul>']
+    for col in cols:
+        base = baseline_of(col, cols, baselines)
+        if base is None:
+            out.append(f"<li>{_e(col.label)}: no baseline run of this installation</li>")
+            continue
+        diff = changes(base, col.data)
+        counts = ", ".join(f"{len(diff[k])} {k}" for k in CHANGES)
+        out.append(f'<li class="{"regressed" if diff["regressions"] else "steady"}">'
+                   f'{_e(col.label)}: {counts} <small>(baseline run {_e(base["date"])})'
+                   "</small><ul>")
+        for kind in CHANGES:
+            for test_id in diff[kind]:
+                t = col.tests.get(test_id)
+                note = f": <small>{_e((t or {}).get('message') or '')[:300]}</small>" \
+                    if kind == "regressions" and t else ""
+                out.append(f'<li class="change-{kind}">{kind[:-1] if kind != "new" else kind}'
+                           f" <code>{_e(test_id)}</code>{note}</li>")
+        out.append("</ul></li>")
+    out.append("</ul></section>")
+    return out
+
+
+def _test_html(t: dict, out_dir: Path | None = None) -> str:
     out = [f'<li class="test"><span class="o-{t["outcome"]}">{t["outcome"]}</span> '
            f'<code>{_e(t["id"])}</code> <small>{t["duration"]:.2f} s</small>']
     if t["reason"]:
@@ -172,7 +264,8 @@ def _test_html(t: dict) -> str:
     if t["message"]:
         out.append(f"<pre>{_e(t['message'])}</pre>")
     if t["evidence"]:
-        out.append(f"<br/><small>evidence: <code>{_e(t['evidence'])}</code></small>")
+        out.append(f'<br/><small>evidence: <a class="evidence" '
+                   f'href="{_e(_link(t["evidence"], out_dir))}">{_e(t["evidence"])}</a></small>')
     for m in t["measurements"]:
         context = ", ".join(f"{k} {v}" for k, v in m["context"].items())
         if m["kind"] == "distribution":
@@ -187,15 +280,23 @@ def _test_html(t: dict) -> str:
     return "".join(out)
 
 
-def render_html(reports: list[dict], title: str = "OVN load balancer conformance") -> str:
-    cols = columns_of(reports)
+def render_html(reports: list[dict], title: str = "OVN load balancer conformance",
+                out_dir: Path | None = None, sources: list[Path] | None = None,
+                baselines: list[dict] = ()) -> str:
+    """The page; `out_dir`: where it is written (links are relative to it),
+    `sources`: each report's file, `baselines`: earlier runs to compare with."""
+    cols = columns_of(reports, sources)
     rows = rows_of(cols)
     out = ['<!DOCTYPE html>', '<html lang="en"><head><meta charset="utf-8"/>',
            f"<title>{_e(title)}</title><style>{CSS}</style></head><body>",
-           f"<h1>{_e(title)}</h1>",
-           '<table class="matrix"><thead><tr><th>feature</th>']
-    out += [f'<th class="column" scope="col"><a href="#{col.anchor}">{_e(col.label)}</a></th>'
-            for col in cols]
+           f"<h1>{_e(title)}</h1>"]
+    if baselines:  # what changed comes first
+        out += _changes_html(cols, baselines)
+    out.append('<table class="matrix"><thead><tr><th>feature</th>')
+    out += [f'<th class="column" scope="col"><a href="#{col.anchor}">{_e(col.label)}</a>'
+            f'<br/><small>{_e(col.data["date"])}'
+            + (f' on {_e(col.data["host"])}' if col.data.get("host") else "")
+            + "</small></th>" for col in cols]
     out.append('</tr><tr class="overall"><th>whole run</th>')
     for col in cols:
         s = col.data["statistics"]
@@ -211,8 +312,10 @@ def render_html(reports: list[dict], title: str = "OVN load balancer conformance
         out.append(f'<tr class="feature" id="row-{profile}-{name}"><th scope="row">{_e(name)}</th>')
         for col in cols:
             result = _result_of(col, profile, name)
+            why = _why(col, profile, name) if result in ("partial", "failure") else ""
             out.append(f'<td class="cell" data-result="{result}"><a class="r-{result}" '
-                       f'href="#{col.cell_anchor(profile, name)}">{result}</a></td>')
+                       f'href="#{col.cell_anchor(profile, name)}" title="{_e(why)}">{result}</a>'
+                       + (f"<small>{_e(why)}</small>" if why else "") + "</td>")
         out.append("</tr>")
     out.append("</tbody></table>")
     out.append("<p><small>success: every test passed; partial: some skipped or exempted; "
@@ -223,8 +326,16 @@ def render_html(reports: list[dict], title: str = "OVN load balancer conformance
         d = col.data
         impl = d["implementation"]
         packages = ", ".join(f"{k} {v}" for k, v in sorted(impl["packages"].items())) or "none known"
+        files = ""
+        if col.source is not None:
+            links = [col.source] + [p for p in (col.source.with_name("junit.xml"),) if p.exists()]
+            files = "; files: " + ", ".join(f'<a href="{_e(_link(p, out_dir))}">{_e(p.name)}</a>'
+                                             for p in links)
         out.append(f'<section class="column" id="{col.anchor}"><h2>{_e(col.label)}</h2>'
-                   f"<p><small>run {_e(d['date'])}, {d['durationSeconds']:.1f} s; suite "
+                   f"<p><small>run {_e(d['date'])}"
+                   + (f" on {_e(d['host'])}" if d.get("host") else "")
+                   + (", interrupted" if d.get("interrupted") else "")
+                   + f"{files}, {d['durationSeconds']:.1f} s; suite "
                    f"{_e(d['suite']['name'])} {_e(d['suite']['version'])}, "
                    f"samples {_e(_samples(d['suite']['samples']))}; topology {_e(impl['topology'])}; "
                    f"packages: {_e(packages)}</small></p>")
@@ -234,19 +345,32 @@ def render_html(reports: list[dict], title: str = "OVN load balancer conformance
             what = (f["description"] if f else
                     features.describe(profile, name) if profile != "other" and
                     name in features.names(profile) else "tests no feature claims")
+            why = _why(col, profile, name) if result in ("partial", "failure") else ""
             out.append(f'<div class="feature" id="{col.cell_anchor(profile, name)}">'
                        f'<h3>{profile}: {_e(name)} — <span class="o-{result}">{result}</span>'
-                       f"</h3><p><small>{_e(what)}</small></p><ul>")
-            out += [_test_html(t) for t in _tests_of(col, profile, name)]
+                       f"</h3><p><small>{_e(what)}</small></p>"
+                       + (f'<p class="why"><small>{_e(why)}</small></p>' if why else "")
+                       + "<ul>")
+            out += [_test_html(t, out_dir) for t in _tests_of(col, profile, name)]
             out.append("</ul></div>")
         out.append("</section>")
     out.append("</body></html>")
     return "\n".join(out) + "\n"
 
 
-def render_markdown(reports: list[dict], page: str = "matrix.html") -> str:
+def render_markdown(reports: list[dict], page: str = "matrix.html",
+                    baselines: list[dict] = ()) -> str:
     cols = columns_of(reports)
-    lines = ["| feature | " + " | ".join(c.label for c in cols) + " |",
+    lines = []
+    for col in cols if baselines else ():  # what changed comes first
+        base = baseline_of(col, cols, baselines)
+        if base is not None:
+            diff = changes(base, col.data)
+            lines.append(f"**{col.label}** against the baseline of {base['date']}: "
+                         + ", ".join(f"{len(diff[k])} {k}" for k in CHANGES)
+                         + "".join(f"\n- regression: `{i}`" for i in diff["regressions"])
+                         + "\n")
+    lines += ["| feature | " + " | ".join(c.label for c in cols) + " |",
              "|---|" + "---|" * len(cols),
              "| **whole run** | " + " | ".join(
                  f"[{c.data['result']}]({page}#{c.anchor})" for c in cols) + " |"]
@@ -255,16 +379,20 @@ def render_markdown(reports: list[dict], page: str = "matrix.html") -> str:
         for col in cols:
             result = _result_of(col, profile, name)
             text = f"**{result}**" if result == "failure" else result
-            cells.append(f"[{text}]({page}#{col.cell_anchor(profile, name)})")
+            why = _why(col, profile, name) if result in ("partial", "failure") else ""
+            why = f" ({why.split(':')[0]})" if why else ""
+            cells.append(f"[{text}]({page}#{col.cell_anchor(profile, name)}){why}")
         lines.append(f"| {profile}: {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def write(reports: list[dict], out: Path, title: str | None = None) -> tuple[Path, Path]:
+def write(reports: list[dict], out: Path, title: str | None = None,
+          sources: list[Path] | None = None, baselines: list[dict] = ()) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     page, table = out / "matrix.html", out / "matrix.md"
-    page.write_text(render_html(reports, title or "OVN load balancer conformance"))
-    table.write_text(render_markdown(reports, page.name))
+    page.write_text(render_html(reports, title or "OVN load balancer conformance", out,
+                                sources, baselines))
+    table.write_text(render_markdown(reports, page.name, baselines))
     return page, table
 
 
@@ -277,14 +405,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("reports", nargs="+", type=Path, help="report JSON files")
     parser.add_argument("--out", type=Path, default=Path("."), help="output directory")
     parser.add_argument("--title", default=None, help="page title")
+    parser.add_argument("--baseline", type=Path, action="append", default=[],
+                        help="an earlier run's report of one of the installations (repeat for "
+                             "more): regressions, fixes, new and gone tests are shown first")
     args = parser.parse_args(argv)
     try:
         reports = [report.load(p) for p in args.reports]
+        baselines = [report.load(p) for p in args.baseline]
     except ValueError as exc:
         print(f"ovnlb-report: {exc}", file=sys.stderr)
         return 2
-    page, table = write(reports, args.out, args.title)
+    page, table = write(reports, args.out, args.title, args.reports, baselines)
     print(f"{page}\n{table}")
+    cols = columns_of(reports)
+    for col in cols:
+        base = baseline_of(col, cols, baselines) if baselines else None
+        if base is not None and (worse := changes(base, col.data)["regressions"]):
+            print(f"ovnlb-report: {col.label}: {len(worse)} regression"
+                  f"{'s' * (len(worse) > 1)} against the baseline: {', '.join(worse)}")
     return 0
 
 

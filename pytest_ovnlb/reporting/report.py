@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 from dataclasses import dataclass, field
 from importlib import resources
@@ -173,6 +174,7 @@ def build(tests: list[TestRecord], implementation: dict, suite: dict,
         "kind": "ConformanceReport",
         "date": date,
         "durationSeconds": round(duration, 3),
+        "host": socket.gethostname(),
         "interrupted": interrupted,
         "implementation": implementation,
         "suite": suite,
