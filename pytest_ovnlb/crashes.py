@@ -5,14 +5,18 @@ the rest of the run."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pytest_ovnlb.backends.base import program_of
 from pytest_ovnlb.errors import LabError
+from pytest_ovnlb.verdicts.versions import Bug, known_bugs
 
 TAIL_LINES = 5
+CRASHED = re.compile(r"\((SIGSEGV|SIGABRT|SIGBUS|SIGILL|SIGFPE)\)")
 GDB_TIMEOUT = 120
 
 
@@ -24,14 +28,18 @@ class Crash:
     log_tail: list[str] = field(default_factory=list)
     core: Path | None = None  # where the daemon left it; moved into the evidence
     program: tuple[str, str | None] | None = None  # binary, root filesystem
+    known: list[Bug] = field(default_factory=list)  # bugs of its version that crash it
 
     @property
     def summary(self) -> str:
         return f"{self.key} (pid {self.pid}) {self.how}"
 
     def describe(self) -> str:
-        """The summary, then the daemon's last log lines, indented."""
-        return "\n".join([self.summary] + [f"    {line}" for line in self.log_tail])
+        """The summary, then the daemon's last log lines, indented, then the
+        known bugs of its version that can explain it."""
+        return "\n".join([self.summary] + [f"    {line}" for line in self.log_tail]
+                         + [f"  a known bug of this version can explain it: {b.name}: "
+                            f"{b.what} (fixed by {b.fix})" for b in self.known])
 
 
 def tail(path: str, lines: int = TAIL_LINES) -> list[str]:
@@ -81,10 +89,14 @@ class Watchdog:
         new = []
         for key, pid in self.pids.items():
             if pid and now.get(key) != pid and all(c.key != key for c in self.pending):
-                backend = self.lab.backend
-                new.append(Crash(key, pid, backend.daemon_exit(key, pid),
-                                 tail(logs[key]) if key in logs else [],
-                                 backend.core_file(key), backend.program(key)))
+                backend, program = self.lab.backend, program_of(key)
+                how = backend.daemon_exit(key, pid)
+                versions = self.lab.versions
+                version = versions.ovn if program.startswith("ovn-") else versions.ovs
+                # a bug explains a crash, not a daemon someone killed or stopped
+                bugs = known_bugs(program, version) if CRASHED.search(how) else []
+                new.append(Crash(key, pid, how, tail(logs[key]) if key in logs else [],
+                                 backend.core_file(key), backend.program(key), bugs))
         self.crashes += new
         self.pending += new
         return new

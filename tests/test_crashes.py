@@ -10,8 +10,10 @@ import subprocess
 
 import pytest
 
+from pytest_ovnlb.backends.base import program_of
 from pytest_ovnlb.crashes import backtrace
-from pytest_ovnlb.engine import records
+from pytest_ovnlb.engine import install, records
+from pytest_ovnlb.verdicts.versions import known_bugs
 
 pytestmark = pytest.mark.lab
 
@@ -66,9 +68,17 @@ def test_segfault_fails_one_test_and_the_lab_is_repaired(pytester, victim):
     result.stdout.fnmatch_lines([
         f"*lab daemon died during the test: {victim} (pid *) killed by signal 11 "
         "(SIGSEGV), core dumped*"])
-    # its last log lines follow, indented
+    # its last log lines follow, indented; then the known bugs of this
+    # version that can crash this daemon, if any
     section = out[out.index("lab daemon died during the test"):]
     assert re.search(r"\n    \S.*\|", section), section
+    found = install.find()
+    program = program_of(victim)
+    bugs = known_bugs(program, found.ovn_version if program.startswith("ovn-")
+                      else found.ovs_version)
+    for bug in bugs:
+        assert f"a known bug of this version can explain it: {bug.name}: " in section
+    assert bugs or "a known bug" not in section
 
     folder = next((pytester.path / "ovnlb-evidence").iterdir()) / \
         "test_crash.py__test_2_crash[switch-ipv4]"

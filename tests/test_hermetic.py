@@ -447,9 +447,13 @@ def _run_suite(state: State, env: dict, prefix: list[str]) -> tuple[int, str]:
 
 
 def _summary(out: str) -> str:
+    """The failed and errored tests, then the first one's report (why)."""
     lines = out.splitlines()
     keep = [line for line in lines if line.startswith(("FAILED", "ERROR", "E  "))][:12]
-    return "\n".join(keep + lines[-1:])
+    first = next((i for i, line in enumerate(lines)
+                  if re.match(r"^=+ (ERRORS|FAILURES) =+$", line)), None)
+    detail = lines[first:first + 40] if first is not None else []
+    return "\n".join(keep + lines[-1:] + ["", "the first of them:"] + detail)
 
 
 # --- the tests ------------------------------------------------------------------

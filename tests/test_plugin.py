@@ -683,9 +683,14 @@ def test_suite_fails_when_ovn_misbehaves(pytester, breakage):
         seen.setdefault(function, []).append(
             "" if failure is None else (failure.get("message") or "") + (failure.text or ""))
     assert sorted(seen) == victims, out
-    # A daemon that crashed is OVN's failure, not the test's own: it shows no teeth.
+    # A daemon that crashed is OVN's failure, not the test's own: it shows no
+    # teeth.  A known bug of this version (verdicts/versions.py, BUGS) is named
+    # as the expected failure it is; any other crash fails this test.
     crashes = [m for messages in seen.values() for m in messages
                if "lab daemon died during the test" in m]
+    if crashes and all("a known bug of this version can explain it" in m for m in crashes):
+        pytest.xfail(f"OVN crashed under {breakage}, a known bug of this version: "
+                     + crashes[0][crashes[0].index("a known bug"):].splitlines()[0])
     assert not crashes, (f"OVN crashed under {breakage}, so the tests could not show that "
                          f"they fail for their own reason:\n{crashes[0]}")
     for function, messages in seen.items():

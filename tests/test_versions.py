@@ -65,3 +65,18 @@ def test_quirks_apply_only_to_their_datapath_and_placement():
     assert not quirk("affinity_first_connection_lost", "netdev", "router")
     for q in QUIRKS.values():
         assert q.seen_on and q.what and q.datapaths and q.placements
+
+
+def test_known_bugs_follow_their_fixes():
+    from pytest_ovnlb.verdicts.versions import BUGS, known_bugs
+
+    uaf = BUGS["controller_lb_use_after_free"]
+    # every 23.03 release has it (no fixed one was tagged); fixed in 23.06.5,
+    # 23.09.5, 24.03.3 and from 24.09.0 on
+    for version in ("23.3.1", "23.3.3", "23.6.4", "23.9.4", "24.3.2"):
+        assert known_bugs("ovn-controller", Version.parse(version)) == [uaf], version
+    for version in ("23.6.5", "23.9.5", "24.3.3", "24.9.0", "25.3.0", "26.3.1"):
+        assert known_bugs("ovn-controller", Version.parse(version)) == [], version
+    assert known_bugs("ovn-northd", Version.parse("23.3.1")) == []
+    for b in BUGS.values():
+        assert b.what and b.fix and b.daemon.startswith(("ovn-", "ovs"))

@@ -75,6 +75,13 @@ def mentioning(text: str, vips: list[str]) -> str:
     return "\n".join(kept) + ("\n" if kept else "")
 
 
+def program_of(key: str) -> str:
+    """The program behind daemon `key` ("central/nb" runs ovsdb-server)."""
+    daemon = key.split("/")[-1]
+    return {"nb": "ovsdb-server", "sb": "ovsdb-server", "northd": "ovn-northd"}.get(
+        daemon, daemon)
+
+
 LOG_CAP = 16 << 20  # bytes of one daemon's log kept as evidence
 
 

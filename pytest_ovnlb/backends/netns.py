@@ -448,10 +448,7 @@ class NetnsBackend(Backend):
         return cores[-1] if cores else None
 
     def program(self, key: str) -> tuple[str, str | None]:
-        daemon = key.split("/")[1]
-        program = {"nb": "ovsdb-server", "sb": "ovsdb-server", "northd": "ovn-northd"}.get(
-            daemon, daemon)
-        return self.install.host_path(program), self.install.root
+        return self.install.host_path(base.program_of(key)), self.install.root
 
     def restart(self, keys: list[str]) -> None:
         """Start the daemons `keys` again, in the order the lab started them

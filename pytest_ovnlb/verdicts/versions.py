@@ -171,6 +171,43 @@ QUIRKS = {q.name: q for q in (
 )}
 
 
+@dataclass(frozen=True)
+class Bug:
+    """A known bug that makes a daemon crash, with the releases that carry
+    its fix: a crash during a run is still the failure of the test it hit
+    (a packager wants to know), and its report names the bug where the
+    version under test has it."""
+
+    name: str
+    daemon: str  # the program that crashes (ovn-controller, ovs-vswitchd, ...)
+    what: str
+    fix: str  # the upstream commit
+    fixed: Behaviour  # first release with the fix, and the branches' backports
+
+    def affects(self, version: Version) -> bool:
+        return not self.fixed.holds_for(version)
+
+
+BUGS = {b.name: b for b in (
+    # Seen once on 23.03.1: ovn-controller died with SIGSEGV during the template
+    # load balancer tests on a loaded machine (not reproduced in 133 runs since);
+    # valgrind shows this read after a Southbound reconnect, which the lab's 5 s
+    # inactivity probe makes possible under load.  No 23.03.x release has the fix.
+    Bug("controller_lb_use_after_free", "ovn-controller",
+        "after a Southbound reconnect (a full resync) ovn-controller's load balancer "
+        "data recompute reads Southbound Load_Balancer rows already freed; usually "
+        "harmless, it can crash the daemon with SIGSEGV",
+        "e5d093cc243e controller: Avoid use after free in LB I-P. (FDP-610)",
+        Behaviour("controller_lb_use_after_free_fixed", _v("24.9.0"), "",
+                  backports=(_v("23.6.5"), _v("23.9.5"), _v("24.3.3")))),
+)}
+
+
+def known_bugs(daemon: str, version: Version) -> list[Bug]:
+    """The known bugs that can crash `daemon` at `version` (of its project)."""
+    return [b for b in BUGS.values() if b.daemon == daemon and b.affects(version)]
+
+
 def quirk(name: str, datapath: str, placement: str) -> bool:
     """Whether quirk `name` applies to `datapath` with `placement`."""
     q = QUIRKS[name]
