@@ -29,7 +29,6 @@ cleanup() {
 trap cleanup EXIT
 cat > "$store/storage.conf" <<EOF
 [storage]
-driver = "overlay"
 graphroot = "$store/root"
 runroot = "$store/run"
 EOF
