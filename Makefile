@@ -23,7 +23,7 @@ check:
 # cache (ci/fresh.sh); each phase's time is appended to ci/check-times.txt
 check-fresh:
 	clone=$$(mktemp -d /tmp/ovnlb-fresh-clone.XXXXXX) && trap 'rm -rf "$$clone"' EXIT && \
-	git clone -q . "$$clone" && \
+	chmod 755 "$$clone" && git clone -q . "$$clone" && \
 	OVNLB_TIMES_DIR=$(CURDIR)/ci bash "$$clone/.ci/run"
 
 # The fake-multinode backend on the project's stand-in cluster, both modes
