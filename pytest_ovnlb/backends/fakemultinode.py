@@ -37,7 +37,7 @@ from pytest_ovnlb.engine import links, logical, procs, sysctls, topology
 from pytest_ovnlb.engine.links import iproute, last_line, tx_checksum_off
 from pytest_ovnlb.engine.ovsdb import Northbound, Southbound
 from pytest_ovnlb.engine.records import Record
-from pytest_ovnlb.engine.topology import Names, Topology
+from pytest_ovnlb.engine.topology import GENEVE_OVERHEAD, Names, Topology
 from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.verdicts.versions import Version
 
@@ -402,6 +402,9 @@ class FakeMultinodeBackend(Backend):
 
         dirs = _parallel(make_namespaces, list(placed))
         data["netns_dir"] = dict(zip(placed, dirs))
+        # the lab's interfaces leave room for Geneve on the cluster's underlay
+        underlay = int(self.cluster.sh(next(iter(placed)), "cat /sys/class/net/eth1/mtu"))
+        data["mtu"] = underlay - GENEVE_OVERHEAD
         self.record.save()
         for n in nodes:
             sysctls.apply("vm" if n not in self.containers else "client", self._netns_path(n))
@@ -415,8 +418,9 @@ class FakeMultinodeBackend(Backend):
         for n in nodes:
             port, ns = self._port(n), self._ns(n)
             inner = "eth0" if n not in self.containers else "eth1"
-            veths.append(f"ip link add {port} type veth peer name {inner} netns {ns} && "
-                         f"ip link set {port} up")
+            mtu = self.record.data["mtu"]
+            veths.append(f"ip link add {port} mtu {mtu} type veth peer name {inner} mtu {mtu} "
+                         f"netns {ns} && ip link set {port} up")
             if n in self.containers:
                 bridge = self.record.data["bridges"][n]
                 vsctl += ["--", "add-port", bridge, port]
@@ -638,6 +642,8 @@ class FakeMultinodeBackend(Backend):
                 f"{self.names.prefix}*",
                 f"  provider network {data.get('network_name')}: "
                 f"{data.get('provider_subnet', 'none')}",
+                f"  MTU: {data.get('mtu')} on the lab's networks (VMs, provider hosts): the "
+                f"underlay's (eth1) less {GENEVE_OVERHEAD} for Geneve",
                 f"  namespaces in containers: {data.get('namespaces')}"]
 
 

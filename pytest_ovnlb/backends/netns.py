@@ -164,6 +164,8 @@ class NetnsBackend(Backend):
         where = f" in {self.install.root}" if self.install.root else ""
         return [f"  programs: the OVN/OVS{where} on this machine",
                 f"  run directory (databases, sockets, logs): {self.rundir}",
+                f"  MTU: {self.topo.mtu} on the lab's networks (VMs, provider network), "
+                f"{self.topo.underlay_mtu} on the underlay that carries their Geneve tunnels",
                 "  in `ovnlb-lab exec`, ovs-vsctl/ovs-appctl/ovs-ofctl reach the node's own "
                 "daemons and ovn-nbctl/ovn-sbctl the lab's databases",
                 f"  namespaces: {', '.join(self.record.namespaces)}"]
@@ -318,22 +320,23 @@ class NetnsBackend(Backend):
         provider_hosts = dict(topo.provider.hosts) if topo.provider else {}
         for i, chassis in enumerate(topo.chassis):
             host = ns(chassis.name)
-            wires = [("eth0", f"u{i}", "br-underlay")]
+            wires = [("eth0", f"u{i}", "br-underlay", topo.underlay_mtu)]
             if chassis.name in provider_hosts:
-                wires.append(("eth1", f"p{i}", "br-provider"))
+                wires.append(("eth1", f"p{i}", "br-provider", topo.mtu))
             with iproute(host) as r:
                 r.link("set", index=1, state="up")
-                for inner, outer, bridge in wires:
-                    self._veth(r, host, inner, underlay_ns, outer, master=bridge)
+                for inner, outer, bridge, mtu in wires:
+                    self._veth(r, host, inner, underlay_ns, outer, mtu, master=bridge)
                 if chassis.name in provider_hosts and chassis.name != topo.provider.bridge_chassis:
                     links.configure(r, "eth1", topo.interface(chassis.name)[0])
                 for vm in topo.vms:
                     if vm.chassis == chassis.name:
                         self._wire_vm(r, host, vm)
 
-    def _veth(self, r: IPRoute, ns: str, name: str, peer_ns: str, peer: str,
+    def _veth(self, r: IPRoute, ns: str, name: str, peer_ns: str, peer: str, mtu: int,
               master: str | None = None) -> None:
-        r.link("add", ifname=name, kind="veth", peer={"ifname": peer, "net_ns_fd": peer_ns})
+        r.link("add", ifname=name, kind="veth", mtu=mtu,
+               peer={"ifname": peer, "net_ns_fd": peer_ns, "mtu": mtu})
         r.link("set", index=r.link_lookup(ifname=name)[0], state="up")
         tx_checksum_off(ns, name)
         tx_checksum_off(peer_ns, peer)
@@ -345,7 +348,7 @@ class NetnsBackend(Backend):
 
     def _wire_vm(self, r: IPRoute, host: str, vm) -> None:
         vm_ns = self.ns(vm.name)
-        self._veth(r, host, vm.name, vm_ns, "eth0")
+        self._veth(r, host, vm.name, vm_ns, "eth0", self.topo.mtu)
         with iproute(vm_ns) as v:
             v.link("set", index=1, state="up")
             links.configure(v, "eth0", *self.topo.interface(vm.name), mac=vm.mac)

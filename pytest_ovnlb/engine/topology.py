@@ -115,6 +115,11 @@ class Roles:
         return self.router_snat_ip if family == 4 else self.router_snat_ip6
 
 
+# Geneve over an IPv4 underlay, as OVN uses it: the inner Ethernet header
+# (14), outer IPv4 (20), UDP (8), Geneve (8) and OVN's 8-byte option.
+GENEVE_OVERHEAD = 58
+
+
 @dataclass(frozen=True)
 class Topology:
     name: str
@@ -126,6 +131,14 @@ class Topology:
     roles: Roles
     underlay_prefix: int = 24
     provider: Provider | None = None
+    underlay_mtu: int = 1500
+
+    @property
+    def mtu(self) -> int:
+        """The MTU of the lab's own networks (VMs, the provider network): the
+        underlay's less Geneve's overhead over IPv4, so a full-size packet
+        still fits a tunnel, as a deployment sets it."""
+        return self.underlay_mtu - GENEVE_OVERHEAD
 
     @property
     def central(self) -> Chassis:

@@ -35,7 +35,7 @@ CORE = {
 }
 
 # Behaviours of OVS, not OVN: judged by the OVS version.
-OVS_BEHAVIOURS = {"ovs_dp_hash_4_slots_per_bucket"}
+OVS_BEHAVIOURS = {"ovs_dp_hash_4_slots_per_bucket", "ovs_ct_tp_of_later_fragments"}
 
 MARKER = "ovnlb_feature"
 # the feature every run at a placement proves

@@ -16,6 +16,7 @@ import ipaddress
 import json
 import os
 import random
+import re
 import select
 import socket
 import struct
@@ -109,13 +110,25 @@ class _HttpConn(asyncio.Protocol):
             if end < 0:
                 break
             try:
-                close, length = _parse_head(buf[:end])
+                close, length, pad = _parse_head(buf[:end])
             except ValueError:
                 self.transport.close()
                 return
             if len(buf) < end + 4 + length:
                 break
             buf = buf[end + 4 + length:]
+            if pad:  # a reply of a size asked for: built for this request
+                host, port = self.transport.get_extra_info("peername")[:2]
+                body = _reply(self.server.name, self.server.port, _peer(host), port, pad)
+                self.transport.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\nConnection: %s\r\n\r\n"
+                    % (len(body), b"close" if close else b"keep-alive") + body)
+                if close:
+                    self.buf = b""
+                    asyncio.get_running_loop().call_later(10, self.transport.abort)
+                    return
+                continue
             if close:
                 # Let the client close first: the TIME_WAIT state then stays
                 # with the client, whose connect() skips such ports, instead
@@ -133,16 +146,18 @@ class _HttpConn(asyncio.Protocol):
 
 
 def _parse_head(head):
-    """(close after reply?, request body length) for one request head."""
+    """(close after reply?, request body length, reply padding asked for by
+    `?pad=N` in the path) for one request head."""
     lines = head.decode("latin-1").split("\r\n")
     version = lines[0].rsplit(" ", 1)[-1].upper()
+    pad = re.search(r"[?&]pad=(\d+)", lines[0].split(" ")[1] if " " in lines[0] else "")
     fields = {}
     for line in lines[1:]:
         key, _, value = line.partition(":")
         fields[key.strip().lower()] = value.strip().lower()
     conn = fields.get("connection", "")
     close = "close" in conn or (version != "HTTP/1.1" and "keep-alive" not in conn)
-    return close, int(fields.get("content-length") or 0)
+    return close, int(fields.get("content-length") or 0), int(pad.group(1)) if pad else 0
 
 
 def _peer(host):
@@ -152,8 +167,12 @@ def _peer(host):
     return (getattr(addr, "ipv4_mapped", None) or addr).compressed
 
 
-def _reply(name, port, peer, peer_port):
+def _reply(name, port, peer, peer_port, pad=0):
+    """Who answered, to whom; with `pad`, that many more bytes (a reply
+    larger than one packet, to carry across the path's MTU)."""
     body = {"backend": name, "port": port, "peer": peer, "peer_port": peer_port}
+    if pad:
+        body["pad"] = "x" * pad
     return json.dumps(body).encode() + b"\n"
 
 
@@ -165,8 +184,11 @@ class _Udp(asyncio.DatagramProtocol):
         self.transport = transport
 
     def datagram_received(self, data, addr):
+        # "?N\n" then N bytes: a reply padded with N bytes too
+        pad = re.match(rb"\?(\d+)\n", data)
         self.transport.sendto(
-            _reply(self.server.name, self.server.port, _peer(addr[0]), addr[1]),
+            _reply(self.server.name, self.server.port, _peer(addr[0]), addr[1],
+                   int(pad.group(1)) if pad else 0),
             addr)
 
 
@@ -324,7 +346,7 @@ def _bound(host, kind, ports, number=0):
     raise OSError(errno.EADDRNOTAVAIL, "no free source port left")
 
 
-async def _tcp_sample(loop, host, port, box, ports, number=0):
+async def _tcp_sample(loop, host, port, box, ports, number=0, size=0):
     while True:
         sock = _bound(host, socket.SOCK_STREAM, ports, number)
         sock.setblocking(False)
@@ -340,8 +362,9 @@ async def _tcp_sample(loop, host, port, box, ports, number=0):
             err = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
             raise OSError(err, os.strerror(err))
+        path = b"/?pad=%d" % size if size else b"/"
         await loop.sock_sendall(
-            sock, b"GET / HTTP/1.0\r\nHost: %s\r\n\r\n" % _url_host(host).encode())
+            sock, b"GET %s HTTP/1.0\r\nHost: %s\r\n\r\n" % (path, _url_host(host).encode()))
         data = b""
         while not _complete(data):
             chunk = await loop.sock_recv(sock, 65536)
@@ -356,7 +379,14 @@ async def _tcp_sample(loop, host, port, box, ports, number=0):
     status = head.split(b" ", 2)
     if not sep or len(status) < 2 or status[1] != b"200":
         raise ValueError("not an HTTP 200 reply")
-    return json.loads(body)
+    return _whole(json.loads(body), size)
+
+
+def _whole(reply, size):
+    """The reply, if it carries the `size` bytes of padding asked for."""
+    if size and len(reply.get("pad", "")) != size:
+        raise ValueError(f"a reply of {len(reply.get('pad', ''))} padding bytes, not {size}")
+    return reply
 
 
 def _complete(data):
@@ -371,18 +401,19 @@ def _complete(data):
     return False
 
 
-async def _udp_sample(loop, host, port, box, ports):
+async def _udp_sample(loop, host, port, box, ports, size=0):
     sock = _bound(host, socket.SOCK_DGRAM, ports)
     try:
         sock.setblocking(False)
         # Connected, so an ICMP port unreachable shows up as ECONNREFUSED.
         sock.connect((host, port))
         box["local_port"] = sock.getsockname()[1]
-        sock.send(b"?\n")
+        # with `size`, the request is that large too: both ways across the MTU
+        sock.send(b"?%d\n" % size + b"x" * size if size else b"?\n")
         data = await loop.sock_recv(sock, 65536)
     finally:
         sock.close()
-    return json.loads(data)
+    return _whole(json.loads(data), size)
 
 
 def _result(reply, local_port):
@@ -405,7 +436,7 @@ STALLED = 0.1
 MAX_OPEN = 8
 
 
-async def _fresh(proto, host, port, count, concurrency, timeout):
+async def _fresh(proto, host, port, count, concurrency, timeout, size=0):
     loop = asyncio.get_running_loop()
     sample = {"tcp": _tcp_sample, "udp": _udp_sample, "sctp": _sctp_sample}[proto]
     global _PORTS
@@ -427,7 +458,9 @@ async def _fresh(proto, host, port, count, concurrency, timeout):
         stalled = loop.call_later(STALLED, release)
         box = {"local_port": None}
         try:
-            reply = await asyncio.wait_for(sample(loop, host, port, box, ports), timeout)
+            more = {"size": size} if size else {}
+            reply = await asyncio.wait_for(sample(loop, host, port, box, ports, **more),
+                                           timeout)
             results[i] = _result(reply, box["local_port"])
         except Exception as e:
             results[i] = {"error": classify(e), "local_port": box["local_port"]}
@@ -945,7 +978,8 @@ class Agent:
 
     def _fresh(self, req):
         args = (_proto(req), req["host"], int(req["port"]), int(req["count"]),
-                int(req.get("concurrency", 16)), float(req.get("timeout", 2.0)))
+                int(req.get("concurrency", 16)), float(req.get("timeout", 2.0)),
+                int(req.get("size", 0)))
         loop = asyncio.new_event_loop()
         try:
             start = loop.time()

@@ -172,9 +172,11 @@ class Agent:
         return self.call("drop_connections")["dropped"]
 
     def fresh(self, host, port, count, proto="tcp", concurrency=16,
-              timeout=2.0, stop=None) -> list[Result]:
+              timeout=2.0, stop=None, size=0) -> list[Result]:
         """count samples, each on a new connection (new source port).
         host is an IPv4 or IPv6 address, as text or an ipaddress object.
+        `size`: each reply carries that many bytes more (and a UDP request
+        too), and one that arrives short is a `bad-reply`.
 
         stop(results so far) -> bool ends sampling early once it says the
         outcome is settled (e.g. checks.settled); then fewer than count come
@@ -184,22 +186,22 @@ class Agent:
         stop rule with `looks` (sample counts) is asked at each of them:
         batches are cut to reach them exactly."""
         if stop is None:
-            return self._fresh(host, port, count, proto, concurrency, timeout)
+            return self._fresh(host, port, count, proto, concurrency, timeout, size)
         results: list[Result] = []
         batch = max(1, concurrency)
         looks = getattr(stop, "looks", [])
         while len(results) < count:
             n = min([batch, count - len(results)]
                     + [at - len(results) for at in looks if at > len(results)])
-            results += self._fresh(host, port, n, proto, concurrency, timeout)
+            results += self._fresh(host, port, n, proto, concurrency, timeout, size)
             if len(results) < count and stop(results):
                 break
             batch *= 2
         return results
 
-    def _fresh(self, host, port, count, proto, concurrency, timeout):
+    def _fresh(self, host, port, count, proto, concurrency, timeout, size=0):
         resp = self.call("fresh", proto=proto, host=str(host), port=port, count=count,
-                         concurrency=concurrency, op_timeout=timeout)
+                         concurrency=concurrency, op_timeout=timeout, size=size)
         return [Result.from_dict(r) for r in resp["results"]]
 
     def session(self, host, port, timeout=2.0):

@@ -133,6 +133,17 @@ BEHAVIOURS = {b.name: b for b in (
     Behaviour("sctp_lb", _v("20.6.0"),
               "load balancers with protocol=sctp translate SCTP associations to the "
               "backends, ports included"),
+    Behaviour("lb_full_size_payloads", _v("2.6.0"),
+              "connections through a load balancer carry payloads larger than the path's "
+              "MTU: full-size segments cross the tunnels (the lab's own MTU leaves room "
+              "for Geneve)"),
+    # OVN commit 20a96b9d2c3d (FDP-684), first in 25.09.0, not backported.
+    Behaviour("lb_fragments_on_userspace_datapath", _v("25.9.0"),
+              "on the userspace datapath, every fragment of a datagram to a VIP is "
+              "balanced: the load balancer matches conntrack's original tuple, not the L4 "
+              "header only the first fragment has (which also needs OVS with "
+              "ovs_ct_tp_of_later_fragments); the kernel datapath always did, keeping "
+              "the reassembled datagram"),
     Behaviour("lb_template", _v("22.12.0"),
               "template load balancers (options:template=true): VIP and backends are "
               "template variables each chassis resolves from its Chassis_Template_Var row"),
@@ -141,6 +152,12 @@ BEHAVIOURS = {b.name: b for b in (
               "OVS gives every select-group bucket at least 4 hash slots "
               "(before: 16 slots for up to 16 buckets, so k=5 splits 4,3,3,3,3)",
               backports=(_v("3.1.6"), _v("3.2.4"), _v("3.3.3"), _v("3.4.1"))),
+    # OVS commit 9f7eb58f77 (FDP-124), first in 3.6.0: ct_tp_src/dst are set
+    # for every fragment on the userspace datapath, not the first one only.
+    Behaviour("ovs_ct_tp_of_later_fragments", _v("3.6.0"),
+              "the userspace datapath gives every fragment of a datagram conntrack's "
+              "original ports (ct_tp_src, ct_tp_dst), not the first fragment only",
+              backports=(_v("3.1.7"), _v("3.2.5"), _v("3.3.4"), _v("3.4.2"), _v("3.5.0"))),
 )}
 
 
@@ -168,6 +185,12 @@ QUIRKS = {q.name: q for q in (
           "datapath (its SYN retransmissions are lost too); upstream tests affinity "
           "on the kernel datapath only",
           (_v("23.3.1"), _v("25.3.0"), _v("26.3.1"))),
+    Quirk("dgp_fragments_to_vip_lost", ("netdev",), ("dgp",),
+          "a fragmented datagram an external client sends to a VIP on a distributed "
+          "gateway port is lost on the userspace datapath, also where the switch and "
+          "gateway router placements deliver it (OVN 26.03.1, OVS 4.0.0); cause not "
+          "found yet",
+          (_v("26.3.1"),)),
 )}
 
 
