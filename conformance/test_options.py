@@ -23,6 +23,21 @@ def test_selection_fields_ip_src_pins_a_client(ovn_lab, ovn_lbs, ovn_hub, client
             lb, placement, node, "one backend for every connection", results, ovn_lab))
 
 
+def emptied(ovn_lab, ovn_lbs, ovn_hub, node, placement, options):
+    """A load balancer with `options` shown serving `node` through its one
+    backend (the control), then emptied of backends: it and the results of
+    16 new connections to it."""
+    server = ovn_lbs.servers(1)
+    lb = ovn_lbs(server, options=options)
+    served = ovn_hub.fresh(node, lb.vip, lb.port, 16, timeout=2.0)
+    assert checks.tally(served) == {server[0].target: 16}, (
+        "control failed, the VIP with one backend: " + checks.context(
+            lb, placement, node, f"every connection served by {server[0].target}",
+            served, ovn_lab))
+    ovn_lbs.set_servers(lb, [])
+    return lb, ovn_hub.fresh(node, lb.vip, lb.port, 16, timeout=1.0)
+
+
 @pytest.mark.ovnlb_feature(name="reject_no_backends")
 def test_reject_answers_a_vip_without_backends(ovn_lab, ovn_lbs, ovn_hub, client_node, requires,
                                                placement):
@@ -30,16 +45,8 @@ def test_reject_answers_a_vip_without_backends(ovn_lab, ovn_lbs, ovn_hub, client
     refused at once (TCP RST) instead of hanging.  Control first: the same
     VIP, with a backend, serves the same client."""
     requires("reject_no_backends")
-    server = ovn_lbs.servers(1)
-    lb = ovn_lbs(server, options={"reject": "true"})
     node = client_node("internal")
-    served = ovn_hub.fresh(node, lb.vip, lb.port, 16, timeout=2.0)
-    assert checks.tally(served) == {server[0].target: 16}, (
-        "control failed, the VIP with one backend: " + checks.context(
-            lb, placement, node, f"every connection served by {server[0].target}",
-            served, ovn_lab))
-    ovn_lbs.set_servers(lb, [])
-    results = ovn_hub.fresh(node, lb.vip, lb.port, 16, timeout=1.0)
+    lb, results = emptied(ovn_lab, ovn_lbs, ovn_hub, node, placement, {"reject": "true"})
     assert checks.tally(results) == {"error:refused": 16}, (
         f"{lb.vip_key} has no backends and reject=true: " + checks.context(
             lb, placement, node, "every connection refused", results, ovn_lab))
@@ -52,17 +59,9 @@ def test_vip_without_backends_drops_its_connections(ovn_lab, ovn_lbs, ovn_hub, c
     what it is sent: connections time out, none is refused or answered.
     Control first: the same VIP, with a backend, serves the same client."""
     requires("empty_lb_drops")
-    server = ovn_lbs.servers(1)
-    lb = ovn_lbs(server)
     node = client_node("internal")
-    served = ovn_hub.fresh(node, lb.vip, lb.port, 8, timeout=2.0)
-    assert checks.tally(served) == {server[0].target: 8}, (
-        "control failed, the VIP with one backend: " + checks.context(
-            lb, placement, node, f"every connection served by {server[0].target}",
-            served, ovn_lab))
-    ovn_lbs.set_servers(lb, [])
-    results = ovn_hub.fresh(node, lb.vip, lb.port, 8, timeout=1.0)
-    assert checks.tally(results) == {"error:timeout": 8}, (
+    lb, results = emptied(ovn_lab, ovn_lbs, ovn_hub, node, placement, {})
+    assert checks.tally(results) == {"error:timeout": 16}, (
         f"{lb.vip_key} has no backends and no reject option, so it should drop: "
         + checks.context(lb, placement, node, "every connection timing out", results,
                          ovn_lab))

@@ -92,14 +92,21 @@ def test_runner_bad_input_is_one_line(tmp_path):
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory):
-    out = tmp_path_factory.mktemp("wheel")
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps",
-                            "--disable-pip-version-check", str(ROOT), "-w", str(out)],
-                           capture_output=True, text=True, timeout=600, check=False)
-    found = list(out.glob("pytest_ovnlb-*.whl"))
+    return _built(tmp_path_factory, "wheel", "*.whl", [
+        "pip", "wheel", "-q", "--no-deps", "--disable-pip-version-check", str(ROOT), "-w"])
+
+
+def _built(tmp_path_factory, kind: str, pattern: str, argv: list[str]) -> Path:
+    """The package built as `kind` by `python -m ARGV OUT`; a skip, saying
+    why, where it cannot be (its build needs setuptools from the index)."""
+    out = tmp_path_factory.mktemp(kind)
+    built = subprocess.run([sys.executable, "-m", *argv, str(out)], capture_output=True,
+                           text=True, timeout=600, check=False)
+    found = list(out.glob(f"pytest_ovnlb-{pattern}"))
     if built.returncode != 0 or not found:
-        pytest.skip("cannot build a wheel here (pip needs setuptools from the package "
-                    f"index): {built.stderr.strip().splitlines()[-1:]}")
+        said = (built.stderr.strip() or built.stdout.strip()).splitlines()[-1:]
+        pytest.skip(f"cannot build a {kind} here (its build needs setuptools from the "
+                    f"package index): {said}")
     return found[0]
 
 
@@ -291,14 +298,7 @@ def test_stopped_runner_leaves_no_lab_and_keeps_its_artifacts(tmp_path, how):
 
 @pytest.fixture(scope="module")
 def sdist(tmp_path_factory):
-    out = tmp_path_factory.mktemp("sdist")
-    built = subprocess.run([sys.executable, "-m", "build", "--sdist", "-o", str(out), str(ROOT)],
-                           capture_output=True, text=True, timeout=600, check=False)
-    found = list(out.glob("pytest_ovnlb-*.tar.gz"))
-    if built.returncode != 0 or not found:
-        pytest.skip("cannot build an sdist here (build needs setuptools from the package "
-                    f"index): {built.stdout.strip().splitlines()[-1:]}")
-    return found[0]
+    return _built(tmp_path_factory, "sdist", "*.tar.gz", ["build", "--sdist", str(ROOT), "-o"])
 
 
 def test_sdist_is_complete_and_its_own_tests_run_from_it(sdist, tmp_path):
