@@ -203,8 +203,9 @@ stop() {
     done_by_start ovs-rundir && rm -rf "$OVS_RUN"
     done_by_start mnt && rm -rf /tmp/ovn-multinode
     # Host ends of container veths (ovn-fake-multinode's <13 hex>_l naming)
-    # that no bridge holds any more.
-    for link in $(ip -o link show type veth | awk -F'[ :@]+' '$2 ~ /^[0-9a-f]{13}_l$/ {print $2}'); do
+    # that no bridge holds any more (grep -E: Debian's default awk, mawk,
+    # has no {n} intervals).
+    for link in $(ip -o link show type veth | awk -F'[ :@]+' '{print $2}' | grep -E '^[0-9a-f]{13}_l$'); do
         ovs-vsctl --timeout=5 port-to-br "$link" >/dev/null 2>&1 || ip link delete "$link" 2>/dev/null || :
     done
     rm -rf "$STATE"
