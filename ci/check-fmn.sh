@@ -27,12 +27,18 @@ unset CONTAINERS_CONF  # stop removed it; start writes it anew
 
 FMN_STANDIN_HOST_ONLY=1 bash ci/fmn-standin.sh start
 export CONTAINERS_CONF=/run/ovnlb-fmn-host/containers.conf
+veths() { ip -o link show type veth | awk -F'[ :@]+' '{print $2}' | grep -E '^[0-9a-f]{13}_l$' | sort; }
+before=$(veths || true)
 t=$(now)
 $PYTEST conformance --ovn-backend=fake-multinode --ovn-fmn-dir=ci/fmn -n 2
 spinup=$(took "$t")
 left=$(podman ps -a --format '{{.Names}}')
 if grep -q '^ovn-' <<<"$left"; then
     echo "check-fmn: the cluster pytest started is still there: $left" >&2; exit 1
+fi
+new=$(comm -13 <(echo "$before") <(veths || true))
+if [ -n "$new" ]; then
+    echo "check-fmn: the cluster pytest started left host veths:" $new >&2; exit 1
 fi
 bash ci/fmn-standin.sh stop
 

@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ovs.unixctl.client import UnixctlClient
+from pyroute2 import IPRoute
+from pyroute2.netlink.exceptions import NetlinkError
 
 from pytest_ovnlb.backends import base
 from pytest_ovnlb.backends.base import Backend, Request, Versions, copy_log, mentioning
@@ -463,6 +465,14 @@ class FakeMultinodeBackend(Backend):
         data = record.data
         if data.get("started_from"):
             stop_cluster(data["started_from"], data["runtime"])
+            # `ovn_cluster.sh stop` leaves the host ends of its containers'
+            # veths: the ones this cluster made (not there before it) go too
+            with IPRoute() as ipr:
+                for name in sorted(host_veths() - set(data.get("host_veths", ()))):
+                    try:
+                        ipr.link("del", ifname=name)
+                    except NetlinkError:
+                        pass  # gone meanwhile
             return
         if not data.get("central"):
             return  # nothing was made yet
@@ -686,7 +696,8 @@ def start_cluster(record: Record, request: Request) -> bool:
     runtime = check_checkout(request)
     if Cluster.find(runtime) is not None:
         return False
-    record.data = {"started_from": os.path.abspath(request.fmn_dir), "runtime": runtime}
+    record.data = {"started_from": os.path.abspath(request.fmn_dir), "runtime": runtime,
+                   "host_veths": sorted(host_veths())}
     record.save()
     started = time.monotonic()
     result = subprocess.run(["./ovn_cluster.sh", "start"], cwd=request.fmn_dir,
@@ -739,6 +750,16 @@ def _wait_registered(cluster: Cluster, timeout: float) -> None:
                        f"within {timeout:g} s of `ovn_cluster.sh start`") from None
     finally:
         sb.close()
+
+
+# ovn-fake-multinode's host end of a container's veth: 13 hex digits, "_l"
+HOST_VETH = re.compile(r"^[0-9a-f]{13}_l$")
+
+
+def host_veths() -> set[str]:
+    with IPRoute() as ipr:
+        return {link.get("IFLA_IFNAME") for link in ipr.get_links()
+                if HOST_VETH.match(link.get("IFLA_IFNAME") or "")}
 
 
 def stop_cluster(directory: str, runtime: str) -> None:
