@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # `make check`, phase by phase, each timed:
 #   setup        packages and the virtualenv (ci/setup.sh)
-#   own tests    the project's own tests (tests/), two xdist workers
+#   own tests    the project's own tests (tests/), two xdist workers taking
+#                a file each (the host-state tests, which take turns, all
+#                on one of them instead of both waiting for each other)
 #   conformance  the suite on the embedded lab, two xdist workers
 #   fmn          the suite and the backend's tests on the stand-in cluster
 #                (ci/check-fmn.sh: image build, attach, spin-up)
@@ -26,7 +28,7 @@ phase() {  # phase NAME CMD...: run, then note its time (in $seconds too)
 
 start=$(now)
 phase setup bash ci/setup.sh
-phase "own tests" $PYTEST tests -n 2 "$@"
+phase "own tests" $PYTEST tests -n 2 --dist loadfile --durations=15 "$@"
 phase conformance $PYTEST conformance --ovn-topology=lab -n 2 "$@"
 export OVNLB_NETNS_SECONDS=$seconds
 phase fmn bash ci/check-fmn.sh

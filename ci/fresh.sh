@@ -27,8 +27,12 @@ cleanup() {
     rm -rf "$store"
 }
 trap cleanup EXIT
+# overlay where the kernel has it (podman's own first choice), else vfs
+driver=vfs
+grep -qw overlay /proc/filesystems && driver=overlay
 cat > "$store/storage.conf" <<EOF
 [storage]
+driver = "$driver"
 graphroot = "$store/root"
 runroot = "$store/run"
 EOF

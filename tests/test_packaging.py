@@ -273,7 +273,7 @@ def test_stopped_runner_leaves_no_lab_and_keeps_its_artifacts(tmp_path, how):
         while len(labs := _labs_of(proc.pid)) < 2:
             assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
             time.sleep(0.05)
-        time.sleep(2)  # tests under way
+        time.sleep(1)  # tests under way
         signum = getattr(signal, how.split()[0])
         if how.endswith("group"):
             os.killpg(proc.pid, signum)
