@@ -226,6 +226,10 @@ def test_installations_of_one_version_are_told_apart():
     page = Page(matrix.render_html([a, b]))
     assert page.columns == ["OVN 23.03.1 / OVS 3.1.0 / netdev / netns (programs /usr/bin)",
                             "OVN 23.03.1 / OVS 3.1.0 / netdev / netns (programs /opt/ovn/bin)"]
+    # each column's header says when and where its run ran
+    on_other_host = dict(a, host="builder-7")
+    text = matrix.render_html([on_other_host])
+    assert f"<br/><small>{a['date']} on builder-7</small></th>" in text
 
 
 def test_links_to_evidence_and_reports_are_relative(tmp_path):
