@@ -85,7 +85,7 @@ def _samples(n: int | None) -> str | None:
         return None
     plans = PLANNED_SAMPLES.values()
     if n <= min(plans):
-        return (f"every distribution check already plans more ("
+        return ("every distribution check already plans more ("
                 + ", ".join(f"{p} for {k} backends" for k, p in PLANNED_SAMPLES.items())
                 + ", the fewest with their power): the setting raises a check's samples, "
                 "never lowers them")

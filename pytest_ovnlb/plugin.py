@@ -9,8 +9,8 @@ import os
 
 import pytest
 
-from pytest_ovnlb import backends, evidence
-from pytest_ovnlb.engine import install, records, topology
+from pytest_ovnlb import evidence
+from pytest_ovnlb.engine import install, records
 from pytest_ovnlb.engine.procs import sigterm_as_interrupt
 from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.fixtures import (  # noqa: F401  (re-exported so pytest finds them)
