@@ -78,5 +78,9 @@ def test_known_bugs_follow_their_fixes():
     for version in ("23.6.5", "23.9.5", "24.3.3", "24.9.0", "25.3.0", "26.3.1"):
         assert known_bugs("ovn-controller", Version.parse(version)) == [], version
     assert known_bugs("ovn-northd", Version.parse("23.3.1")) == []
+    assert [b.name for b in known_bugs("ovs-vswitchd", Version.parse("3.1.0"))] == [
+        "vswitchd_conntrack_conn_type_assertion"]
+    assert known_bugs("ovs-vswitchd", Version.parse("3.1.3")) == []
+    assert known_bugs("ovs-vswitchd", Version.parse("3.5.0")) == []
     for b in BUGS.values():
         assert b.what and b.fix and b.daemon.startswith(("ovn-", "ovs"))

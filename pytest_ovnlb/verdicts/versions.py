@@ -223,6 +223,14 @@ BUGS = {b.name: b for b in (
         "e5d093cc243e controller: Avoid use after free in LB I-P. (FDP-610)",
         Behaviour("controller_lb_use_after_free_fixed", _v("24.9.0"), "",
                   backports=(_v("23.6.5"), _v("23.9.5"), _v("24.3.3")))),
+    # Open vSwitch (versions are OVS's): seen once on 3.1.0, in 1 of 77
+    # rounds of traffic through load balancers whose backends kept changing.
+    Bug("vswitchd_conntrack_conn_type_assertion", "ovs-vswitchd",
+        "the userspace conntrack asserts conn->conn_type == CT_CONN_TYPE_DEFAULT while "
+        "updating or removing a NATed connection and ovs-vswitchd aborts (SIGABRT)",
+        "1116459b3 conntrack: Remove nat_conn introducing key directionality.",
+        Behaviour("vswitchd_conntrack_conn_type_assertion_fixed", _v("3.3.0"), "",
+                  backports=(_v("2.17.8"), _v("3.0.5"), _v("3.1.3"), _v("3.2.3")))),
 )}
 
 
