@@ -205,9 +205,6 @@ class Lab:
     def evidence(self, directory: Path, vips: list[str], since: dict[str, int]) -> list[str]:
         return self.backend.evidence(directory, vips, since)
 
-    def daemon_exit(self, key: str, pid: int) -> str:
-        return self.backend.daemon_exit(key, pid)
-
     def status(self) -> str:
         t, r = self.topology, self.record
         dead = [key for key, pid in self.daemon_pids().items() if not pid]

@@ -150,7 +150,8 @@ def _parse_head(head):
     `?pad=N` in the path) for one request head."""
     lines = head.decode("latin-1").split("\r\n")
     version = lines[0].rsplit(" ", 1)[-1].upper()
-    pad = re.search(r"[?&]pad=(\d+)", lines[0].split(" ")[1] if " " in lines[0] else "")
+    # only a request line with a query can ask for padding (the hot path has none)
+    pad = re.search(r"[?&]pad=(\d+)", lines[0]) if "?" in lines[0] else None
     fields = {}
     for line in lines[1:]:
         key, _, value = line.partition(":")

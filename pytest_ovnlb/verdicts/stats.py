@@ -37,9 +37,6 @@ LOOK_MISS = 0.02
 # statistic's swings around ALPHA with N (samples_needed(); tests/test_stats.py
 # checks each is still the smallest).
 PLANNED_SAMPLES = {2: 500, 3: 5700, 5: 5300}
-# The fewest samples that would give every check its power at once (and 2
-# backends an exact false-alarm rate at most ALPHA): samples_needed().
-SAMPLES_FLOOR = 5800
 # Backend counts the conformance suite balances over.
 SUITE_K = (2, 3, 5)
 
