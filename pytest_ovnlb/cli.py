@@ -1,7 +1,7 @@
 """`ovnlb-lab`: bring up, inspect, drive and remove embedded labs by hand.
 
     ovnlb-lab up [--topology lab] [--name NAME] [--backend netns|fake-multinode]
-    ovnlb-lab status [--name NAME] | list
+    ovnlb-lab status [--name NAME] | env [--name NAME] | list
     ovnlb-lab exec [--name NAME] NODE -- CMD...
     ovnlb-lab nbctl [--name NAME] -- ARGS...   (and sbctl)
     ovnlb-lab down [--name NAME] | sweep [--all]
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 import time
 
@@ -50,6 +51,8 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--timeout", type=float, default=20.0,
                     help="seconds to wait for the chassis to be ready (default 20)")
     named("status", "describe a lab: state, versions, run directory, logs")
+    named("env", "the lab's names and addresses as shell assignments, for "
+          "eval \"$(ovnlb-lab env)\" (ROUTER, ROUTER_VIP, VM1, ...)")
     named("down", "remove a lab and everything it made")
     sub.add_parser("list", help="list labs")
     sweep = sub.add_parser("sweep", help="remove what crashed or killed runs left")
@@ -57,8 +60,9 @@ def _parser() -> argparse.ArgumentParser:
     ex = named("exec", "run a command in a node (a VM or a host namespace)")
     ex.add_argument("node")
     ex.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD")
-    for ctl in ("nbctl", "sbctl"):
-        p = named(ctl, f"run ovn-{ctl} against the lab's database")
+    for ctl, more in (("nbctl", "; what it creates carries the lab's owner tag and goes "
+                       "with `down`"), ("sbctl", "")):
+        p = named(ctl, f"run ovn-{ctl} against the lab's database{more}")
         p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- ARGS")
     sub.add_parser("topologies", help="list the topologies")
     cov = sub.add_parser("coverage", help="the load balancer knobs the OVN under test "
@@ -105,6 +109,11 @@ def run(args: argparse.Namespace) -> int:
         lab.close()
     elif args.command == "status":
         print(Lab.attach(args.name, require_ready=False).status())
+    elif args.command == "env":
+        lab = Lab.attach(args.name, require_ready=False)
+        print(f"# lab {lab.name} (topology {lab.topology.name}, backend {lab.record.backend})")
+        for key, value in lab.shell_vars().items():
+            print(f"{key}={shlex.quote(value)}")
     elif args.command == "list":
         for r in records.all_records():
             owner = f"owner pid {r.owner_pid}" if r.owner_pid else "no owner"
@@ -131,9 +140,14 @@ def run(args: argparse.Namespace) -> int:
         prefix = lab.exec_prefix(args.node)
         sys.stdout.flush()
         os.execvp(prefix[0], prefix + argv)  # the exit status passes through
-    elif args.command in ("nbctl", "sbctl"):
+    elif args.command == "nbctl":
         lab = Lab.attach(args.name)
-        cmd = lab.ctl_command(args.command[:2]) + _strip_dashes(args.argv)
+        try:
+            return lab.nbctl(_strip_dashes(args.argv))
+        finally:
+            lab.close()
+    elif args.command == "sbctl":
+        cmd = Lab.attach(args.name).ctl_command("sb") + _strip_dashes(args.argv)
         os.execvp(cmd[0], cmd)
     return 0
 

@@ -8,7 +8,9 @@ everything it made.  `Lab.attach()` reopens a lab by name from its record.
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
+import textwrap
 import time
 from pathlib import Path
 
@@ -177,6 +179,20 @@ class Lab:
         """`ovn-nbctl`/`ovn-sbctl` pointed at this lab's database."""
         return self.backend.ctl_command(which)
 
+    def nbctl(self, argv: list[str]) -> int:
+        """Run `ovn-nbctl ARGV` on the lab's Northbound DB (output and exit
+        status passed through), then give the rows it created the lab's
+        owner tag, so that `down` removes them too (logical.adopt says what
+        else a shared deployment's rows may see)."""
+        before = logical.row_uuids(self.nb)
+        try:
+            return subprocess.run(self.ctl_command("nb") + argv).returncode
+        finally:
+            with procs.deferred_interrupts():  # a Ctrl-C must not leave rows untagged
+                self._nb.close()
+                self._nb = None  # a new connection starts from the database as it is now
+                logical.adopt(self.nb, self.names, before)
+
     def sync(self, timeout: float = 20.0) -> None:
         """Return once every chassis has installed the current Northbound,
         down to the datapath's cached flows."""
@@ -205,6 +221,31 @@ class Lab:
     def evidence(self, directory: Path, vips: list[str], since: dict[str, int]) -> list[str]:
         return self.backend.evidence(directory, vips, since)
 
+    def shell_vars(self) -> dict[str, str]:
+        """The names and addresses a person's commands need, as this
+        deployment has them (`ovnlb-lab env`): on a shared deployment
+        Northbound names carry the lab's prefix and the provider subnet is
+        the lab's own."""
+        t, roles, nb = self.topology, self.topology.roles, self.names.nb
+        found = {"PREFIX": self.names.prefix}
+        if roles.gateway_router:
+            found.update(ROUTER=nb(roles.gateway_router), ROUTER_VIP=roles.router_vip,
+                         ROUTER_VIP6=roles.router_vip6, SNAT_IP=roles.router_snat_ip)
+        found.update(SWITCH=nb(roles.client_switch), SWITCH_VIP=roles.switch_vip,
+                     SWITCH_VIP6=roles.switch_vip6)
+        if roles.dgp_router:
+            found.update(DGP_ROUTER=nb(roles.dgp_router), DGP_VIP=roles.dgp_vip,
+                         DGP_VIP6=roles.dgp_vip6)
+        if t.provider:
+            provider = t.switch(t.provider.switch)
+            found.update(PROVIDER_SUBNET=provider.subnet, PROVIDER_SUBNET6=provider.subnet6)
+        for node in t.nodes:  # each node's IPv4 client address: VM1=..., UBUNTU1=...
+            try:
+                found.setdefault(node.upper(), t.address(node))
+            except LabError:
+                pass  # a chassis off the provider network
+        return {key: value for key, value in found.items() if value is not None}
+
     def status(self) -> str:
         t, r = self.topology, self.record
         dead = [key for key, pid in self.daemon_pids().items() if not pid]
@@ -218,6 +259,11 @@ class Lab:
             f"  Northbound: {self.backend.nb_remote()}, Southbound: {self.backend.sb_remote()}",
             *self.backend.describe(),
             f"  nodes: {', '.join(t.nodes)}",
+            f"  names and addresses for commands (`eval \"$(ovnlb-lab env --name {r.name})\"` "
+            "sets them):",
+            *textwrap.wrap(" ".join(f"{k}={shlex.quote(v)}" for k, v in self.shell_vars().items()),
+                           100, initial_indent="    ", subsequent_indent="    ",
+                           break_on_hyphens=False),
             "  logs:",
         ]
         lines += [f"    {key}: {path}" for key, path in self.logs().items()]

@@ -601,3 +601,53 @@ def test_two_labs_side_by_side(names):
     for name in (a, b):
         assert cli("down", "--name", name).returncode == 0
         assert leftovers(name) == []
+
+
+# --- the README's walk-through ------------------------------------------------
+
+def test_readme_walkthrough(names, walkthrough):
+    """README's walk-through, as it is there, with the reference lab's
+    plain names and addresses; `down` leaves nothing."""
+    name = names()
+    found = walkthrough(name)
+    assert found["ROUTER"] == "edge1" and found["ROUTER_VIP"] == "10.127.0.254", found
+    assert leftovers(name) == []
+
+
+def test_nbctl_tags_what_it_creates_and_env(names):
+    """Rows made through `ovnlb-lab nbctl` get the lab's owner tag (its
+    output and exit status pass through); rows made otherwise, or tagged
+    already, keep their external_ids.  `env` gives the lab's names and
+    addresses as shell assignments; for no such lab, one line."""
+    name = names()
+    up(name, "single")
+    made = cli("nbctl", "--name", name, "--", "lb-add", "mine", "10.0.9.100:80", "10.0.1.11:80",
+               "--", "lsp-add", "web", "myport", "--", "create", "Address_Set", "name=myset",
+               "external_ids:ovnlb-owner=someone")
+    assert made.returncode == 0, made.stderr
+    assert re.fullmatch(r"[0-9a-f-]{36}\n", made.stdout), made.stdout  # create's UUID
+    by_hand = cli("exec", "--name", name, "host1", "--", "ovn-nbctl", "lb-add", "byhand",
+                  "10.0.9.101:80", "10.0.1.12:80")
+    assert by_hand.returncode == 0, by_hand.stderr
+
+    def owner(table: str, row: str) -> str:
+        got = cli("nbctl", "--name", name, "--", "get", table, row, "external_ids")
+        assert got.returncode == 0, got.stderr
+        return got.stdout.strip()
+
+    assert owner("Load_Balancer", "mine") == f"{{ovnlb-owner={name}}}"
+    assert owner("Logical_Switch_Port", "myport") == f"{{ovnlb-owner={name}}}"
+    assert owner("Address_Set", "myset") == "{ovnlb-owner=someone}"
+    assert owner("Load_Balancer", "byhand") == "{}"
+    failed = cli("nbctl", "--name", name, "--", "no-such-command")
+    assert failed.returncode == 1 and "no-such-command" in failed.stderr, failed
+
+    env = cli("env", "--name", name)
+    assert env.returncode == 0, env.stderr
+    assert "\nPREFIX=''\nSWITCH=clients\nSWITCH_VIP=10.0.9.100\n" in env.stdout, env.stdout
+    assert "\nVM1=10.0.1.11\n" in env.stdout and "ROUTER" not in env.stdout, env.stdout
+    assert "SWITCH=clients SWITCH_VIP=10.0.9.100" in cli("status", "--name", name).stdout
+    missing = names()
+    assert f"no lab named {missing!r}" in one_line_error(cli("env", "--name", missing))
+    assert cli("down", "--name", name).returncode == 0
+    assert leftovers(name) == []

@@ -17,12 +17,19 @@ from pytest_ovnlb.engine.topology import Names, Topology
 
 OWNER = "ovnlb-owner"
 # Root tables: rows in them live until deleted (the rest go with their parent).
-OWNED_TABLES = ("Load_Balancer", "Load_Balancer_Group", "Logical_Switch", "Logical_Router")
+# The first four are the lab's own; the others get rows from a person's
+# `ovnlb-lab nbctl` commands (`adopt`).
+OWNED_TABLES = ("Load_Balancer", "Load_Balancer_Group", "Logical_Switch", "Logical_Router",
+                "Address_Set", "Port_Group", "DHCP_Options", "DNS", "Meter", "Copp", "Mirror",
+                "HA_Chassis_Group", "BFD", "Chassis_Template_Var")
 # Root tables without external_ids: the owner tag ends each row's name.
 NAMED_TABLES = ("Load_Balancer_Group",)
-# Columns of datapaths that hold rows of a root table (strong references).
+# Columns of rows that hold rows of a root table (strong references).
 HOLDERS = {"Load_Balancer_Group": (("Logical_Switch", "load_balancer_group"),
-                                   ("Logical_Router", "load_balancer_group"))}
+                                   ("Logical_Router", "load_balancer_group")),
+           "HA_Chassis_Group": (("Logical_Switch_Port", "ha_chassis_group"),
+                                ("Logical_Router_Port", "ha_chassis_group")),
+           "Address_Set": (("NAT", "allowed_ext_ips"), ("NAT", "exempted_ext_ips"))}
 
 
 def router_port(router: str, switch: str) -> str:
@@ -113,17 +120,48 @@ def remove(nb: Northbound, names: Names, tables=OWNED_TABLES) -> int:
     them); return how many.  Rows of anyone else are never touched."""
     rows = owned_rows(nb, names, tables)
     delete = {"Load_Balancer": nb.api.lb_del, "Logical_Switch": nb.api.ls_del,
-              "Logical_Router": nb.api.lr_del,
-              "Load_Balancer_Group": lambda uuid, if_exists: nb.api.db_destroy(
-                  "Load_Balancer_Group", uuid)}
+              "Logical_Router": nb.api.lr_del}
     if rows:
         with nb.transaction() as txn:
             for row in rows:
                 drop_references(nb, txn, row)
             # lb_del first drops the references switches and routers hold
             for row in rows:
-                txn.add(delete[row._table.name](row.uuid, if_exists=True))
+                table = row._table.name
+                txn.add(delete[table](row.uuid, if_exists=True) if table in delete
+                        else nb.api.db_destroy(table, row.uuid))
     return len(rows)
+
+
+def _taggable_rows(nb: Northbound) -> list:
+    """Every row of the tables with external_ids."""
+    return [row for table in nb.api.tables.values() if "external_ids" in table.columns
+            for row in nb.rows(table.name)]
+
+
+def row_uuids(nb: Northbound) -> set:
+    return {row.uuid for row in _taggable_rows(nb)}
+
+
+def adopt(nb: Northbound, names: Names, before: set) -> int:
+    """Give the lab's owner tag to the rows with external_ids but no owner
+    tag that are not in `before` (`row_uuids` before a person's command), so
+    that the lab's removal takes them too; return how many.
+    The database does not say who made a row: on a shared deployment,
+    someone who creates a row without an owner tag between the two
+    snapshots (while the command runs) sees it gain this lab's tag and go
+    with this lab's `down`.  Tagged rows (another lab's) are never
+    adopted; when two labs adopt the same row at once, the first to commit
+    keeps it (adding a key that is there already changes nothing).
+    Load_Balancer_Group has no external_ids: its rows made by hand stay."""
+    new = [row for row in _taggable_rows(nb)
+           if row.uuid not in before and OWNER not in row.external_ids]
+    if new:
+        with nb.transaction() as txn:
+            for row in new:
+                txn.add(nb.api.db_add(row._table.name, row.uuid, "external_ids",
+                                      owned(names)))
+    return len(new)
 
 
 def ports_down(nb: Northbound, names: list[str]) -> list[str]:
