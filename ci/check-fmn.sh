@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The fake-multinode backend against real containers (the project's
 # stand-in cluster, ci/fmn-standin.sh), in both modes:
-#   attach    the stand-in is started first; the conformance suite (-n 2) and
-#             the backend's self-tests run against it; it is stopped after;
+#   attach    the stand-in is started first, with a clustered (raft)
+#             central; the conformance suite (-n 2) and the backend's
+#             self-tests (a leadership change mid-run among them) run against
+#             it; it is stopped after;
 #   spin-up   only the host is prepared; pytest starts the cluster itself
 #             from ci/fmn (its ovn_cluster.sh) and stops it at the end.
 # Prints its times; OVNLB_TIMES_DIR=DIR also appends them to DIR/fmn-times.txt.
@@ -18,11 +20,11 @@ took() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
 
 t=$(now); bash ci/fmn-standin.sh build; build=$(took "$t")
 
-t=$(now); bash ci/fmn-standin.sh start; start=$(took "$t")
+t=$(now); OVN_DB_CLUSTER=yes bash ci/fmn-standin.sh start; start=$(took "$t")
 export CONTAINERS_CONF=/run/ovnlb-fmn-host/containers.conf
 t=$(now); $PYTEST conformance --ovn-backend=fake-multinode -n 2; attach=$(took "$t")
-OVNLB_FMN_REQUIRED=1 $PYTEST tests/test_fakemultinode.py
-t=$(now); bash ci/fmn-standin.sh stop; stop=$(took "$t")
+OVNLB_FMN_REQUIRED=raft $PYTEST tests/test_fakemultinode.py
+t=$(now); OVN_DB_CLUSTER=yes bash ci/fmn-standin.sh stop; stop=$(took "$t")
 unset CONTAINERS_CONF  # stop removed it; start writes it anew
 
 FMN_STANDIN_HOST_ONLY=1 bash ci/fmn-standin.sh start

@@ -21,7 +21,7 @@ def samples(request):
 @pytest.fixture(scope="module")
 def ovn_sb(ovn_lab):
     """The lab's Southbound DB (Service_Monitor, logical flows, MAC bindings)."""
-    sb = Southbound(ovn_lab.sb_remote())
+    sb = Southbound(ovn_lab.sb_remote(), where=ovn_lab.central)
     yield sb
     sb.close()
 

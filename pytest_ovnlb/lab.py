@@ -153,11 +153,15 @@ class Lab:
     @property
     def nb(self) -> Northbound:
         if self._nb is None:
-            self._nb = Northbound(self.backend.nb_remote())
+            self._nb = Northbound(self.backend.nb_remote(), where=self.central)
         return self._nb
 
     def sb_remote(self) -> str:
         return self.backend.sb_remote()
+
+    @property
+    def central(self) -> str:
+        return self.backend.central
 
     def exec_prefix(self, node: str) -> list[str]:
         self._check_node(node)
@@ -259,8 +263,8 @@ class Lab:
             f"  Northbound: {self.backend.nb_remote()}, Southbound: {self.backend.sb_remote()}",
             *self.backend.describe(),
             f"  nodes: {', '.join(t.nodes)}",
-            f"  names and addresses for commands (`eval \"$(ovnlb-lab env --name {r.name})\"` "
-            "sets them):",
+            (f"  names and addresses for commands (`eval \"$(ovnlb-lab env --name {r.name})\"` "
+             "sets them):"),
             *textwrap.wrap(" ".join(f"{k}={shlex.quote(v)}" for k, v in self.shell_vars().items()),
                            100, initial_indent="    ", subsequent_indent="    ",
                            break_on_hyphens=False),

@@ -4,9 +4,11 @@ it found it, a load balancer of someone else's included.
 
 Tests marked `fmn` need a running ovn-fake-multinode cluster (`make check`
 starts the project's stand-in, ci/fmn-standin.sh); where none runs they are
-skipped, unless OVNLB_FMN_REQUIRED=1 makes that an error.
+skipped, unless OVNLB_FMN_REQUIRED=1 makes that an error (=raft: a cluster
+with a clustered central too).
 """
 
+import ipaddress
 import json
 import os
 import shutil
@@ -19,6 +21,7 @@ import pytest
 
 from pytest_ovnlb.backends.base import Request
 from pytest_ovnlb.backends.fakemultinode import PROVIDER_POOL, Cluster, provider6, runtime_of
+from pytest_ovnlb.engine.ovsdb import wait_for
 from pytest_ovnlb.errors import LabError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -37,8 +40,8 @@ def _cluster():
 def cluster():
     found = _cluster()
     if found is None:
-        if os.environ.get("OVNLB_FMN_REQUIRED") == "1":
-            pytest.fail("OVNLB_FMN_REQUIRED=1 but no ovn-fake-multinode cluster runs")
+        if os.environ.get("OVNLB_FMN_REQUIRED") in ("1", "raft"):
+            pytest.fail("OVNLB_FMN_REQUIRED is set but no ovn-fake-multinode cluster runs")
         pytest.skip("no ovn-fake-multinode cluster runs here (ci/fmn-standin.sh start)")
     return found
 
@@ -61,10 +64,9 @@ def one_line_error(result, *words):
 def snapshot(cluster):
     """What a run must leave as it was: the NB contents, and each container's
     namespaces and OVS ports."""
-    rt = cluster.runtime
-    nb = subprocess.run([rt, "exec", cluster.central, "sh", "-c",
-                         "ovn-nbctl show; ovn-nbctl --columns=name,vips list Load_Balancer"],
-                        capture_output=True, text=True, check=True).stdout
+    nbctl = cluster.ctl_argv("nb")
+    nb = "".join(subprocess.run(nbctl + argv, capture_output=True, text=True, check=True).stdout
+                 for argv in (["show"], ["--columns=name,vips", "list", "Load_Balancer"]))
     nodes = {c: cluster.sh(c, "ip netns list; for b in $(ovs-vsctl list-br); do "
                               "echo $b; ovs-vsctl list-ports $b; done")
              for c in cluster.hosts}
@@ -134,12 +136,95 @@ def test_stopped_ovn_controller_fails_the_health_gate(cluster):
     assert snapshot(cluster) == before
 
 
+def _db_pids(cluster, member, dbs=("nb", "sb")) -> list[str]:
+    return cluster.sh(member, "cat " + " ".join(f"/var/run/ovn/ovn{db}_db.pid"
+                                                for db in dbs)).split()
+
+
+def move_leadership(cluster) -> tuple[str, str]:
+    """Pause the servers of the member leading NB and SB until other members
+    lead both (as when a central's host stalls), then let them go on;
+    returns the new leaders."""
+    old = {cluster.leader("nb"), cluster.leader("sb")}
+    others = Cluster(cluster.runtime, [m for m in cluster.centrals if m not in old], [], [])
+    paused = {m: _db_pids(cluster, m) for m in old}
+    for member, pids in paused.items():
+        cluster.sh(member, f"kill -STOP {' '.join(pids)}")
+    try:
+        return wait_for(lambda: _leaders(others), 30, "a new leader of NB and SB")
+    finally:
+        for member, pids in paused.items():
+            cluster.sh(member, f"kill -CONT {' '.join(pids)}")
+
+
+def _leaders(cluster):
+    try:
+        return cluster.leader("nb"), cluster.leader("sb")
+    except LabError:
+        return None
+
+
+@pytest.fixture
+def clustered(cluster):
+    """A cluster whose central is clustered (raft); skipped on another one
+    unless OVNLB_FMN_REQUIRED=raft."""
+    if len(cluster.centrals) < 3:
+        if os.environ.get("OVNLB_FMN_REQUIRED") == "raft":
+            pytest.fail(f"OVNLB_FMN_REQUIRED=raft but the central {cluster.central} is not "
+                        "clustered (OVN_DB_CLUSTER=yes)")
+        pytest.skip(f"the central {cluster.central} is not clustered")
+    return cluster
+
+
+@pytest.mark.fmn
+def test_a_leadership_change_mid_run_is_followed(clustered):
+    """Leadership of NB and SB moves to other members while a run makes
+    load balancers and sends traffic: the run follows it and passes, with
+    tests passing after the move."""
+    tests = ["conformance/test_source_ip.py", "conformance/test_distribution.py"]
+    run = subprocess.Popen(PYTEST[:-1] + ["-v"] + tests + FMN, cwd=ROOT, text=True,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    before, after, moved = [], [], None
+    try:
+        for line in run.stdout:
+            (after if moved else before).append(line)
+            if moved is None and sum("PASSED" in x for x in before) == 5:
+                moved = move_leadership(clustered)
+    finally:
+        run.wait(timeout=600)
+    out = "".join(before + after)
+    assert run.returncode == 0, out[-3000:]
+    assert moved, out[-3000:]
+    assert sum("PASSED" in x for x in after) >= 10, out[-3000:]
+
+
+@pytest.mark.fmn
+def test_an_unreachable_central_is_one_line(cluster):
+    """Every member's NB server paused: `ovnlb-lab up` says in one line that
+    it cannot reach OVN_Northbound on the central, and makes nothing."""
+    before = snapshot(cluster)
+    paused = {m: _db_pids(cluster, m, ("nb",)) for m in cluster.centrals}
+    for member, pids in paused.items():
+        cluster.sh(member, f"kill -STOP {' '.join(pids)}")
+    try:
+        result = subprocess.run([sys.executable, "-m", "pytest_ovnlb.cli", "up", "--backend",
+                                 "fake-multinode", "--name", f"unreach{os.getpid()}"],
+                                capture_output=True, text=True, timeout=120)
+    finally:
+        for member, pids in paused.items():
+            cluster.sh(member, f"kill -CONT {' '.join(pids)}")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert f"cannot connect to OVN_Northbound on {cluster.central}" in result.stderr
+    assert snapshot(cluster) == before
+
+
 @pytest.mark.fmn
 def test_runs_side_by_side_leave_the_cluster_and_a_users_lb_as_found(cluster):
     """Two runs at once (one of them with two xdist workers) on one cluster:
     all pass; a load balancer made by hand before stays, and the NB and every
     container's namespaces and OVS ports end exactly as they began."""
-    nbctl = [cluster.runtime, "exec", cluster.central, "ovn-nbctl"]
+    nbctl = cluster.ctl_argv("nb")
     subprocess.run(nbctl + ["ls-add", "users-own-ls", "--", "lb-add", "users-own-lb",
                             "10.99.0.1:80", "10.99.0.2:80", "--", "ls-lb-add", "users-own-ls",
                             "users-own-lb"], check=True)

@@ -22,7 +22,13 @@
 # not complete partial checksums. The images have no ethtool, so the host's
 # runs in the node's network namespace.
 #
-# Not supported: CENTRAL_COUNT > 1, OVN_DB_CLUSTER, RELAY_COUNT, ENABLE_ETCD,
+# OVN_DB_CLUSTER=yes: three centrals ovn-central-az1-1..3 instead, each with
+# a member of clustered (raft) NB and SB databases and an ovn-northd (one of
+# them active, the others on standby); chassis get all three as ovn-remote;
+# the IC DBs and ovn-ic run on the first. With ovn-nbctl/ovn-sbctl inside a
+# member, give --no-leader-only: the member may be a follower.
+#
+# Not supported: CENTRAL_COUNT > 1, RELAY_COUNT, ENABLE_ETCD,
 # OVN_NBDB_SRC/OVN_SBDB_SRC, and the other commands (build, add-chassis, ...).
 
 [ $EUID -eq 0 ] || { echo 'must be root' >&2; exit 1; }
@@ -54,6 +60,7 @@ OVN_START_IC_DBS=${OVN_START_IC_DBS:-yes}
 OVN_DP_TYPE="${OVN_DP_TYPE:-system}"
 ENABLE_SSL="${ENABLE_SSL:-yes}"
 CREATE_FAKE_VMS="${CREATE_FAKE_VMS:-yes}"
+OVN_DB_CLUSTER="${OVN_DB_CLUSTER:-no}"
 FAKENODE_MNT_DIR="${FAKENODE_MNT_DIR:-/tmp/ovn-multinode}"
 
 # Seconds to wait for the chassis to register and catch up with the NB.
@@ -84,13 +91,15 @@ set_node_names() {
     else
         for ((i = 1; i <= CENTRAL_COUNT; i++)); do CENTRAL_NAMES+=("${CENTRAL_PREFIX}$i"); done
     fi
+    if [ "$OVN_DB_CLUSTER" = yes ]; then
+        CENTRAL_NAMES=("${CENTRAL_NAMES[0]}-1" "${CENTRAL_NAMES[0]}-2" "${CENTRAL_NAMES[0]}-3")
+    fi
     for ((i = 1; i <= GW_COUNT; i++)); do GW_NAMES+=("${GW_PREFIX}$i"); done
     for ((i = 1; i <= CHASSIS_COUNT; i++)); do CHASSIS_NAMES+=("${CHASSIS_PREFIX}$i"); done
 }
 
 check_supported() {
     [ "$CENTRAL_COUNT" -eq 1 ] || die "only CENTRAL_COUNT=1 is supported"
-    [ "${OVN_DB_CLUSTER:-no}" = "no" ] || die "OVN_DB_CLUSTER is not supported"
     [ "${RELAY_COUNT:-0}" -eq 0 ] || die "RELAY_COUNT is not supported"
     [ "${ENABLE_ETCD:-no}" = "no" ] || die "ENABLE_ETCD is not supported"
     [ -z "${OVN_NBDB_SRC:-}${OVN_SBDB_SRC:-}" ] || die "OVN_NBDB_SRC/OVN_SBDB_SRC are not supported"
@@ -166,6 +175,69 @@ if [ "$ic" = yes ]; then
 fi
 '
 
+# Runs in a member of a clustered central, in two steps. "db": its NB and SB
+# servers, creating the clusters on the first member (ip = first), joining
+# them on the others. "northd": on the first, the connections (and SSL) of
+# both databases and the IC DBs with ovn-ic; on each, an ovn-northd.
+RAFT_SCRIPT='
+set -e
+step=$1 name=$2 prot=$3 key=$4 cert=$5 cacert=$6 ip=$7 first=$8 nbs=$9 sbs=${10} ic=${11}
+ctl='"$OVNCTL_PATH"'
+ssl=
+[ "$prot" != ssl ] || ssl="--ovn-nb-db-ssl-key=$key --ovn-nb-db-ssl-cert=$cert
+    --ovn-nb-db-ssl-ca-cert=$cacert --ovn-sb-db-ssl-key=$key --ovn-sb-db-ssl-cert=$cert
+    --ovn-sb-db-ssl-ca-cert=$cacert --ovn-northd-ssl-key=$key --ovn-northd-ssl-cert=$cert
+    --ovn-northd-ssl-ca-cert=$cacert"
+if [ "$step" = db ]; then
+    join=
+    [ "$ip" = "$first" ] || join="--db-nb-cluster-remote-addr=$first
+        --db-sb-cluster-remote-addr=$first --db-nb-cluster-remote-proto=$prot
+        --db-sb-cluster-remote-proto=$prot"
+    $ctl --db-nb-addr=$ip --db-sb-addr=$ip --db-nb-cluster-local-addr=$ip \
+        --db-sb-cluster-local-addr=$ip --db-nb-cluster-local-proto=$prot \
+        --db-sb-cluster-local-proto=$prot $join $ssl start_ovsdb >/dev/null
+    exit 0
+fi
+if [ "$ip" = "$first" ]; then
+    nbctl="ovn-nbctl --no-leader-only" sbctl="ovn-sbctl --no-leader-only"
+    if [ "$prot" = ssl ]; then
+        $nbctl set-ssl "$key" "$cert" "$cacert"
+        $sbctl set-ssl "$key" "$cert" "$cacert"
+    fi
+    $nbctl set-connection p$prot:6641 -- set connection . inactivity_probe=180000
+    $sbctl set-connection p$prot:6642 -- set connection . inactivity_probe=180000
+    $nbctl set NB_Global . name="$name" options:ic-route-adv=true options:ic-route-learn=true
+    if [ "$ic" = yes ]; then
+        $ctl --db-ic-nb-create-insecure-remote=yes --db-ic-sb-create-insecure-remote=yes \
+            start_ic_ovsdb >/dev/null
+        $ctl --ovn-ic-nb-db=tcp:$ip:6645 --ovn-ic-sb-db=tcp:$ip:6646 start_ic >/dev/null
+    fi
+fi
+$ctl --ovn-northd-nb-db=$nbs --ovn-northd-sb-db=$sbs --ovn-manage-ovsdb=no $ssl \
+    start_northd >/dev/null
+'
+
+# start_raft_central: the clustered central's servers, first member first.
+start_raft_central() {
+    local step name i pids first nbs= sbs=
+    first=$(underlay_ip 0)
+    for i in 0 1 2; do
+        nbs="$nbs${nbs:+,}$REMOTE_PROT:$(underlay_ip $i):6641"
+        sbs="$sbs${sbs:+,}$REMOTE_PROT:$(underlay_ip $i):6642"
+    done
+    raft_step() {  # raft_step STEP INDEX
+        $RUNC_CMD exec "${CENTRAL_NAMES[$2]}" bash -c "$RAFT_SCRIPT" raft "$1" \
+            "${CENTRAL_NAMES[$2]}" "$REMOTE_PROT" "$SSL_KEY" "$SSL_CERT" "$SSL_CACERT" \
+            "$(underlay_ip "$2")" "$first" "$nbs" "$sbs" "$OVN_START_IC_DBS"
+    }
+    raft_step db 0 || return 1
+    pids=(); for i in 1 2; do raft_step db $i & pids+=($!); done
+    wait_all "${pids[@]}" || return 1
+    raft_step northd 0 || return 1
+    pids=(); for i in 1 2; do raft_step northd $i & pids+=($!); done
+    wait_all "${pids[@]}"
+}
+
 # Runs in a gateway or chassis node: OVS, the OVN settings, then ovn-controller.
 NODE_SCRIPT='
 set -e
@@ -198,6 +270,15 @@ else
 fi
 '
 
+# The chassis's ovn-remote: every central's SB.
+sb_remotes() {
+    local i out=
+    for ((i = 0; i < ${#CENTRAL_NAMES[@]}; i++)); do
+        out="$out${out:+,}$REMOTE_PROT:$(underlay_ip $i):6642"
+    done
+    echo "$out"
+}
+
 # bring_up_node NAME ROLE INDEX: links, then the node's daemons.
 bring_up_node() {
     local name=$1 role=$2 index=$3 pid ip
@@ -206,12 +287,13 @@ bring_up_node() {
     add_port "$OVN_BR" eth1 "$name" "$pid" "$ip/$IP_CIDR"
     add_port "$OVN_EXT_BR" eth2 "$name" "$pid"
     if [ "$role" = central ]; then
+        # a clustered central's servers start once every member has its links
+        [ "$OVN_DB_CLUSTER" = yes ] && return 0
         $RUNC_CMD exec "$name" bash -c "$CENTRAL_SCRIPT" central "$name" "$REMOTE_PROT" \
             "$SSL_KEY" "$SSL_CERT" "$SSL_CACERT" "$OVN_START_IC_DBS" "$ip"
     else
-        $RUNC_CMD exec "$name" bash -c "$NODE_SCRIPT" node "$name" \
-            "$REMOTE_PROT:$(underlay_ip 0):6642" "$role" "$OVN_DP_TYPE" "$OVN_MONITOR_ALL" \
-            "$ENABLE_SSL" "$SSL_KEY" "$SSL_CERT" "$SSL_CACERT"
+        $RUNC_CMD exec "$name" bash -c "$NODE_SCRIPT" node "$name" "$(sb_remotes)" "$role" \
+            "$OVN_DP_TYPE" "$OVN_MONITOR_ALL" "$ENABLE_SSL" "$SSL_KEY" "$SSL_CERT" "$SSL_CACERT"
     fi
 }
 
@@ -261,14 +343,17 @@ start() {
     for name in "${GW_NAMES[@]}"; do bring_up_node "$name" gw $i & pids+=($!); i=$((i + 1)); done
     for name in "${CHASSIS_NAMES[@]}"; do bring_up_node "$name" chassis $i & pids+=($!); i=$((i + 1)); done
     wait_all "${pids[@]}" || die "setting up the nodes failed"
+    if [ "$OVN_DB_CLUSTER" = yes ]; then
+        start_raft_central || die "starting the clustered central failed"
+    fi
 
     # Ready when every chassis is registered and has caught up with the NB.
     central=${CENTRAL_NAMES[0]}
     for name in "${GW_NAMES[@]}" "${CHASSIS_NAMES[@]}"; do
-        $RUNC_CMD exec "$central" ovn-sbctl --timeout="$OVN_WAIT_TIMEOUT" wait-until Chassis "$name" >/dev/null \
+        $RUNC_CMD exec "$central" ovn-sbctl --no-leader-only --timeout="$OVN_WAIT_TIMEOUT" wait-until Chassis "$name" >/dev/null \
             || die "chassis $name did not register in the SB"
     done
-    $RUNC_CMD exec "$central" ovn-nbctl --timeout="$OVN_WAIT_TIMEOUT" --wait=hv sync \
+    $RUNC_CMD exec "$central" ovn-nbctl --no-leader-only --timeout="$OVN_WAIT_TIMEOUT" --wait=hv sync \
         || die "the chassis did not catch up with the NB"
 
     if [ "$CREATE_FAKE_VMS" = "yes" ]; then
@@ -333,7 +418,7 @@ create_fake_vms() {
     dyn3=$($RUNC_CMD exec -i "$central" bash -s "$az" "$OVN_START_IC_DBS" "$OVN_WAIT_TIMEOUT" <<'EOF'
 set -e
 az=$1 ic_dbs=$2 timeout=$3
-nb() { ovn-nbctl "$@"; }
+nb() { ovn-nbctl --no-leader-only "$@"; }
 nb ls-add sw0$az -- set logical_switch sw0$az \
     other_config:subnet=1$az.0.0.0/24 other_config:exclude_ips=1$az.0.0.1..1$az.0.0.2
 dhcp=$(nb create DHCP_Options cidr=1$az.0.0.0/24 \
@@ -370,11 +455,11 @@ nb lr-nat-add lr$az dnat_and_snat 172.16.$az.110 1$az.0.0.3 sw0$az-port1 30:5$az
 # The transit switch, created in the IC NB, shows up in the NB through ovn-ic.
 if [ "$ic_dbs" = yes ]; then
     ovn-ic-nbctl --may-exist ts-add ts1
-    ovn-nbctl --timeout="$timeout" wait-until Logical_Switch ts1 >/dev/null
+    nb --timeout="$timeout" wait-until Logical_Switch ts1 >/dev/null
 fi
 # Addresses northd picked for the DHCP ports, for VMs without a DHCP client.
-ovn-nbctl --wait=sb sync
-for p in 3 4; do ovn-nbctl get Logical_Switch_Port sw0$az-port$p dynamic_addresses; done
+nb --wait=sb sync
+for p in 3 4; do nb get Logical_Switch_Port sw0$az-port$p dynamic_addresses; done
 EOF
     ) || die "creating the logical resources failed"
     dyn4=${dyn3#*$'\n'}; dyn3=${dyn3%%$'\n'*}

@@ -142,6 +142,11 @@ class Backend(ABC):
         """Northbound and chassis names of this lab's topology."""
         return Names.from_record(self.record.names)
 
+    @property
+    def central(self) -> str:
+        """The node holding the databases, as errors name it."""
+        return self.topo.central.name
+
     @abstractmethod
     def nb_remote(self) -> str: ...
 

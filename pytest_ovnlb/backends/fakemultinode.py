@@ -10,7 +10,9 @@ it).  Topology hosts map onto gateway and chassis containers: each gets a
 namespace inside its container on the provider bridge (from the node's
 `ovn-bridge-mappings`), each VM a namespace inside its chassis container
 with a veth on `br-int`.  The databases are reached through the central's
-unix sockets (`/proc/PID/root/...`), so SSL or not does not matter, and the
+unix sockets (`/proc/PID/root/...`), so SSL or not does not matter; a
+clustered (raft) central, `ovn-central-az1-1..3`, is reached through every
+member's socket, and the connection follows the leader.  The
 traffic agent runs from this machine inside a node's network namespace
 (`nsenter --net`), so nodes need nothing of ours.
 """
@@ -94,11 +96,14 @@ class Node:
 
 
 class Cluster:
-    """A running deployment, seen through the container runtime."""
+    """A running deployment, seen through the container runtime.  `centrals`:
+    the members of the (first availability zone's) central: one container,
+    or the three of a clustered database (`ovn-central-az1-1..3`)."""
 
-    def __init__(self, runtime: str, central: str, gateways: list[str], chassis: list[str]):
+    def __init__(self, runtime: str, centrals: list[str], gateways: list[str],
+                 chassis: list[str]):
         self.runtime = runtime
-        self.central = central
+        self.centrals = centrals
         self.gateways = gateways
         self.chassis = chassis
 
@@ -106,12 +111,21 @@ class Cluster:
     def find(cls, runtime: str) -> "Cluster | None":
         result = _run([runtime, "ps", "--format", "{{.Names}}"], f"{runtime} ps")
         names = sorted(result.split(), key=_natural)
-        central = [n for n in names if n.startswith(CENTRAL)]
-        if not central:
+        centrals = [n for n in names if n.startswith(CENTRAL)]
+        if not centrals:
             return None
+        zone = _zone(centrals[0])
         gateways = [n for n in names if n.startswith(GATEWAY)]
         chassis = [n for n in names if n.startswith(CHASSIS)]
-        return cls(runtime, central[0], gateways, chassis)
+        return cls(runtime, [n for n in centrals if _zone(n) == zone], gateways, chassis)
+
+    @property
+    def central(self) -> str:
+        """How the central is named in messages: its container, or its members."""
+        if len(self.centrals) == 1:
+            return self.centrals[0]
+        return _zone(self.centrals[0]) + "-" + "/".join(
+            c[len(_zone(c)) + 1:] for c in self.centrals)
 
     @property
     def hosts(self) -> list[str]:
@@ -129,16 +143,46 @@ class Cluster:
         return _run([self.runtime, "exec", "-i", container, "sh", "-c", script],
                     f"on {container}", check=check)
 
-    def db_socket(self, db: str) -> str:
-        """Host path of the central's `ovn{db}_db.sock` (db: nb or sb)."""
+    def db_socket(self, member: str, db: str) -> str:
+        """Host path of a central member's `ovn{db}_db.sock` (db: nb or sb)."""
         candidates = " ".join(f"{d}/ovn{db}_db.sock" for d in DB_DIRS)
-        found = self.sh(self.central, f"for f in {candidates}; do "
+        found = self.sh(member, f"for f in {candidates}; do "
                         '[ -S "$f" ] && readlink -f "$f" && exit 0; done; exit 1',
                         check=False).strip()
         if not found:
-            raise LabError(f"fake-multinode: {self.central} has no {db.upper()} database "
+            raise LabError(f"fake-multinode: {member} has no {db.upper()} database "
                            f"socket (looked in {', '.join(DB_DIRS)})")
-        return f"/proc/{self.pid(self.central)}/root{found}"
+        return f"/proc/{self.pid(member)}/root{found}"
+
+    def db_remote(self, db: str) -> str:
+        """Every member's socket: the IDL (leader-only) finds the leader among
+        them and moves when leadership does."""
+        return ",".join(f"unix:{self.db_socket(m, db)}" for m in self.centrals)
+
+    def leader(self, db: str) -> str:
+        """The member leading database `db` (nb or sb); the only one of a
+        central that is not clustered.  Asked through each member's control
+        socket (`cluster/status`); a member that does not answer is skipped."""
+        if len(self.centrals) == 1:
+            return self.centrals[0]
+        name = {"nb": "OVN_Northbound", "sb": "OVN_Southbound"}[db]
+        for member in self.centrals:
+            try:
+                sock = self.db_socket(member, db)
+                status = unixctl(sock[:-len(".sock")] + ".ctl", "cluster/status", name)
+            except LabError:
+                continue
+            if re.search(r"^Role: leader$", status, re.M):
+                return member
+        raise LabError(f"fake-multinode: no member of {self.central} leads {name} "
+                       "(cluster/status on each)")
+
+    def ctl_argv(self, which: str) -> list[str]:
+        """`ovn-nbctl`/`ovn-sbctl` (which: nb or sb) in the member leading
+        that database (--no-leader-only: it may lose the lead meanwhile,
+        and a follower passes writes on to the leader)."""
+        argv = [self.runtime, "exec", "-i", self.leader(which), f"ovn-{which}ctl"]
+        return argv + (["--no-leader-only"] if len(self.centrals) > 1 else [])
 
     def node(self, container: str) -> Node:
         """What a gateway or chassis container runs, read from its OVS database."""
@@ -165,6 +209,29 @@ class Cluster:
         return Node(container, system_id, encap, pairs, datapath or "system",
                     _version(ovn, container), _version(ovs, container),
                     {"ovn-controller": facts["ovn_rundir"], "ovs-vswitchd": facts["ovs_rundir"]})
+
+
+def _zone(central: str) -> str:
+    """A central's availability zone: its name without a cluster member's -N."""
+    return re.sub(r"-\d+$", "", central)
+
+
+def unixctl(path: str, command: str, *args: str) -> str:
+    """`ovs-appctl` through a daemon's control socket at `path` (a host path,
+    /proc/PID/root/... for a container): a process per call would cost more
+    than the call."""
+    daemon = Path(path).name
+    error, client = UnixctlClient.create(path)
+    if error:
+        raise LabError(f"fake-multinode: cannot reach {daemon}: {os.strerror(error)}")
+    try:
+        error, failure, body = client.transact(command, list(args))
+    finally:
+        client.close()
+    if error or failure:
+        raise LabError(f"fake-multinode: {daemon}: {command}: "
+                       f"{(failure or os.strerror(error)).strip()}")
+    return body
 
 
 def _version(line: str, container: str) -> Version:
@@ -195,7 +262,7 @@ class FakeMultinodeBackend(Backend):
     def __init__(self, record: Record, topo: Topology):
         super().__init__(record, topo)
         data = record.data
-        self.cluster = Cluster(data["runtime"], data["central"], [], [])
+        self.cluster = _recorded(data)
         self.containers: dict[str, str] = data["containers"]  # topology host -> container
         self._pids: dict[str, int] = {}
         self._sb: Southbound | None = None
@@ -225,8 +292,8 @@ class FakeMultinodeBackend(Backend):
             raise LabError(f"fake-multinode: no {GATEWAY}*/{CHASSIS}* containers beside "
                            f"{cluster.central}")
         nodes = _parallel(cluster.node, cluster.hosts)
-        nb = Northbound(f"unix:{cluster.db_socket('nb')}")
-        sb = Southbound(f"unix:{cluster.db_socket('sb')}")
+        nb = Northbound(cluster.db_remote("nb"), where=cluster.central)
+        sb = Southbound(cluster.db_remote("sb"), where=cluster.central)
         try:
             registered = sb.chassis_names()
             for node in nodes:
@@ -282,13 +349,13 @@ class FakeMultinodeBackend(Backend):
             prefix=f"{record.name}-", owner=f"{record.name}.{tag}",
             chassis_map=tuple((h, nodes[h].system_id) for h in hosts)).to_record()
         record.data = {
-            "runtime": cluster.runtime, "central": cluster.central, "tag": tag,
+            "runtime": cluster.runtime, "centrals": cluster.centrals, "tag": tag,
             "containers": containers, "network_name": network,
             "bridges": {h: nodes[h].mappings.get(network) for h in hosts},
             "datapath": nodes[hosts[0]].datapath,
             "versions": [str(nodes[hosts[0]].ovn), str(nodes[hosts[0]].ovs)],
             "namespaces": {}, "ports": {},  # container -> ours there
-            "sockets": {db: cluster.db_socket(db) for db in ("nb", "sb")},
+            "remotes": {db: cluster.db_remote(db) for db in ("nb", "sb")},
             "rundirs": {nodes[h].container: nodes[h].rundirs for h in hosts},
         }
 
@@ -365,7 +432,7 @@ class FakeMultinodeBackend(Backend):
 
     def nb_handle(self) -> Northbound:
         if not hasattr(self, "_nb"):
-            self._nb = Northbound(self.nb_remote())
+            self._nb = Northbound(self.nb_remote(), where=self.central)
         return self._nb
 
     def build(self, timeout: float) -> None:
@@ -474,9 +541,9 @@ class FakeMultinodeBackend(Backend):
                     except NetlinkError:
                         pass  # gone meanwhile
             return
-        if not data.get("central"):
+        if not data.get("centrals"):
             return  # nothing was made yet
-        cluster = Cluster(data["runtime"], data["central"], [], [])
+        cluster = _recorded(data)
         names = Names.from_record(record.names)
         # Agents first: they hold the namespaces
         paths = [f"/proc/{cluster.pid(c)}/root{data['netns_dir'][c]}/{ns}"
@@ -492,8 +559,9 @@ class FakeMultinodeBackend(Backend):
                 + [f"ovs-vsctl --timeout=10 --if-exists del-port {shlex.quote(p)}" for p in ports]
                 + ["true"])
             cluster.sh(container, script)
-        if _alive(cluster, cluster.central):
-            nb = Northbound(f"unix:{cluster.db_socket('nb')}")
+        cluster.centrals = [c for c in cluster.centrals if _alive(cluster, c)]
+        if cluster.centrals:
+            nb = Northbound(cluster.db_remote("nb"), where=cluster.central)
             try:
                 logical.remove(nb, names)
             finally:
@@ -505,11 +573,15 @@ class FakeMultinodeBackend(Backend):
         ovn, ovs = self.record.data["versions"]
         return Versions(Version.parse(ovn), Version.parse(ovs), self.record.data["datapath"])
 
+    @property
+    def central(self) -> str:
+        return self.cluster.central
+
     def nb_remote(self) -> str:
-        return f"unix:{self.record.data['sockets']['nb']}"
+        return self.record.data["remotes"]["nb"]
 
     def sb_remote(self) -> str:
-        return f"unix:{self.record.data['sockets']['sb']}"
+        return self.record.data["remotes"]["sb"]
 
     def close(self) -> None:
         if self._sb:
@@ -517,7 +589,7 @@ class FakeMultinodeBackend(Backend):
             self._sb = None
 
     def ctl_command(self, which: str) -> list[str]:
-        return [self.cluster.runtime, "exec", "-i", self.cluster.central, f"ovn-{which}ctl"]
+        return self.cluster.ctl_argv(which)
 
     def exec_prefix(self, node: str) -> list[str]:
         prefix = [self.cluster.runtime, "exec", "-i", self._container(node)]
@@ -534,7 +606,7 @@ class FakeMultinodeBackend(Backend):
         """Only the conntrack zones of this lab's ports and routers: other
         users' connections through the same chassis stay."""
         if self._sb is None:
-            self._sb = Southbound(self.sb_remote())
+            self._sb = Southbound(self.sb_remote(), where=self.central)
         nb = self.names.nb
         datapaths = {nb(s.name) for s in self.topo.switches} | {nb(r.name) for r in self.topo.routers}
         # zones are named by logical port, or by datapath binding UUID + _dnat/_snat
@@ -555,31 +627,22 @@ class FakeMultinodeBackend(Backend):
 
     def _appctl(self, container: str, daemon: str, command: str, *args: str) -> str:
         """`ovs-appctl -t DAEMON` in the container, through the daemon's
-        control socket from here (a process per call would cost more than
-        the call)."""
+        control socket from here."""
         rundir = self.record.data["rundirs"][container][daemon]
         root = f"/proc/{self._pid(container)}/root{rundir}"
         try:
             pid = Path(f"{root}/{daemon}.pid").read_text().strip()
         except OSError as exc:
             raise LabError(f"fake-multinode: {daemon} on {container}: no pidfile ({exc})") from None
-        error, client = UnixctlClient.create(f"{root}/{daemon}.{pid}.ctl")
-        if error:
-            raise LabError(f"fake-multinode: cannot reach {daemon} on {container}: "
-                           f"{os.strerror(error)}")
         try:
-            error, failure, body = client.transact(command, list(args))
-        finally:
-            client.close()
-        if error or failure:
-            raise LabError(f"fake-multinode: {daemon} on {container}: {command}: "
-                           f"{(failure or os.strerror(error)).strip()}")
-        return body
+            return unixctl(f"{root}/{daemon}.{pid}.ctl", command, *args)
+        except LabError as exc:
+            raise LabError(f"{exc} (on {container})") from None
 
     def logs(self) -> dict[str, str]:
         rt = self.cluster.runtime
-        logs = {f"{self.cluster.central}/northd":
-                f"{rt} exec {self.cluster.central} sh -c 'cat /var/log/ovn/ovn-northd.log'"}
+        logs = {f"{c}/northd": f"{rt} exec {c} sh -c 'cat /var/log/ovn/ovn-northd.log'"
+                for c in self.cluster.centrals}
         for container in sorted(set(self.containers.values())):
             logs[f"{container}/ovn-controller"] = (
                 f"{rt} exec {container} sh -c 'cat /var/log/ovn/ovn-controller.log'")
@@ -589,8 +652,8 @@ class FakeMultinodeBackend(Backend):
 
     def log_files(self) -> dict[str, str]:
         """Each log of `logs`, as a path on this machine (/proc/PID/root)."""
-        files = {f"{self.cluster.central}/northd":
-                 f"/proc/{self._pid(self.cluster.central)}/root/var/log/ovn/ovn-northd.log"}
+        files = {f"{c}/northd": f"/proc/{self._pid(c)}/root/var/log/ovn/ovn-northd.log"
+                 for c in self.cluster.centrals}
         for container in sorted(set(self.containers.values())):
             root = f"/proc/{self._pid(container)}/root"
             files[f"{container}/ovn-controller"] = f"{root}/var/log/ovn/ovn-controller.log"
@@ -647,7 +710,7 @@ class FakeMultinodeBackend(Backend):
         data = self.record.data
         hosts = ", ".join(f"{h} -> {c}" for h, c in self.containers.items())
         return [f"  deployment: ovn-fake-multinode via {data['runtime']}, central "
-                f"{data['central']}; hosts: {hosts}",
+                f"{self.cluster.central}; hosts: {hosts}",
                 f"  owner tag external_ids:{logical.OWNER}={self.names.owner}, names "
                 f"{self.names.prefix}*",
                 f"  provider network {data.get('network_name')}: "
@@ -655,6 +718,11 @@ class FakeMultinodeBackend(Backend):
                 f"  MTU: {data.get('mtu')} on the lab's networks (VMs, provider hosts): the "
                 f"underlay's (eth1) less {GENEVE_OVERHEAD} for Geneve",
                 f"  namespaces in containers: {data.get('namespaces')}"]
+
+
+def _recorded(data: dict) -> Cluster:
+    """The cluster as a lab's record names it (its hosts come from the record)."""
+    return Cluster(data["runtime"], data["centrals"], [], [])
 
 
 def _alive(cluster: Cluster, container: str) -> bool:
@@ -722,7 +790,7 @@ def fit_userspace(cluster: Cluster) -> None:
     to a NIC that is not there), and each chassis's underlay address on a
     netdev bridge holding eth1 (userspace geneve routes through OVS).
     Nothing is done on the kernel datapath or where it is already so."""
-    for container in [cluster.central] + cluster.hosts:
+    for container in cluster.centrals + cluster.hosts:
         path = f"/proc/{cluster.pid(container)}/ns/net"
         for ifname in ("eth1", "eth2"):
             try:
@@ -741,7 +809,7 @@ def fit_userspace(cluster: Cluster) -> None:
 
 def _wait_registered(cluster: Cluster, timeout: float) -> None:
     expected = {cluster.node(c).system_id for c in cluster.hosts}
-    sb = Southbound(f"unix:{cluster.db_socket('sb')}")
+    sb = Southbound(cluster.db_remote("sb"), where=cluster.central)
     try:
         sb.wait(lambda: sb.chassis_names() >= expected, timeout, "chassis")
     except TimeoutError:

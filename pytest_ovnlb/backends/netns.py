@@ -250,7 +250,7 @@ class NetnsBackend(Backend):
                 central = pool.submit(self._start_central)
                 chassis = [pool.submit(self._start_chassis, c.name) for c in self.topo.chassis]
             central.result()
-            nb = Northbound(self.nb_remote())
+            nb = Northbound(self.nb_remote(), where=self.central)
             try:
                 logical.create(nb, self.topo, self.names)
                 for job in chassis:
@@ -465,7 +465,7 @@ class NetnsBackend(Backend):
         deadline = time.monotonic() + timeout
         left = lambda: max(0.0, deadline - time.monotonic())  # noqa: E731
         expected = {c.name for c in self.topo.chassis}
-        sb = Southbound(self.sb_remote())
+        sb = Southbound(self.sb_remote(), where=self.central)
         try:
             try:
                 sb.wait(lambda: sb.chassis_names() >= expected, left(), "chassis")

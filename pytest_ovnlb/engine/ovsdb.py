@@ -5,6 +5,11 @@ would silently reuse the first lab's connection; each handle therefore gets
 its own subclass.  Every transaction raises on error (check_error=True).
 Waits on a database are woken by its changes (the IDL's change_seqno),
 not by polling.
+
+A remote may list several servers (`unix:A,unix:B,...`: the members of a
+clustered database): the IDL connects to the leader among them and moves to
+the new one when leadership changes, and a transaction caught in the move
+is retried by ovsdbapp within the handle's timeout.
 """
 
 from __future__ import annotations
@@ -13,13 +18,39 @@ import threading
 import time
 from contextlib import contextmanager
 
-from ovsdbapp.backend.ovs_idl import connection
+from ovsdbapp import exceptions
+from ovsdbapp.backend.ovs_idl import connection, idlutils
 from ovsdbapp.schema.ovn_northbound import impl_idl as nb_idl
 from ovsdbapp.schema.ovn_southbound import impl_idl as sb_idl
 
 from pytest_ovnlb.errors import LabError
 
 POLL = 0.01
+# A server that does not answer within CONNECT_TIMEOUT is reported as such;
+# a transaction may take TIMEOUT: long enough for a clustered database to
+# elect a new leader (an election timer of 1 s, a few rounds) and for the
+# IDL to find it.
+CONNECT_TIMEOUT, TIMEOUT = 10.0, 30.0
+
+
+def describe(exc: BaseException) -> str:
+    """An exception as one line.  ovsdbapp raises some without the arguments
+    their message needs (a TimeoutException() while connecting, wrapped in
+    OvsdbConnectionUnavailable): their str() then fails."""
+    try:
+        text = str(exc)
+    except Exception:
+        text = getattr(exc, "message", "") or type(exc).__name__
+    return " ".join(text.split()) or type(exc).__name__
+
+
+def _safe_str(self) -> str:
+    return getattr(self, "msg", None) or self.message
+
+
+# Such an exception reaching pytest would end the run in an INTERNALERROR
+# (its report calls str()); give every ovsdbapp exception a str() that works.
+exceptions.OvsdbAppException.__str__ = _safe_str
 
 
 class _Idl(connection.OvsdbIdl):
@@ -36,22 +67,50 @@ class _Idl(connection.OvsdbIdl):
         return result
 
 
+def _schema_helper(remote: str, schema: str):
+    """The schema from the first server of `remote` that gives it within
+    CONNECT_TIMEOUT.  ovsdbapp would ask each without a time limit, and a
+    paused member (a stopped process's socket still accepts) would hold the
+    run forever; a thread left waiting on one ends when it answers."""
+    for one in remote.split(","):
+        got: dict = {}
+
+        def fetch(one=one, got=got):
+            try:
+                got["json"] = idlutils.fetch_schema_json(one, schema)
+            except Exception as exc:
+                got["error"] = exc
+
+        thread = threading.Thread(target=fetch, daemon=True)
+        thread.start()
+        thread.join(CONNECT_TIMEOUT / len(remote.split(",")))
+        if "json" in got:
+            return idlutils.create_schema_helper(got["json"])
+    raise LabError(f"no server answered with the {schema} schema within "
+                   f"{CONNECT_TIMEOUT:g} s")
+
+
 class _Db:
     api_class: type
     schema: str
 
-    def __init__(self, remote: str, timeout: float = 10.0):
+    def __init__(self, remote: str, timeout: float = TIMEOUT, where: str = ""):
         self.remote = remote
+        # how errors name the server: the node (container) it runs on
+        self.where = where or remote
         try:
-            idl = _Idl.from_server(remote, self.schema)
-            self.conn = connection.Connection(idl, timeout=timeout)
+            idl = _Idl.from_server(remote, self.schema,
+                                   helper=_schema_helper(remote, self.schema))
+            self.conn = connection.Connection(idl, timeout=min(timeout, CONNECT_TIMEOUT))
             # The connection thread runs the IDL holding conn.lock.
             self.changed = idl.changed = threading.Condition(self.conn.lock)
             api_class = type(f"{self.api_class.__name__}For{id(self)}",
                              (self.api_class,), {"_ovsdb_connection": None})
-            self.api = api_class(self.conn)
+            self.api = api_class(self.conn)  # connects
+            self.conn.timeout = timeout
         except Exception as exc:  # ovsdbapp raises several kinds here
-            raise LabError(f"cannot connect to {self.schema} at {remote}: {exc}") from None
+            raise LabError(f"cannot connect to {self.schema} on {self.where}: "
+                           f"{describe(exc)}") from None
 
     def rows(self, table: str) -> list:
         with self.conn.lock:
