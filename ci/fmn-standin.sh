@@ -8,6 +8,7 @@
 #   ci/fmn-standin.sh build   base image from debootstrap, then the node image
 #   ci/fmn-standin.sh start   host OVS and bridges, then ci/fmn/ovn_cluster.sh start
 #   ci/fmn-standin.sh stop    ci/fmn/ovn_cluster.sh stop, then undo start's host set-up
+#   ci/fmn-standin.sh conf F  write podman's containers.conf for this host to F
 #
 # start honours ovn_cluster.sh's variables (GW_COUNT, CHASSIS_COUNT,
 # ENABLE_SSL, CREATE_FAKE_VMS, OVN_START_IC_DBS, RUNC_CMD, ...); defaults
@@ -215,5 +216,6 @@ case "${1:-}" in
     build) build ;;
     start) start ;;
     stop) stop ;;
-    *) echo "usage: $0 build|start|stop" >&2; exit 2 ;;
+    conf) write_containers_conf "$2" ;;
+    *) echo "usage: $0 build|start|stop|conf FILE" >&2; exit 2 ;;
 esac

@@ -27,10 +27,12 @@ class Settings:
     ovn_root: str | None
     fmn_dir: str | None
     fmn_runtime: str | None
+    fmn_prepare_host: bool
 
     @property
     def request(self) -> Request:
-        return Request(ovn_root=self.ovn_root, fmn_dir=self.fmn_dir, runtime=self.fmn_runtime)
+        return Request(ovn_root=self.ovn_root, fmn_dir=self.fmn_dir, runtime=self.fmn_runtime,
+                       prepare_host=self.fmn_prepare_host)
 
 
 SETTINGS = pytest.StashKey[Settings]()
@@ -77,6 +79,13 @@ def add_options(parser: pytest.Parser) -> None:
                     help="leave the lab up after a failure and print how to reach it "
                          "(ini: ovnlb_keep_on_failure)")
     parser.addini("ovnlb_keep_on_failure", "leave the lab up after a failure",
+                  type="bool", default=False)
+    group.addoption("--ovn-fmn-prepare-host", dest="ovn_fmn_prepare_host",
+                    action="store_true", default=None,
+                    help="fake-multinode with --ovn-fmn-dir: where the host lacks them, start "
+                         "an OVS of the run's own and create the bridges br-ovn/br-ovn-ext "
+                         "for the cluster, and remove them after (ini: ovn_fmn_prepare_host)")
+    parser.addini("ovn_fmn_prepare_host", "prepare the host for a spin-up",
                   type="bool", default=False)
 
 

@@ -68,6 +68,7 @@ def pytest_configure(config: pytest.Config) -> None:
         ovn_root=setting(config, "ovn_root") or None,
         fmn_dir=setting(config, "ovn_fmn_dir") or None,
         fmn_runtime=setting(config, "ovn_fmn_runtime") or None,
+        fmn_prepare_host=setting(config, "ovn_fmn_prepare_host", bool),
     )
     config.stash[SETTINGS] = settings
     config.stash[FAILED] = False

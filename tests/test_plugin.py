@@ -51,6 +51,7 @@ INI_TWINS = [  # ini key, value in the ini file, the setting it must give
     ("ovn_topology", "single", "single"),
     ("ovn_backend", "fake-multinode", "fake-multinode"),
     ("ovnlb_keep_on_failure", "true", True),
+    ("ovn_fmn_prepare_host", "true", True),
     ("ovnlb_samples", "50100", 50100),
     ("ovnlb_ready_timeout", "12.5", 12.5),
     ("ovnlb_evidence_dir", "proofs", "proofs"),
@@ -73,7 +74,7 @@ def pytest_configure(config):
 
 def test_every_option_has_an_ini_twin_tested():
     from pytest_ovnlb.options import OPTIONS
-    keys = {ini for _, ini, *_ in OPTIONS} | {"ovnlb_keep_on_failure"}
+    keys = {ini for _, ini, *_ in OPTIONS} | {"ovnlb_keep_on_failure", "ovn_fmn_prepare_host"}
     missing = keys - {ini for ini, *_ in INI_TWINS} - {"ovn_fmn_dir", "ovn_fmn_runtime",
                                                       "ovn_root"}  # paths checked by preflight
     assert not missing, f"options whose ini twin no test sets: {sorted(missing)}"

@@ -43,6 +43,7 @@ class Request:
     ovn_root: str | None = None  # netns: root filesystem of the OVN under test
     fmn_dir: str | None = None  # fake-multinode: checkout to start a cluster from
     runtime: str | None = None  # fake-multinode: podman or docker
+    prepare_host: bool = False  # fake-multinode spin-up: provide the host's OVS and bridges
 
 
 # What a failing test's evidence holds per chassis: (file, command, the whole

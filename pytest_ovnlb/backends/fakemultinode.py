@@ -31,13 +31,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from ovs.unixctl.client import UnixctlClient
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from pytest_ovnlb.backends import base
+from pytest_ovnlb.backends import base, fmnhost
 from pytest_ovnlb.backends.base import Backend, Request, Versions, copy_log, mentioning
-from pytest_ovnlb.engine import links, logical, procs, sysctls, topology
+from pytest_ovnlb.engine import links, logical, procs, sysctls, topology, unixctl
 from pytest_ovnlb.engine.links import iproute, last_line, tx_checksum_off
 from pytest_ovnlb.engine.ovsdb import Northbound, Southbound
 from pytest_ovnlb.engine.records import Record
@@ -169,7 +168,7 @@ class Cluster:
         for member in self.centrals:
             try:
                 sock = self.db_socket(member, db)
-                status = unixctl(sock[:-len(".sock")] + ".ctl", "cluster/status", name)
+                status = unixctl.call(sock[:-len(".sock")] + ".ctl", "cluster/status", name)
             except LabError:
                 continue
             if re.search(r"^Role: leader$", status, re.M):
@@ -214,24 +213,6 @@ class Cluster:
 def _zone(central: str) -> str:
     """A central's availability zone: its name without a cluster member's -N."""
     return re.sub(r"-\d+$", "", central)
-
-
-def unixctl(path: str, command: str, *args: str) -> str:
-    """`ovs-appctl` through a daemon's control socket at `path` (a host path,
-    /proc/PID/root/... for a container): a process per call would cost more
-    than the call."""
-    daemon = Path(path).name
-    error, client = UnixctlClient.create(path)
-    if error:
-        raise LabError(f"fake-multinode: cannot reach {daemon}: {os.strerror(error)}")
-    try:
-        error, failure, body = client.transact(command, list(args))
-    finally:
-        client.close()
-    if error or failure:
-        raise LabError(f"fake-multinode: {daemon}: {command}: "
-                       f"{(failure or os.strerror(error)).strip()}")
-    return body
 
 
 def _version(line: str, container: str) -> Version:
@@ -530,16 +511,20 @@ class FakeMultinodeBackend(Backend):
     @classmethod
     def destroy(cls, record: Record) -> None:
         data = record.data
-        if data.get("started_from"):
-            stop_cluster(data["started_from"], data["runtime"])
-            # `ovn_cluster.sh stop` leaves the host ends of its containers'
-            # veths: the ones this cluster made (not there before it) go too
-            with IPRoute() as ipr:
-                for name in sorted(host_veths() - set(data.get("host_veths", ()))):
-                    try:
-                        ipr.link("del", ifname=name)
-                    except NetlinkError:
-                        pass  # gone meanwhile
+        if "host_veths" in data:  # a cluster this run started (or was starting)
+            try:
+                if data.get("started_from"):
+                    stop_cluster(record)
+            finally:
+                # `ovn_cluster.sh stop` leaves the host ends of its containers'
+                # veths: the ones this cluster made (not there before it) go too
+                with IPRoute() as ipr:
+                    for name in sorted(host_veths() - set(data["host_veths"])):
+                        try:
+                            ipr.link("del", ifname=name)
+                        except NetlinkError:
+                            pass  # gone meanwhile
+                fmnhost.undo(record)
             return
         if not data.get("centrals"):
             return  # nothing was made yet
@@ -631,13 +616,9 @@ class FakeMultinodeBackend(Backend):
         rundir = self.record.data["rundirs"][container][daemon]
         root = f"/proc/{self._pid(container)}/root{rundir}"
         try:
-            pid = Path(f"{root}/{daemon}.pid").read_text().strip()
-        except OSError as exc:
-            raise LabError(f"fake-multinode: {daemon} on {container}: no pidfile ({exc})") from None
-        try:
-            return unixctl(f"{root}/{daemon}.{pid}.ctl", command, *args)
+            return unixctl.call(unixctl.pidfile_socket(root, daemon), command, *args)
         except LabError as exc:
-            raise LabError(f"{exc} (on {container})") from None
+            raise LabError(f"fake-multinode: {exc} (on {container})") from None
 
     def logs(self) -> dict[str, str]:
         rt = self.cluster.runtime
@@ -735,6 +716,11 @@ def _alive(cluster: Cluster, container: str) -> bool:
 
 # --- spin-up mode: a cluster started from the user's checkout ---------------
 
+def images() -> list[str]:
+    """Every image the cluster would use, each once, in the variables' order."""
+    return list(dict.fromkeys(os.environ.get(v) or DEFAULT_IMAGE for v in IMAGE_VARS))
+
+
 def check_checkout(request: Request) -> str:
     """The checkout has ovn_cluster.sh and its images are built; returns the runtime."""
     directory = request.fmn_dir
@@ -742,9 +728,7 @@ def check_checkout(request: Request) -> str:
         raise LabError(f"--ovn-fmn-dir {directory} is not an ovn-fake-multinode checkout "
                        "(no ovn_cluster.sh)")
     runtime = runtime_of(request)
-    # every image the cluster would use, each once, in the variables' order
-    images = dict.fromkeys(os.environ.get(v) or DEFAULT_IMAGE for v in IMAGE_VARS)
-    unbuilt = [image for image in images
+    unbuilt = [image for image in images()
                if subprocess.run([runtime, "image", "inspect", image],
                                  capture_output=True).returncode != 0]
     if unbuilt:
@@ -754,22 +738,27 @@ def check_checkout(request: Request) -> str:
     return runtime
 
 
-def cluster_env(runtime: str) -> dict:
-    return dict(os.environ, RUNC_CMD=runtime)
+def cluster_env(record: Record) -> dict:
+    return dict(fmnhost.environment(record), RUNC_CMD=record.data["runtime"])
 
 
 def start_cluster(record: Record, request: Request) -> bool:
     """Start a cluster from `request.fmn_dir` unless one runs; True if started.
-    The record (owned by the caller) makes a later sweep stop it."""
+    The host is checked first (and prepared, if asked).  The record (owned
+    by the caller) makes a later sweep stop the cluster and undo the host's
+    preparation."""
     runtime = check_checkout(request)
     if Cluster.find(runtime) is not None:
         return False
-    record.data = {"started_from": os.path.abspath(request.fmn_dir), "runtime": runtime,
-                   "host_veths": sorted(host_veths())}
+    record.data = {"runtime": runtime, "host_veths": sorted(host_veths())}
+    record.save()
+    fmnhost.check_runtime(runtime, images()[0])
+    fmnhost.prepare(record, request.prepare_host)
+    record.data["started_from"] = os.path.abspath(request.fmn_dir)
     record.save()
     started = time.monotonic()
     result = subprocess.run(["./ovn_cluster.sh", "start"], cwd=request.fmn_dir,
-                            env=cluster_env(runtime), capture_output=True, text=True)
+                            env=cluster_env(record), capture_output=True, text=True)
     if result.returncode != 0:
         raise LabError(f"fake-multinode: `ovn_cluster.sh start` in {request.fmn_dir} failed "
                        f"after {time.monotonic() - started:.0f} s: "
@@ -830,9 +819,10 @@ def host_veths() -> set[str]:
                 if HOST_VETH.match(link.get("IFLA_IFNAME") or "")}
 
 
-def stop_cluster(directory: str, runtime: str) -> None:
+def stop_cluster(record: Record) -> None:
+    directory = record.data["started_from"]
     result = subprocess.run(["./ovn_cluster.sh", "stop"], cwd=directory,
-                            env=cluster_env(runtime), capture_output=True, text=True)
+                            env=cluster_env(record), capture_output=True, text=True)
     if result.returncode != 0:
         raise LabError(f"fake-multinode: `ovn_cluster.sh stop` in {directory} failed: "
                        f"{last_line(result.stderr or result.stdout)}")

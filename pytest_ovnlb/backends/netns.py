@@ -26,13 +26,12 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ovs.unixctl.client import UnixctlClient
 from pyroute2 import IPRoute, netns
 
 from pytest_ovnlb.backends import base
 from pytest_ovnlb.backends.base import Backend, Request, Versions, copy_log, mentioning
 from pytest_ovnlb.engine import install as install_mod
-from pytest_ovnlb.engine import links, logical, procs, sysctls
+from pytest_ovnlb.engine import links, logical, procs, sysctls, unixctl
 from pytest_ovnlb.engine.install import PROGRAMS
 from pytest_ovnlb.engine.links import iproute, last_line, tx_checksum_off
 from pytest_ovnlb.engine.ovsdb import Northbound, Southbound, wait_for
@@ -284,24 +283,10 @@ class NetnsBackend(Backend):
         """`ovs-appctl COMMAND ARGS` to the chassis's ovs-vswitchd, through
         its control socket from this process (no process per call)."""
         d = self.chassis_dir(chassis)
-        log = d / "ovs-vswitchd.log"
         try:
-            pid = (d / "ovs-vswitchd.pid").read_text().strip()
-        except OSError as exc:
-            raise LabError(f"ovs-vswitchd on {chassis}: no pidfile ({exc.strerror}); "
-                           f"log: {log}") from None
-        error, client = UnixctlClient.create(str(d / f"ovs-vswitchd.{pid}.ctl"))
-        if error:
-            raise LabError(f"ovs-vswitchd on {chassis}: cannot reach its control socket: "
-                           f"{os.strerror(error)}; log: {log}")
-        try:
-            error, failure, body = client.transact(command, list(args))
-        finally:
-            client.close()
-        if error or failure:
-            raise LabError(f"ovs-appctl {command} on {chassis} failed: "
-                           f"{last_line(failure or os.strerror(error))}; log: {log}")
-        return body
+            return unixctl.call(unixctl.pidfile_socket(d, "ovs-vswitchd"), command, *args)
+        except LabError as exc:
+            raise LabError(f"{exc} (on {chassis}; log: {d / 'ovs-vswitchd.log'})") from None
 
     def _wire(self) -> None:
         topo, ns = self.topo, self.ns
