@@ -532,6 +532,15 @@ def ignore_switch_config(monkeypatch):
     monkeypatch.setattr(LoadBalancers, "switch_config",
                         lambda self, switch, config: contextlib.nullcontext())
 """),
+    # options:gateway_mtu on a router port is ignored: nothing is too large.
+    "gateway_mtu_ignored": ("router", """
+@pytest.fixture(autouse=True)
+def ignore_gateway_mtu(monkeypatch):
+    import contextlib
+    from pytest_ovnlb.traffic.harness import LoadBalancers
+    monkeypatch.setattr(LoadBalancers, "router_port_options",
+                        lambda self, router, switch, options: contextlib.nullcontext())
+"""),
     # A load balancer meant for the client's switch lands on the servers'.
     "client_switch_lb_misplaced": (None, _every_lb("""
         if kw.get("attach_to") == ["inside"]:
@@ -640,6 +649,9 @@ TEETH = {
     "test_gateway_port_spreads_external_clients": ("one_backend", "NOT consistent"),
     "test_stateless_acls_need_the_switch_option_to_keep_balancing": (
         "switch_config_ignored", "with enable-stateless-acl-with-lb=true beside stateless ACLs"),
+    "test_gateway_mtu_teaches_a_server_behind_a_vip_the_path_mtu": (
+        "gateway_mtu_ignored", r"with gateway_mtu=1300 on edge1's port to outside, vm\d "
+                               r"should have been told the path MTU"),
     "test_switch_lb_keeps_client_address": ("switch_vip_on_gateway_router", "backends should see"),
     "test_backend_reaching_the_vip": ("no_hairpin", "expected sources"),
     "test_keepalive_requests_all_reach_one_backend": (

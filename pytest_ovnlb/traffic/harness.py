@@ -13,7 +13,7 @@ import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from pytest_ovnlb.engine.logical import drop_references, owned, owned_name
+from pytest_ovnlb.engine.logical import drop_references, owned, owned_name, router_port
 from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.lab import Lab
 from pytest_ovnlb.traffic.client import Agent, Result
@@ -339,18 +339,27 @@ class LoadBalancers:
                 txn.add(api.db_set("Load_Balancer", row.uuid, ("options", dict(options))))
         self.sync()
 
-    @contextmanager
     def switch_config(self, switch: str, config: dict):
         """A topology switch with `config` in its other_config for the
         block, the keys removed again afterwards."""
-        api, name = self.lab.nb.api, self.lab.names.nb(switch)
-        api.db_set("Logical_Switch", name, ("other_config", config)).execute(check_error=True)
+        return self._settings("Logical_Switch", self.lab.names.nb(switch), "other_config",
+                              config)
+
+    def router_port_options(self, router: str, switch: str, options: dict):
+        """The topology router's port on `switch` with `options` for the
+        block, the keys removed again afterwards."""
+        name = self.lab.names.nb(router_port(router, switch))
+        return self._settings("Logical_Router_Port", name, "options", options)
+
+    @contextmanager
+    def _settings(self, table: str, name: str, column: str, values: dict):
+        api = self.lab.nb.api
+        api.db_set(table, name, (column, values)).execute(check_error=True)
         self.sync()
         try:
             yield
         finally:
-            api.db_remove("Logical_Switch", name, "other_config", *config).execute(
-                check_error=True)
+            api.db_remove(table, name, column, *values).execute(check_error=True)
             self.sync()
 
     @contextmanager

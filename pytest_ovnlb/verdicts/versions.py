@@ -133,6 +133,13 @@ BEHAVIOURS = {b.name: b for b in (
     Behaviour("sctp_lb", _v("20.6.0"),
               "load balancers with protocol=sctp translate SCTP associations to the "
               "backends, ports included"),
+    # OVN commit 947e8d450 (gateway routers; distributed gateway ports and
+    # ICMPv6 "packet too big" came earlier, 280a91601 in 20.09.0).
+    Behaviour("gateway_mtu", _v("21.9.0"),
+              "options:gateway_mtu on a router port: a routed packet larger than the value "
+              "that would leave through the port is dropped and its sender gets ICMP "
+              "\"fragmentation needed\" or ICMPv6 \"packet too big\" with that MTU, so "
+              "path MTU discovery works, for load-balanced replies too"),
     Behaviour("lb_full_size_payloads", _v("2.6.0"),
               "connections through a load balancer carry payloads larger than the path's "
               "MTU: full-size segments cross the tunnels (the lab's own MTU leaves room "
