@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 
 PACKAGES="ovn-central ovn-host openvswitch-switch iproute2 ethtool"
 # What the project's own tests use besides: a firewall to count packets
-# (tests/test_hermetic.py), gdb for crashed daemons' backtraces.
-PACKAGES="$PACKAGES iptables gdb"
+# (tests/test_hermetic.py), gdb for crashed daemons' backtraces, stress-ng
+# for a load beside runs sharing a cluster (tests/test_fakemultinode.py).
+PACKAGES="$PACKAGES iptables gdb stress-ng"
 missing=$(for p in $PACKAGES; do dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null \
           | grep -q "install ok installed" || echo "$p"; done)
 if ! python3 -m venv --help >/dev/null 2>&1; then missing="$missing python3-venv"; fi

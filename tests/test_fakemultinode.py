@@ -219,18 +219,33 @@ def test_an_unreachable_central_is_one_line(cluster):
     assert snapshot(cluster) == before
 
 
+@pytest.fixture
+def extra_load():
+    """A third load beside the runs: stress-ng keeping every CPU busy."""
+    if not shutil.which("stress-ng"):
+        pytest.skip("stress-ng is not installed (ci/setup.sh installs it)")
+    load = subprocess.Popen(["stress-ng", "--cpu", "0", "--cpu-load", "50", "--quiet"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    yield
+    load.terminate()
+    load.wait(timeout=30)
+
+
 @pytest.mark.fmn
-def test_runs_side_by_side_leave_the_cluster_and_a_users_lb_as_found(cluster):
-    """Two runs at once (one of them with two xdist workers) on one cluster:
-    all pass; a load balancer made by hand before stays, and the NB and every
-    container's namespaces and OVS ports end exactly as they began."""
+def test_runs_side_by_side_leave_the_cluster_and_a_users_lb_as_found(cluster, extra_load):
+    """Two runs at once (one of them with two xdist workers) on one cluster,
+    with every CPU half busy beside them: all pass, their distribution
+    checks included; a load balancer made by hand before stays, and the NB
+    and every container's namespaces and OVS ports end exactly as they
+    began."""
     nbctl = cluster.ctl_argv("nb")
     subprocess.run(nbctl + ["ls-add", "users-own-ls", "--", "lb-add", "users-own-lb",
                             "10.99.0.1:80", "10.99.0.2:80", "--", "ls-lb-add", "users-own-ls",
                             "users-own-lb"], check=True)
     try:
         before = snapshot(cluster)
-        tests = ["conformance/test_source_ip.py", "conformance/test_placement.py"]
+        tests = ["conformance/test_source_ip.py", "conformance/test_placement.py",
+                 "conformance/test_distribution.py"]
         runs = [subprocess.Popen(PYTEST + tests + FMN + extra, cwd=ROOT, text=True,
                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
                 for extra in ([], ["-n", "2"])]
