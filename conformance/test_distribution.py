@@ -28,7 +28,8 @@ def spread(ovn_lbs, ovn_hub, ovn_lab, node, k, samples):
     lb = ovn_lbs(backends)
     shares = checks.dp_hash_shares(lb.targets, ovn_lab.versions.ovs)
     warm_up(ovn_hub, lb, node)
-    # Stops early once the verdict is a failure whatever the rest would do.
+    # Takes `samples` answers (lost connections come on top, judged on their
+    # own); stops early once the verdict is a failure whatever the rest would do.
     results = ovn_hub.fresh(node, lb.vip, lb.port, samples,
                             concurrency=checks.SAMPLING_CONCURRENCY,
                             stop=checks.Settled(shares, samples))
@@ -36,9 +37,9 @@ def spread(ovn_lbs, ovn_hub, ovn_lab, node, k, samples):
     record.current().distribution(verdict, client=node, vip=lb.vip_key)
     used = checks.tally(results)
     assert verdict.passed, (
-        "OVN's split does not match OVS dp_hash shares: " + checks.context(
-            lb, ovn_lbs.placement, node, f"the dp_hash shares of {k} backends",
-            f"{len(results)} new connections as counted below", ovn_lab)
+        checks.failure(verdict, "OVN's split does not match OVS dp_hash shares") + ": "
+        + checks.context(lb, ovn_lbs.placement, node, f"the dp_hash shares of {k} backends",
+                         f"{len(results)} new connections as counted below", ovn_lab)
         + f"\n{verdict.report()}")
     assert all(used[t] > 0 for t in lb.targets), "a backend got nothing: " + checks.context(
         lb, ovn_lbs.placement, node, f"every one of {sorted(lb.targets)} used", results, ovn_lab)
@@ -84,6 +85,7 @@ def test_udp_flows_spread_over_backends(ovn_lbs, ovn_hub, ovn_lab, client_node,
     verdict = checks.distribution(results, shares, planned=samples)
     record.current().distribution(verdict, client=node, vip=lb.vip_key, protocol="udp")
     assert verdict.passed, (
-        "UDP flows: OVN's split does not match OVS dp_hash shares: " + checks.context(
-            lb, placement, node, "the dp_hash shares of 3 backends",
-            f"{len(results)} new flows as counted below", ovn_lab) + f"\n{verdict.report()}")
+        "UDP flows: " + checks.failure(verdict, "OVN's split does not match OVS dp_hash shares")
+        + ": " + checks.context(lb, placement, node, "the dp_hash shares of 3 backends",
+                                f"{len(results)} new flows as counted below", ovn_lab)
+        + f"\n{verdict.report()}")

@@ -55,7 +55,7 @@ OPTIONS = [
      "root filesystem holding the OVN under test (default: the one on PATH; "
      "$OVNLB_OVN_ROOT)", "", str),
     ("--ovnlb-samples", "ovnlb_samples",
-     "new connections per distribution check, where more than the check's "
+     "answered new connections per distribution check, where more than the check's "
      "own plan (the fewest giving its power: "
      + ", ".join(f"{n} for {k} backends" for k, n in PLANNED_SAMPLES.items()) + ")",
      "", int),

@@ -429,6 +429,23 @@ def break_second_vip(monkeypatch):
             check_error=True)
         self.sync()
         return lb""")),
+    # A build that loses about 15 % of new connections, the same ones
+    # whatever TCP retransmits: the servers' VMs drop what comes from the
+    # first 9677 of the clients' 64512 source ports (1024-65535, see
+    # engine/sysctls.py; the agent picks them at random).
+    "connections_lost": ("switch", """
+@pytest.fixture(autouse=True)
+def lose_connections(ovn_lab):
+    rules = [(tool, "INPUT", "-p", proto, "--sport", "1024:10700", "-j", "DROP")
+             for tool in ("iptables", "ip6tables") for proto in ("tcp", "udp")]
+    for vm in ovn_lab.topology.roles.servers:
+        for tool, *rule in rules:
+            ovn_lab.run(vm, [tool, "-A", *rule], check=True)
+    yield
+    for vm in ovn_lab.topology.roles.servers:
+        for tool, *rule in rules:
+            ovn_lab.run(vm, [tool, "-D", *rule], check=True)
+"""),
     # The gateway router forgets its SNAT: backends answer vm3 directly
     # through tenant1, bypassing edge1's un-DNAT, so connections fail.
     "no_snat": (None, """
@@ -618,7 +635,9 @@ TEETH = {
     "test_both_vips_of_one_load_balancer_behave_alike": (
         "second_vip_one_backend", "VIP of a dual-stack load balancer"),
     "test_gateway_router_spreads_new_connections": ("one_backend", "NOT consistent"),
-    "test_client_switch_spreads_new_connections": ("one_backend", "NOT consistent"),
+    "test_client_switch_spreads_new_connections": (
+        "connections_lost", r"AssertionError: lost \d+ of \d+ connections \(timeout \d+\): "
+        r"more than a 1 % loss rate explains \(p<?=.*\): VIP "),
     "test_udp_flows_spread_over_backends": ("one_backend", "NOT consistent"),
     "test_health_check_takes_dead_backend_out_and_back": (
         "health_check_unmapped", "Service_Monitor status is"),

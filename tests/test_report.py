@@ -135,6 +135,31 @@ def test_validator_rejects_what_breaks_the_schema(breakage, message):
         report.validate(data)
 
 
+def test_a_distribution_measurement_records_its_lost_connections():
+    """Per distribution check: how many were lost, of which kind, and the
+    loss test's verdict, beside the split's; nothing answered is valid too."""
+    from pytest_ovnlb.reporting.record import Recorder
+    from pytest_ovnlb.traffic.client import Result
+    from pytest_ovnlb.verdicts import checks
+
+    class Item:
+        user_properties = []
+    shares = {"vm1:8000": 0.5, "vm2:8000": 0.5}
+    answered = [Result(backend="vm1", port=8000), Result(backend="vm2", port=8000)] * 250
+    one_lost = checks.distribution(answered + [Result(error="timeout")], shares, planned=500)
+    all_lost = checks.distribution([Result(error="reset")] * 64, shares, planned=500)
+    for verdict in (one_lost, all_lost):
+        Recorder(Item).distribution(verdict, client="vm3")
+    (_, kept), (_, gone) = Item.user_properties
+    assert kept["lost"] == {"timeout": 1} and kept["passed"] and kept["splitPassed"]
+    assert kept["loss"]["passed"] and kept["loss"]["tolerance"] == 0.01
+    assert gone["lost"] == {"reset": 64} and gone["n"] == 0 and gone["chi2"] is None
+    assert not gone["passed"] and not gone["loss"]["passed"] and gone["splitPassed"] is None
+    data = build(SAMPLE, impl={**IMPL, "packages": {"ovn-central": "23.03.1-1"}})
+    data["tests"][0]["measurements"] = [kept, gone]
+    report.validate(data)
+
+
 def test_validator_refuses_keywords_it_does_not_check():
     from pytest_ovnlb.reporting.schema import validate
     with pytest.raises(ValueError, match="unsupported keywords"):

@@ -3,12 +3,17 @@ from pathlib import Path
 
 import pytest
 
+from pytest_ovnlb.traffic.client import Agent, Result
+from pytest_ovnlb.verdicts import checks
 from pytest_ovnlb.verdicts.stats import (
     ALPHA,
+    LOSS_ALPHA,
+    LOSS_TOLERANCE,
     PLANNED_SAMPLES,
     POWER,
     SUITE_K,
     alternatives,
+    binomial_sf,
     chi2_isf,
     chi2_sf,
     chi_square_test,
@@ -21,6 +26,11 @@ from pytest_ovnlb.verdicts.stats import (
     look_stops,
     look_table,
     looks,
+    loss_critical,
+    loss_p,
+    loss_power,
+    loss_settled,
+    loss_table,
     mean_samples_bound,
     min_final_chi2,
     ncx2_ppf,
@@ -365,6 +375,7 @@ def test_readme_shows_the_power_table():
     text = README.read_text()
     assert power_table() in text, "README's power table is stale: paste power_table()"
     assert look_table() in text, "README's interim look table is stale: paste look_table()"
+    assert loss_table() in text, "README's loss table is stale: paste loss_table()"
     per_k = ", ".join(f"{n} for {k} backends" for k, n in PLANNED_SAMPLES.items())
     assert f"`--ovnlb-samples=N` | `ovnlb_samples` | {per_k} |" in text
     assert "each check takes the larger: more power, never less" in text
@@ -374,9 +385,9 @@ def test_readme_shows_the_power_table():
 
 def test_an_impossible_outcome_settles_failure_at_once():
     shares = named(dp_hash_shares(3))
-    assert failure_settled({"error:timeout": 1}, shares, N3)
+    assert failure_settled({"vm9:8000": 1}, shares, N3)
     assert min_final_chi2({"backend0": 1, "x": 1}, shares, 100) == math.inf
-    verdict = chi_square_test({"error:timeout": 16}, shares, planned=N3)
+    verdict = chi_square_test({"vm9:8000": 16}, shares, planned=N3)
     assert not verdict.passed and verdict.n == 16 and verdict.p == 0
     assert f"stopped after 16 of {N3}" in verdict.report()
 
@@ -524,4 +535,141 @@ def test_the_stop_rule_looks_at_each_look():
     assert not stop(results(34, 16))  # the second, chi2 = 6.48 > 1.975: go on
     assert stop(results(40, 35))      # the third, chi2 = 0.33 < 4.763: a pass
     assert Settled(shares, 100)(results(13, 12))  # a first look that passes
-    assert Settled(shares, 100)(results(0, 1) + [Result(error="timeout")])
+    # a backend with no share settles the failure at once, a lost connection does not
+    assert Settled(shares, 100)(results(0, 1) + [Result(backend="vm3", port=8000)])
+    assert not Settled(shares, 100)(results(0, 1) + [Result(error="timeout")])
+    # ... but once one is lost no look stops: the check runs to its plan
+    assert not Settled(shares, 100)(results(13, 12) + [Result(error="timeout")])
+    assert Settled(shares, 100).counted(results(13, 12) + [Result(error="reset")]) == 25
+
+
+# lost connections ---------------------------------------------------------------
+
+SHARES2 = {"vm1:8000": 0.5, "vm2:8000": 0.5}
+SHARES3 = {"vm1:8000": 0.375, "vm2:8000": 0.3125, "vm1:8001": 0.3125}
+
+
+def answers(counts: dict[str, int]) -> list[Result]:
+    return [Result(backend=t.split(":")[0], port=int(t.split(":")[1]))
+            for t, c in counts.items() for _ in range(c)]
+
+
+def lost(n: int, kind: str = "timeout") -> list[Result]:
+    return [Result(error=kind)] * n
+
+
+def test_binomial_tail_is_the_brute_force_sum():
+    from fractions import Fraction
+    from math import comb
+    for k, n, (a, b) in ((1, 64, (1, 100)), (9, 64, (1, 100)), (14, 514, (1, 100)),
+                         (84, 5784, (1, 100)), (3, 20, (1, 2)), (40, 1000, (3, 100))):
+        # in integers: sum of C(n, i) a^i (b - a)^(n - i), over b^n
+        exact = Fraction(sum(comb(n, i) * a ** i * (b - a) ** (n - i)
+                             for i in range(k, n + 1)), b ** n)
+        assert binomial_sf(k, n, a / b) == pytest.approx(float(exact), rel=1e-9)
+    assert binomial_sf(65, 64, 0.01) == 0.0 and binomial_sf(0, 64, 0.01) == 1.0
+    assert loss_p(1, 63) == pytest.approx(1 - 0.99 ** 64, rel=1e-12)
+
+
+def test_loss_test_constants_and_power():
+    assert (LOSS_TOLERANCE, LOSS_ALPHA) == (0.01, 0.001)
+    # the fewest lost that fail a check over its planned answers
+    assert [loss_critical(PLANNED_SAMPLES[k]) for k in SUITE_K] == [14, 84, 79]
+    for k in SUITE_K:
+        n = PLANNED_SAMPLES[k]
+        c = loss_critical(n)
+        assert loss_p(c, n) < LOSS_ALPHA <= loss_p(c - 1, n)
+        # the false-alarm rate at exactly the tolerated rate: at most LOSS_ALPHA
+        assert loss_power(LOSS_TOLERANCE, n) <= LOSS_ALPHA
+        # P(at least c lost before the n-th answer), summed as a negative binomial
+        from math import comb
+        r = 0.03
+        below = sum(comb(n + i - 1, i) * (1 - r) ** n * r ** i for i in range(c))
+        assert loss_power(r, n) == pytest.approx(1 - below, rel=1e-9)
+    assert loss_power(0.05, 500) > 0.99 and loss_power(0.03, 500) > 0.6
+    assert loss_power(0.03, N3, looks_too=True) > 0.9999
+
+
+def test_one_lost_connection_of_64_passes():
+    results = answers({"vm1:8000": 32, "vm2:8000": 31}) + lost(1)
+    verdict = checks.distribution(results, SHARES2)
+    assert verdict.passed and verdict.n == 63 and verdict.losses.lost == 1
+    assert ("lost 1 of 64 connections (timeout 1): within the 1 % tolerance "
+            "(p=0.47 >= 0.001)") in verdict.report()
+    assert not checks.Settled(SHARES2, 500)(results)  # sampling goes on
+
+
+def test_a_5_percent_loss_at_the_planned_n_fails_for_that_reason():
+    for shares in (SHARES2, SHARES3):
+        n = len(shares) == 2 and 500 or N3
+        results = answers({t: round(n * s) for t, s in shares.items()})
+        lossy = results + lost(round(n * 0.05 / 0.95) - 3) + lost(3, "reset")
+        verdict = checks.distribution(lossy, shares, planned=n)
+        assert verdict.split_passed and not verdict.losses.passed and not verdict.passed
+        why = checks.failure(verdict, "the split")
+        assert why.startswith(f"lost {verdict.losses.lost} of {len(lossy)} connections (reset 3, "
+                              "timeout ") and "more than a 1 % loss rate explains" in why
+        assert "split" not in why and "verdict: consistent" in verdict.report()
+        # 1 % lost passes
+        assert checks.distribution(results + lost(n // 100), shares, planned=n).passed
+
+
+def test_everything_lost_stops_after_a_round_or_two():
+    """Nothing answers: 64 lost fail a check over 500 answers, 192 (a
+    second round) one over 5700 or 5300."""
+    assert loss_settled(64, 500) and not loss_settled(64, N3) and loss_settled(192, N3)
+    assert checks.Settled(SHARES2, 500)(lost(64))
+    assert not checks.Settled(SHARES3, N3)(lost(64)) and checks.Settled(SHARES3, N3)(lost(192))
+    verdict = checks.distribution(lost(64), SHARES2, planned=500)
+    assert not verdict.passed and verdict.n == 0 and verdict.split_passed is None
+    text = verdict.report()
+    assert "lost 64 of 64 connections (timeout 64): more than a 1 % loss rate explains" in text
+    assert ("stopped after 0 of 500 planned samples: the verdict cannot change (the 64 lost "
+            "fail the loss test over all 500 planned, whatever follows)") in text
+    assert checks.failure(verdict, "the split").startswith("lost 64 of 64")
+    with pytest.raises(ValueError, match="open"):
+        checks.distribution(lost(64), SHARES3, planned=N3)
+
+
+def test_a_backend_without_a_share_still_fails_at_once():
+    results = answers({"vm1:8000": 10, "vm9:8000": 1}) + lost(1)
+    assert checks.Settled(SHARES2, 500)(results)
+    verdict = checks.distribution(results, SHARES2, planned=500)
+    assert not verdict.passed and verdict.split_passed is False and verdict.chi2 == math.inf
+    assert verdict.losses.passed and "(unexpected)" in verdict.report()
+    assert checks.failure(verdict, "the split") == "the split"
+
+
+def test_expected_errors_are_part_of_the_split():
+    """A stopped server's refusals, when the check expects them, are an
+    outcome of the split; a timeout there is lost."""
+    shares = {"error:refused": 0.5, "vm2:8000": 0.5}
+    results = [Result(error="refused")] * 250 + answers({"vm2:8000": 250}) + lost(1)
+    counts, gone = checks.answers_and_losses(results, shares)
+    assert counts == {"error:refused": 250, "vm2:8000": 250} and gone == {"timeout": 1}
+    assert checks.distribution(results, shares, planned=500).passed
+
+
+def test_sampling_goes_on_until_the_planned_answers():
+    """fresh() counts what the stop rule counts: with connections lost it
+    draws more, cut to reach each look exactly, and ends with the plan."""
+    agent = Agent.__new__(Agent)
+    made = []
+
+    def scripted(host, port, count, *args):
+        made.append(count)
+        # every 7th connection is lost, a balanced split otherwise
+        out = [Result(error="timeout") if (len(made) * 1000 + i) % 7 == 0
+               else Result(backend=f"vm{1 + i % 2}", port=8000) for i in range(count)]
+        return out
+    agent._fresh = scripted
+    asked = []
+
+    class Stop(checks.Settled):
+        def __call__(self, results):
+            asked.append(self.counted(results))
+            return False
+    stop = Stop(SHARES2, 500)
+    results = agent.fresh("192.0.2.1", 8000, 500, stop=stop)
+    assert stop.counted(results) == 500 and len(results) > 500
+    assert set(stop.looks) <= set(asked), asked

@@ -178,7 +178,8 @@ def chart(m: dict) -> str:
     top = max([counts.get(k, 0) for k in names] + [shares.get(k, 0) * n for k in names] + [1])
     bar, gap, left, height = 58, 14, 8, 120
     width = max(left + len(names) * (bar + gap) + 8, 360)
-    ok = m["passed"]
+    # the split's own verdict (older reports: the check's); None: not judged
+    ok = m.get("splitPassed", m["passed"])
     parts = [f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="{width}" '
              f'height="{height + 44}" role="img" aria-label="observed against expected">']
     for i, name in enumerate(names):
@@ -198,7 +199,7 @@ def chart(m: dict) -> str:
         parts.append(f'<text x="{x + bar / 2}" y="{height + 30}" font-size="10" '
                      f'text-anchor="middle">{got}</text>')
     chi2 = "∞" if m["chi2"] is None else f"{m['chi2']:.2f}"
-    verdict = "consistent" if ok else "NOT consistent"
+    verdict = {True: "consistent", False: "NOT consistent", None: "not judged"}[ok]
     parts.append(f'<text x="{left}" y="{height + 42}" font-size="11" '
                  f'fill="{"#2e7d32" if ok else "#c62828"}">χ²={chi2}, df={m["df"]}, '
                  f'p={m["p"]:.3g}, α={m["alpha"]:g}: {verdict}</text>')
@@ -269,8 +270,10 @@ def _test_html(t: dict, out_dir: Path | None = None) -> str:
     for m in t["measurements"]:
         context = ", ".join(f"{k} {v}" for k, v in m["context"].items())
         if m["kind"] == "distribution":
+            lost = sum(m.get("lost", {}).values())
             out.append(f'<div class="measurement distribution"><small>{m["n"]} new '
-                       f'connections{", " + _e(context) if context else ""}; bars observed, '
+                       f'connections{f" ({lost} lost)" if lost else ""}'
+                       f'{", " + _e(context) if context else ""}; bars observed, '
                        f'dashes expected</small>{chart(m)}</div>')
         else:
             seen = "; ".join(f"{b}: {', '.join(a)}" for b, a in m["seen"].items())

@@ -45,16 +45,22 @@ class Recorder:
         self._item.user_properties.append((MEASUREMENT, data))
 
     def distribution(self, verdict: Verdict, label: str = "", **context) -> None:
-        """Observed counts per backend (and per error), expected shares, the
-        chi-square statistic, p and the verdict."""
+        """Observed counts per backend (and per expected error), expected
+        shares, the chi-square statistic, p and the verdict; the lost
+        connections per error kind and their own verdict."""
+        losses = verdict.losses
         self._add({
             "kind": "distribution", "label": label,
             "counts": {k: int(v) for k, v in verdict.counts.items()},
             "shares": {k: float(v) for k, v in verdict.shares.items()},
             "n": verdict.n, "chi2": _number(verdict.chi2), "df": verdict.df,
             "p": float(verdict.p), "alpha": verdict.alpha, "passed": bool(verdict.passed),
+            "splitPassed": verdict.split_passed,
             # sampling stopped before `planned` once the verdict was settled
             "planned": getattr(verdict, "planned", None),
+            "lost": {k: int(v) for k, v in losses.kinds.items()},
+            "loss": {"tolerance": losses.tolerance, "alpha": losses.alpha,
+                     "p": float(losses.p), "passed": bool(losses.passed)},
             "context": {k: str(v) for k, v in context.items()},
         })
 

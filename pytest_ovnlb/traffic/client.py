@@ -184,17 +184,20 @@ class Agent:
         `concurrency`, each next one twice as large: a broken path costs
         one round of timeouts, a working one a few extra round trips.  A
         stop rule with `looks` (sample counts) is asked at each of them:
-        batches are cut to reach them exactly."""
+        batches are cut to reach them exactly.  A stop rule with
+        `counted(results)` says which samples count towards `count` and its
+        looks (checks.Settled: the answered ones); sampling goes on until
+        they are reached, or the rule stops it."""
         if stop is None:
             return self._fresh(host, port, count, proto, concurrency, timeout, size)
         results: list[Result] = []
         batch = max(1, concurrency)
         looks = getattr(stop, "looks", [])
-        while len(results) < count:
-            n = min([batch, count - len(results)]
-                    + [at - len(results) for at in looks if at > len(results)])
+        counted = getattr(stop, "counted", len)
+        while (have := counted(results)) < count:
+            n = min([batch, count - have] + [at - have for at in looks if at > have])
             results += self._fresh(host, port, n, proto, concurrency, timeout, size)
-            if len(results) < count and stop(results):
+            if counted(results) < count and stop(results):
                 break
             batch *= 2
         return results

@@ -26,6 +26,20 @@ def tally(results: Iterable[Result]) -> Counter:
     return Counter(outcome(r) for r in results)
 
 
+def answers_and_losses(results: Iterable[Result],
+                       shares: dict[str, float]) -> tuple[Counter, Counter]:
+    """The outcomes of a split (answers, and errors `shares` expects, such
+    as a stopped server's refusals), and the lost connections per error
+    kind: judged apart, as a lost connection is not a split."""
+    counts, lost = Counter(), Counter()
+    for r in results:
+        if r.ok or outcome(r) in shares:
+            counts[outcome(r)] += 1
+        else:
+            lost[r.error] += 1
+    return counts, lost
+
+
 def summary(results: Sequence[Result]) -> str:
     counts = tally(results)
     return ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) + f" (n={len(results)})"
@@ -40,30 +54,47 @@ def dp_hash_shares(targets: Sequence[str], ovs_version: Version) -> dict[str, fl
 
 
 class Settled:
-    """A stop rule for `fresh(..., stop=)`: True once the distribution
-    verdict over `planned` samples fails whatever the rest would do (an
-    error or a backend outside `shares`, or too skewed counts), so a broken
-    build fails after a round of connections instead of all of them; and,
-    asked with exactly one of `looks` samples (which `fresh` cuts its
-    batches to reach), True when the counts pass that interim look
-    (stats.look_passes)."""
+    """A stop rule for `fresh(..., stop=)`.  `planned` counts answers
+    (counted()): the lost connections come on top, so the split gets its
+    planned sample.  True once the verdict fails whatever the rest would do
+    (a backend outside `shares`, too skewed counts, or more lost than the
+    loss test allows over the plan), so a broken build fails after a round
+    or two of connections instead of all of them; and, asked with exactly
+    one of `looks` answers (which `fresh` cuts its batches to reach), True
+    when the counts pass that interim look (stats.look_passes)."""
 
     def __init__(self, shares: dict[str, float], planned: int, alpha: float = stats.ALPHA):
         self.shares, self.planned, self.alpha = shares, planned, alpha
         self.looks = stats.looks(planned)
 
+    def counted(self, results: Sequence[Result]) -> int:
+        return sum(answers_and_losses(results, self.shares)[0].values())
+
     def __call__(self, results: Sequence[Result]) -> bool:
-        counts = tally(results)
+        counts, lost = answers_and_losses(results, self.shares)
+        lost = sum(lost.values())
         return (stats.failure_settled(counts, self.shares, self.planned, self.alpha)
-                or stats.look_passes(counts, self.shares, self.planned, self.alpha))
+                or stats.loss_settled(lost, self.planned)
+                or stats.look_passes(counts, self.shares, self.planned, self.alpha, lost))
 
 
 def distribution(results: Sequence[Result], shares: dict[str, float],
                  alpha: float = stats.ALPHA, planned: int | None = None) -> stats.Verdict:
-    """Chi-square verdict of results (answers and errors alike) against
-    shares; `planned`: the sample size asked for, when sampling may have
-    stopped early (see Settled)."""
-    return stats.chi_square_test(tally(results), shares, alpha, planned=planned)
+    """The verdict on results against shares: the split of the answers
+    (chi-square) and the lost connections (a loss test), each on its own;
+    `planned`: the answers asked for, when sampling may have stopped early
+    (see Settled)."""
+    counts, lost = answers_and_losses(results, shares)
+    return stats.chi_square_test(counts, shares, alpha, planned=planned, lost=lost)
+
+
+def failure(verdict: stats.Verdict, split: str) -> str:
+    """What a failed distribution check says first: `split` when the split
+    failed, the lost connections when too many were lost, or both."""
+    why = [split] if verdict.split_passed is False else []
+    if not verdict.losses.passed:
+        why.append(verdict.losses.report())
+    return "; ".join(why)
 
 
 def peers_by_backend(results: Iterable[Result]) -> dict[str, set[str]]:

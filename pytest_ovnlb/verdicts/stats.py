@@ -3,7 +3,9 @@
 Each backend's connection count is compared with its expected share using
 Pearson's chi-square goodness-of-fit test.  The expected shares come either
 from a plain uniform split or from the way Open vSwitch maps dp_hash values
-to select-group buckets, which is what OVN load balancers use.
+to select-group buckets, which is what OVN load balancers use.  Connections
+that got no answer are not part of the split: they are judged on their own
+against a tolerated loss rate (loss_test()).
 
 Standard library only: this module runs inside test environments where
 scipy is not guaranteed.
@@ -39,6 +41,17 @@ LOOK_MISS = 0.02
 PLANNED_SAMPLES = {2: 500, 3: 5700, 5: 5300}
 # Backend counts the conformance suite balances over.
 SUITE_K = (2, 3, 5)
+# Lost connections (no answer: a timeout, a reset...) are judged apart from
+# the split: a check fails when more are lost than a loss rate of
+# LOSS_TOLERANCE explains, a one-sided exact binomial test at LOSS_ALPHA.  A
+# shared cluster under load loses the odd SYN or reply (a connection is lost
+# only when the kernel's retransmission is lost too); a build that drops
+# connections loses far more than 1 in 100.  LOSS_ALPHA is far above ALPHA:
+# a false alarm costs a rerun, and the test is exact, not approximate.
+LOSS_TOLERANCE = 0.01
+LOSS_ALPHA = 0.001
+# Loss rates the README states the loss test's power against.
+LOSS_RATES = (0.03, 0.05)
 
 # OVS caps the dp_hash slot table at 256 entries (MAX_SELECT_GROUP_HASH_VALUES).
 MAX_HASH_VALUES = 256
@@ -422,6 +435,128 @@ def look_table(ks: Sequence[int] = SUITE_K, alpha: float = ALPHA) -> str:
     return "\n".join(lines)
 
 
+# --- lost connections ----------------------------------------------------------
+
+def binomial_sf(k: int, n: int, p: float) -> float:
+    """P(X >= k) for X ~ Binomial(n, p), summed term by term in log space."""
+    if k <= 0:
+        return 1.0
+    if k > n or p <= 0:
+        return 0.0
+    if p >= 1:
+        return 1.0
+    log_p, log_q, log_n = math.log(p), math.log1p(-p), math.lgamma(n + 1)
+    total = 0.0
+    for i in range(k, n + 1):
+        term = math.exp(log_n - math.lgamma(i + 1) - math.lgamma(n - i + 1)
+                        + i * log_p + (n - i) * log_q)
+        total += term
+        if i > n * p and term <= total * 1e-17:  # past the mode terms only shrink
+            break
+    return min(1.0, total)
+
+
+def loss_p(lost: int, answered: int, tolerance: float = LOSS_TOLERANCE) -> float:
+    """The loss test's p: P(X >= lost) for X ~ Binomial(answered + lost,
+    tolerance), lost connections among all those made at a loss rate of
+    `tolerance`.  Sampling runs until a set number of answers, so the exact
+    tail is over one connection fewer (negative binomial); this one is at
+    least as large, so the false-alarm rate stays at most alpha."""
+    return binomial_sf(lost, answered + lost, tolerance)
+
+
+def loss_settled(lost: int, planned: int, tolerance: float = LOSS_TOLERANCE,
+                 alpha: float = LOSS_ALPHA) -> bool:
+    """Whether the loss test fails whatever follows: over the `planned`
+    answers (the most a check takes) the losses so far already fail it, and
+    fewer answers or more losses only lower p."""
+    return loss_p(lost, planned, tolerance) < alpha
+
+
+def loss_critical(answered: int, tolerance: float = LOSS_TOLERANCE,
+                  alpha: float = LOSS_ALPHA) -> int:
+    """The fewest lost connections that fail the loss test beside `answered`
+    answers."""
+    lost = 0
+    while loss_p(lost, answered, tolerance) >= alpha:
+        lost += 1
+    return lost
+
+
+def loss_power(rate: float, planned: int, tolerance: float = LOSS_TOLERANCE,
+               alpha: float = LOSS_ALPHA, looks_too: bool = False) -> float:
+    """How often a check sampling `planned` answers fails its loss test when
+    connections are lost at `rate` (at rate = tolerance: its false-alarm
+    rate): loss_critical() lost before the last answer, P(Binomial(planned +
+    c - 1, rate) >= c).  looks_too: a lower bound with the interim looks,
+    less the chance of losing nothing by the first (a check stops at a look
+    only while nothing is lost)."""
+    c = loss_critical(planned, tolerance, alpha)
+    caught = binomial_sf(c, planned + c - 1, rate)
+    return max(0.0, caught - (1 - rate) ** looks(planned)[0]) if looks_too else caught
+
+
+def loss_table(ks: Sequence[int] = SUITE_K, rates: Sequence[float] = LOSS_RATES) -> str:
+    """Markdown table: per k, how many lost connections fail a check over its
+    planned answers, the false-alarm rate at the tolerated loss rate, and the
+    power against `rates`, without and with the interim looks."""
+    tolerated = f"{LOSS_TOLERANCE * 100:g} %"
+    lines = [f"| k | N planned | fails from lost | false alarms, {tolerated} lost | "
+             + " | ".join(f"power, {r * 100:g} % lost | with the looks, at least"
+                          for r in rates) + " |",
+             "|---|---|---|---|" + "---|---|" * len(rates)]
+    for k in ks:
+        n = planned_samples(k)
+        powers = [f"{loss_power(r, n):.4f} | {loss_power(r, n, looks_too=True):.4f}"
+                  for r in rates]
+        lines.append(f"| {k} | {n} | {loss_critical(n)} | {loss_power(LOSS_TOLERANCE, n):.2g} | "
+                     + " | ".join(powers) + " |")
+    return "\n".join(lines)
+
+
+@dataclass(frozen=True)
+class Losses:
+    """The lost connections of a check, judged apart from its split
+    (loss_test()); report() says how many and why they pass or fail."""
+
+    kinds: Mapping[str, int]  # error kind -> lost connections, e.g. {"timeout": 1}
+    answered: int
+    p: float
+    passed: bool
+    tolerance: float = LOSS_TOLERANCE
+    alpha: float = LOSS_ALPHA
+    # Sampling stopped early as the test over the planned answers fails
+    # whatever follows (loss_settled()): the p it would end with is at most p.
+    settled: bool = False
+
+    @property
+    def lost(self) -> int:
+        return sum(self.kinds.values())
+
+    def report(self) -> str:
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(self.kinds.items()))
+        head = (f"lost {self.lost} of {self.answered + self.lost} connections"
+                + (f" ({kinds})" if kinds else ""))
+        p = f"p{'<=' if self.settled else '='}{self.p:.2g}"
+        rate = f"{self.tolerance * 100:g} %"
+        if self.passed:
+            return f"{head}: within the {rate} tolerance ({p} >= {self.alpha:g})"
+        return f"{head}: more than a {rate} loss rate explains ({p} < {self.alpha:g})"
+
+
+def loss_test(kinds: Mapping[str, int], answered: int, planned: int | None = None,
+              tolerance: float = LOSS_TOLERANCE, alpha: float = LOSS_ALPHA) -> Losses:
+    """Judge the lost connections (`kinds`: per error kind) beside `answered`
+    answers: they fail the check when loss_p() < alpha.  `planned`: the
+    answers sampling was to reach; stopped short of them because
+    loss_settled(), the verdict is a failure with p bounded over them."""
+    lost = sum(kinds.values())
+    settled = (planned is not None and answered < planned
+               and loss_settled(lost, planned, tolerance, alpha))
+    p = loss_p(lost, planned if settled else answered, tolerance)
+    return Losses(dict(kinds), answered, p, p >= alpha, tolerance, alpha, settled)
+
+
 def expected_counts(n: int, shares: Mapping[str, float]) -> dict[str, float]:
     """Expected number of connections per backend out of n."""
     return {name: n * share for name, share in shares.items()}
@@ -429,7 +564,9 @@ def expected_counts(n: int, shares: Mapping[str, float]) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class Verdict:
-    """Outcome of chi_square_test(); str() gives a readable report."""
+    """Outcome of chi_square_test(): the split of the answered connections
+    and the lost ones, each with its own verdict; str() gives a readable
+    report."""
 
     counts: Mapping[str, int]
     shares: Mapping[str, float]
@@ -438,13 +575,19 @@ class Verdict:
     df: int
     p: float
     alpha: float
-    passed: bool
+    # None: not judged, sampling stopped on the losses first
+    split_passed: bool | None
     # Sampling planned for this many and stopped at n because even the most
     # favourable rest would leave chi2 at least `bound`, over the critical value.
     planned: int | None = None
     bound: float | None = None
     # Stopped at an interim look: chi2 over n was below this bound.
     look: float | None = None
+    losses: Losses = Losses({}, 0, 1.0, True)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.split_passed) and self.losses.passed
 
     def report(self) -> str:
         names = list(self.shares) + [b for b in self.counts if b not in self.shares]
@@ -456,23 +599,33 @@ class Verdict:
             share = self.shares.get(b, 0.0)
             # Any connection here is impossible under the expected shares.
             note = "  (unexpected)" if count > 0 and share == 0 else ""
-            lines.append(f"{b:<{width}}  {count:>8d}  {count / self.n:>9.4f}  "
+            lines.append(f"{b:<{width}}  {count:>8d}  {count / max(1, self.n):>9.4f}  "
                          f"{share:>9.4f}  {share * self.n:>9.1f}{note}")
         lines.append(f"{'total':<{width}}  {self.n:>8d}")
-        verdict = "consistent" if self.passed else "NOT consistent"
         stopped = self.planned is not None and self.n < self.planned
         chi2, p = (f">={self.chi2:.3f}", f"<={self.p:.3g}") if self.bound is not None else (
             f"={self.chi2:.3f}", f"={self.p:.3g}")
-        lines.append(f"chi2{chi2}, df={self.df}, p{p}, "
-                     f"alpha={self.alpha:g}, verdict: {verdict} with expected shares")
+        if self.split_passed is None:
+            lines.append("split not judged: sampling stopped on the lost connections")
+        else:
+            verdict = "consistent" if self.split_passed else "NOT consistent"
+            lines.append(f"chi2{chi2}, df={self.df}, p{p}, "
+                         f"alpha={self.alpha:g}, verdict: {verdict} with expected shares")
+        if self.losses.lost:
+            lines.append(self.losses.report())
         if stopped and self.look is not None:
             lines.append(f"stopped after {self.n} of {self.planned} planned samples at an "
                          f"interim look: chi2 below its bound {self.look:.3f}")
         elif stopped:
-            why = ("an outcome impossible under the expected shares" if self.bound is None
-                   else f"whatever the other {self.planned - self.n} do, chi2 over all "
-                        f"{self.planned} stays >= {self.bound:.1f}, above the critical "
-                        f"{chi2_isf(self.alpha, self.df):.1f}")
+            if self.split_passed is not False:
+                why = (f"the {self.losses.lost} lost fail the loss test over all {self.planned} "
+                       "planned, whatever follows")
+            elif self.bound is None:
+                why = "an outcome impossible under the expected shares"
+            else:
+                why = (f"whatever the other {self.planned - self.n} do, chi2 over all "
+                       f"{self.planned} stays >= {self.bound:.1f}, above the critical "
+                       f"{chi2_isf(self.alpha, self.df):.1f}")
             lines.append(f"stopped after {self.n} of {self.planned} planned samples: "
                          f"the verdict cannot change ({why})")
         return "\n".join(lines)
@@ -527,14 +680,15 @@ def look_index(n: int, planned: int) -> int | None:
 
 
 def look_passes(counts: Mapping[str, int], shares: Mapping[str, float], planned: int,
-                alpha: float = ALPHA) -> bool:
+                alpha: float = ALPHA, lost: int = 0) -> bool:
     """An interim look: whether the counts so far are exactly at one of the
     looks of `planned` samples and chi2 over them is below its look_bound(),
-    so that sampling stops with a pass."""
+    so that sampling stops with a pass.  Once a connection is `lost` no look
+    stops: the check runs to its plan, where the loss test has its power."""
     n = sum(counts.values())
     look = look_index(n, planned)
     expected = {b: n * s for b, s in shares.items() if s > 0}
-    if (look is None or len(expected) < 2
+    if (lost or look is None or len(expected) < 2
             or any(c > 0 and shares.get(b, 0) == 0 for b, c in counts.items())):
         return False
     chi2 = sum((counts.get(b, 0) - e) ** 2 / e for b, e in expected.items())
@@ -542,14 +696,17 @@ def look_passes(counts: Mapping[str, int], shares: Mapping[str, float], planned:
 
 
 def chi_square_test(counts: Mapping[str, int], shares: Mapping[str, float],
-                    alpha: float = ALPHA, planned: int | None = None) -> Verdict:
-    """Pearson goodness-of-fit of observed counts per backend to expected shares.
+                    alpha: float = ALPHA, planned: int | None = None,
+                    lost: Mapping[str, int] | None = None) -> Verdict:
+    """Pearson goodness-of-fit of observed counts per backend to expected
+    shares, and the loss test (loss_test()) of the `lost` connections (per
+    error kind), which are not part of the split.
 
     Backends listed in `shares` but absent from `counts` got no connections.
     `planned`: the sample size of the test, when sampling stopped early at
-    n < planned, either because failure_settled() (the verdict then fails)
-    or at an interim look, one of looks(planned), because look_passes()
-    (the verdict then passes).
+    n < planned, either because failure_settled() or loss_settled() (the
+    verdict then fails) or at an interim look, one of looks(planned),
+    because look_passes() (the verdict then passes).
     Any connection to a backend with no share (share 0, or not in `shares`)
     is impossible under the expected distribution, so the verdict fails with
     p = 0 regardless of the other counts.
@@ -563,17 +720,24 @@ def chi_square_test(counts: Mapping[str, int], shares: Mapping[str, float],
     if any(c < 0 for c in counts.values()):
         raise ValueError("counts must not be negative")
     n = sum(counts.values())
-    if n == 0:
+    losses = loss_test(lost or {}, n, planned)
+    if n == 0 and losses.passed:
         raise ValueError("no connections counted")
 
     stopped = planned is not None and n < planned
     failed = stopped and failure_settled(counts, shares, planned, alpha)
-    looked = stopped and not failed and look_passes(counts, shares, planned, alpha)
-    if stopped and not (failed or looked):
+    looked = stopped and not failed and look_passes(counts, shares, planned, alpha,
+                                                    losses.lost)
+    if stopped and not (failed or looked or losses.settled):
         raise ValueError(f"{n} of {planned} planned samples and the verdict is open")
     expected = {b: n * s for b, s in shares.items() if s > 0}
+    df = len(expected) - 1
+    if n == 0:  # nothing answered: only the losses are judged
+        return Verdict(counts=dict(counts), shares=dict(shares), n=0, chi2=math.nan, df=df,
+                       p=1.0, alpha=alpha, split_passed=None, planned=planned,
+                       losses=losses)
     small = {b: e for b, e in expected.items() if e < 5}
-    if small and not stopped:
+    if small and not stopped and not losses.settled:
         # Below about 5 expected per category the chi-square distribution is
         # a poor approximation of the statistic, and p would mislead.
         need = math.ceil(5 / min(s for s in shares.values() if s > 0))
@@ -581,7 +745,6 @@ def chi_square_test(counts: Mapping[str, int], shares: Mapping[str, float],
             f"expected counts below 5 for {sorted(small)}: the chi-square "
             f"approximation is not valid; collect at least {need} connections")
 
-    df = len(expected) - 1
     unexpected = any(c > 0 and shares.get(b, 0) == 0 for b, c in counts.items())
     bound = None
     if unexpected:
@@ -594,7 +757,13 @@ def chi_square_test(counts: Mapping[str, int], shares: Mapping[str, float],
         chi2 = sum((counts.get(b, 0) - e) ** 2 / e for b, e in expected.items())
         # One backend only: every connection went to it, nothing to test.
         p = chi2_sf(chi2, df) if df > 0 else 1.0
-    passed = looked or (p >= alpha and not stopped)
+    if failed or unexpected:
+        split_passed = False
+    elif looked or not stopped:
+        split_passed = looked or p >= alpha
+    else:
+        split_passed = None  # stopped on the losses with the split still open
     return Verdict(counts=dict(counts), shares=dict(shares), n=n, chi2=chi2,
-                   df=df, p=p, alpha=alpha, passed=passed, planned=planned, bound=bound,
+                   df=df, p=p, alpha=alpha, split_passed=split_passed, planned=planned,
+                   bound=bound, losses=losses,
                    look=look_bound(df, look_index(n, planned), alpha) if looked else None)
