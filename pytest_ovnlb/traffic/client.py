@@ -176,7 +176,10 @@ class Agent:
         """count samples, each on a new connection (new source port).
         host is an IPv4 or IPv6 address, as text or an ipaddress object.
         `size`: each reply carries that many bytes more (and a UDP request
-        too), and one that arrives short is a `bad-reply`.
+        too), and one that arrives short is a `bad-reply`.  `timeout` is per
+        connection: the default 2 s holds the kernel's retransmission of an
+        unanswered SYN (after 1 s), so one dropped SYN is retried as a real
+        client would.
 
         stop(results so far) -> bool ends sampling early once it says the
         outcome is settled (e.g. checks.settled); then fewer than count come
