@@ -601,7 +601,7 @@ def test_one_lost_connection_of_64_passes():
 
 def test_a_5_percent_loss_at_the_planned_n_fails_for_that_reason():
     for shares in (SHARES2, SHARES3):
-        n = len(shares) == 2 and 500 or N3
+        n = 500 if len(shares) == 2 else N3
         results = answers({t: round(n * s) for t, s in shares.items()})
         lossy = results + lost(round(n * 0.05 / 0.95) - 3) + lost(3, "reset")
         verdict = checks.distribution(lossy, shares, planned=n)
