@@ -35,6 +35,10 @@ the folder (section "ovnlb evidence").
 Daemon pids are read after each phase of a test: one that is gone or
 replaced fails that phase, naming it, how it ended and its last log lines
 (pytest_ovnlb/crashes.py); the lab restarts it before the next test.
+
+Daemon logs are read after a test's call, where the lab's daemons are its
+own (netns): a WARN, ERR or EMER line written since the end of its set-up
+that verdicts/logs.py does not explain fails the test, naming the line.
 """
 
 from __future__ import annotations
@@ -49,11 +53,12 @@ from pathlib import Path
 
 import pytest
 
-from pytest_ovnlb.backends.base import mentioning
+from pytest_ovnlb.backends.base import mentioning, program_of
 from pytest_ovnlb.engine.logical import OWNER
 from pytest_ovnlb.crashes import Crash, Watchdog, backtrace
 from pytest_ovnlb.options import setting
 from pytest_ovnlb.reporting import record
+from pytest_ovnlb.verdicts import logs
 
 RUN = pytest.StashKey[str]()
 DOG = pytest.StashKey[Watchdog]()  # the worker's lab's daemons, once it is built
@@ -69,6 +74,7 @@ class Watch:
     lab: object = None
     crashes: list[Crash] = field(default_factory=list)
     saved: Path | None = None
+    judged_from: dict[str, int] = field(default_factory=dict)  # log offsets after set-up
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -122,6 +128,7 @@ def pytest_runtest_setup(item: pytest.Item):
         lab = getattr(item, "funcargs", {}).get("ovn_lab")
         if lab is not None:
             watch.lab = lab
+            watch.judged_from = lab.log_offsets()
             if dog is None:
                 item.config.stash[DOG] = Watchdog(lab)
             else:
@@ -131,9 +138,34 @@ def pytest_runtest_setup(item: pytest.Item):
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     try:
-        return (yield)
+        result = yield
     finally:
         _died(item)
+    _complained(item)  # only after a call that passed: a failure says more
+    return result
+
+
+def _complained(item: pytest.Item) -> None:
+    """Fail the test if a lab daemon logged what verdicts/logs.py does not
+    explain since the end of its set-up (a crashed daemon's log is the
+    crash's)."""
+    watch = item.stash.get(WATCH, None)
+    if watch is None or watch.lab is None or not watch.lab.backend.logs_are_ours:
+        return
+    ovn, found = watch.lab.versions.ovn, []
+    for key, path in watch.lab.backend.log_files().items():
+        try:
+            with open(path, "rb") as f:
+                f.seek(watch.judged_from.get(key, 0))
+                text = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        found += [f"{key}: {line}" for line in logs.complaints(program_of(key), text, ovn)]
+    if found:
+        pytest.fail(f"a lab daemon logged {len(found)} unexpected WARN/ERR/EMER line(s) "
+                    "during the test (verdicts/logs.py lists the expected ones):\n"
+                    + "\n".join(found[:5]) + ("\n..." if len(found) > 5 else ""),
+                    pytrace=False)
 
 
 @pytest.hookimpl(wrapper=True)

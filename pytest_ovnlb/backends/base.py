@@ -100,6 +100,9 @@ def copy_log(path: str, offset: int, dest: Path) -> None:
 
 class Backend(ABC):
     name: ClassVar[str]  # the --ovn-backend value
+    # Whether the daemons' logs are the lab's alone (judged after each test,
+    # verdicts/logs.py), not shared with other runs and users.
+    logs_are_ours: ClassVar[bool] = False
 
     def __init__(self, record: Record, topo: Topology):
         self.record = record

@@ -56,6 +56,7 @@ class NetnsBackend(Backend):
     Northbound included."""
 
     name = "netns"
+    logs_are_ours = True
 
     def __init__(self, record: Record, topo: Topology):
         super().__init__(record, topo)

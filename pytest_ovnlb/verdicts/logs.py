@@ -1,0 +1,60 @@
+"""Daemon logs judged as OVN's own tests judge them (`check_logs`): a WARN,
+ERR or EMER line that a lab daemon writes while a test runs is a failure
+of that test, unless this table explains it.  Each entry says which
+daemon, what the line says, why it is expected, and for which OVN versions.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from pytest_ovnlb.verdicts.versions import Version
+
+LEVELS = re.compile(r"\|(WARN|ERR|EMER)\|")
+
+
+@dataclass(frozen=True)
+class Allowed:
+    name: str
+    daemon: str  # the log's daemon ("ovn-controller", ...; "*": any)
+    pattern: str  # searched in the line
+    why: str
+    below: Version | None = None  # only OVN versions before this one
+
+    def explains(self, daemon: str, line: str, ovn: Version) -> bool:
+        return ((self.daemon in ("*", daemon)) and (self.below is None or ovn < self.below)
+                and re.search(self.pattern, line) is not None)
+
+
+ALLOWED = (
+    # What OVN's check_logs lets pass too.
+    Allowed("peer_went_away", "*", r"Broken pipe|reset by peer",
+            "a client (ovn-nbctl, ovn-sbctl, an IDL) closed its connection first"),
+    Allowed("long_poll_interval", "*", r"Unreasonably long \d+ms poll interval|"
+            r"faults: \d+ minor|disk: \d+ reads|context switches: \d+ voluntary|"
+            r"blocked \d+ ms waiting for .* to quiesce|Dropped \d+ log messages",
+            "the machine was busy: timing, not behaviour"),
+    Allowed("no_kernel_datapath", "ovs-vswitchd",
+            r"failed to enumerate system datapaths: No such file or directory",
+            "no openvswitch kernel module here (userspace datapath): the dpctl commands "
+            "the lab uses (conntrack flush) look for kernel datapaths too"),
+    Allowed("template_without_values", "*",
+            r'bad IP address "\[?ovnlb_|error parsing .*\^ovnlb_',
+            "a template load balancer on a chassis with no value for its template "
+            "variables: that chassis cannot parse its flows, which is the template's "
+            "point (the template tests leave a chassis without values on purpose)"),
+    Allowed("stale_service_check", "ovn-controller",
+            r"handle service check: Service monitor not found",
+            "a health check reply (IPv6 among them) finds no Service_Monitor in "
+            "ovn-controller's pinctrl, so it is dropped while the check itself works; "
+            "seen on 23.03.1, not on 25.03.0 or 26.03.1 (the fix not identified)",
+            below=Version.parse("25.3.0")),
+)
+
+
+def complaints(daemon: str, text: str, ovn: Version) -> list[str]:
+    """The WARN/ERR/EMER lines of `text` (a daemon's log) that no entry of
+    ALLOWED explains for OVN version `ovn`."""
+    return [line for line in text.splitlines()
+            if LEVELS.search(line) and not any(a.explains(daemon, line, ovn) for a in ALLOWED)]

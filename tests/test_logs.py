@@ -1,0 +1,84 @@
+"""Daemon logs judged like OVN's own tests judge them: the table's entries
+(verdicts/logs.py), and a real daemon's complaint failing the test during
+which it was logged."""
+
+import pytest
+
+from pytest_ovnlb.verdicts.logs import ALLOWED, complaints
+from pytest_ovnlb.verdicts.versions import Version
+
+OLD, NEW = Version.parse("23.3.1"), Version.parse("26.3.1")
+LINE = "2026-12-06T11:47:11.346Z|00004|{module}|{level}|{text}"
+
+
+def line(text: str, level: str = "WARN", module: str = "pinctrl") -> str:
+    return LINE.format(module=module, level=level, text=text)
+
+
+def test_info_and_debug_lines_are_never_complaints():
+    text = "\n".join(line("anything at all", level) for level in ("INFO", "DBG"))
+    assert complaints("ovn-controller", text, NEW) == []
+
+
+@pytest.mark.parametrize("level", ["WARN", "ERR", "EMER"])
+def test_an_unexplained_line_is_a_complaint(level):
+    text = line("something went wrong", level)
+    assert complaints("ovn-controller", text, NEW) == [text]
+
+
+def test_an_entry_holds_for_its_daemon_only():
+    text = line("failed to enumerate system datapaths: No such file or directory", "WARN", "dpif")
+    assert complaints("ovs-vswitchd", text, NEW) == []
+    assert complaints("ovn-controller", text, NEW) == [text]
+
+
+def test_an_entry_holds_for_its_versions_only():
+    text = line("handle service check: Service monitor not found")
+    assert complaints("ovn-controller", text, OLD) == []
+    assert complaints("ovn-controller", text, NEW) == [text]
+
+
+def test_every_entry_says_why_and_is_a_valid_pattern():
+    import re
+    names = [a.name for a in ALLOWED]
+    assert len(names) == len(set(names))
+    for allowed in ALLOWED:
+        re.compile(allowed.pattern)
+        assert len(allowed.why) > 20, allowed.name
+
+
+LOGGING_TESTS = """
+import pytest
+
+@pytest.mark.switch
+@pytest.mark.ipv4
+def test_quiet(ovn_lbs, ovn_hub, placement):
+    lb = ovn_lbs(ovn_hub.servers(2))
+    assert all(r.ok for r in ovn_hub.fresh("vm3", lb.vip, lb.port, 4))
+
+@pytest.mark.switch
+@pytest.mark.ipv4
+def test_makes_ovs_complain(ovn_lab, placement):
+    # a port whose device does not exist: ovs-vswitchd says so, at WARN
+    ovn_lab.run("ubuntu2", ["ovs-vsctl", "add-port", "br-int", "ovnlbghost0"], check=True)
+    ovn_lab.run("ubuntu2", ["ovs-vsctl", "del-port", "br-int", "ovnlbghost0"], check=True)
+
+@pytest.mark.switch
+@pytest.mark.ipv4
+def test_quiet_after(ovn_lbs, ovn_hub, placement):
+    lb = ovn_lbs(ovn_hub.servers(2))
+    assert all(r.ok for r in ovn_hub.fresh("vm3", lb.vip, lb.port, 4))
+"""
+
+
+@pytest.mark.lab
+def test_a_daemon_complaining_during_a_test_fails_it_naming_the_line(pytester):
+    """A real ovs-vswitchd warning fails the test that caused it, quoting the
+    line; the tests before and after it (a load balancer, traffic) pass."""
+    pytester.makepyfile(test_logging=LOGGING_TESTS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=2, failed=1)
+    result.stdout.fnmatch_lines([
+        "*test_makes_ovs_complain*",
+        "*a lab daemon logged * unexpected WARN/ERR/EMER line(s) during the test*",
+        "*ubuntu2/ovs-vswitchd: *|WARN|*ovnlbghost0*"])
