@@ -7,7 +7,6 @@ from pytest_ovnlb.engine.ovsdb import Southbound
 from pytest_ovnlb.options import SETTINGS
 from pytest_ovnlb.verdicts import checks
 from pytest_ovnlb.verdicts.stats import samples_for
-from pytest_ovnlb.verdicts.versions import BEHAVIOURS, expects
 
 
 @pytest.fixture
@@ -47,18 +46,6 @@ def client_node(ovn_lab, roles, request):
             pytest.skip(f"topology {ovn_lab.topology.name} has no {role} client")
         return name
     return node
-
-
-@pytest.fixture
-def requires(ovn_lab):
-    """`requires("health_check")`: skip, saying why, on an OVN release that
-    predates the behaviour (see pytest_ovnlb/verdicts/versions.py)."""
-    def check(behaviour: str) -> None:
-        version = ovn_lab.versions.ovn
-        if not expects(behaviour, version):
-            b = BEHAVIOURS[behaviour]
-            pytest.skip(f"OVN {version} predates {b.since}: {b.what}")
-    return check
 
 
 @pytest.fixture

@@ -20,17 +20,14 @@ from pytest_ovnlb.verdicts import checks
 REQUEST_TIMEOUT = 1.0
 
 
-@pytest.mark.ovnlb_feature(name="ct_flush")
-@pytest.mark.ovnlb_feature(name="ct_flush_router_lb", placement="router")
+@pytest.mark.ovnlb(needs=("ct_flush",))
+@pytest.mark.ovnlb(needs=("ct_flush_router_lb",), placement="router")
 def test_ct_flush_ends_connections_of_a_removed_backend(ovn_lab, ovn_lbs, ovn_hub, client_node,
-                                                        requires, placement):
+                                                        placement):
     """A keep-alive connection to the VIP, then its backend removed: without
     ct_flush (the control) the connection goes on with the same backend
     and client port; with ct_flush=true its next request fails, while new
     connections are served by the backend that is left."""
-    requires("ct_flush")
-    if placement == "router":
-        requires("ct_flush_router_lb")
     node = client_node("internal")
     servers = ovn_lbs.servers(2)
     lb = ovn_lbs(servers)

@@ -8,14 +8,13 @@ import pytest
 from pytest_ovnlb.verdicts import checks
 
 
-@pytest.mark.ovnlb_feature(name="ipv6_vips")
+@pytest.mark.ovnlb(needs=("ipv6_vips",))
 def test_both_vips_of_one_load_balancer_behave_alike(ovn_lab, ovn_lbs, ovn_hub, client_node,
-                                                     placement, family, requires):
+                                                     placement, family):
     """The test's family makes the row, the other family's VIP is added to
     it; both then spread one client's connections over every backend and
     show the backends the same kind of source (the gateway router's SNAT
     address of that family, or the client's own address on a switch)."""
-    requires("ipv6_vips")
     node = client_node("internal")
     first = ovn_lbs(ovn_lbs.servers(2))
     second = ovn_lbs.add_vip(first, 10 - family)  # 4 -> 6, 6 -> 4

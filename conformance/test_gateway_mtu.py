@@ -35,10 +35,9 @@ def forget_mtus(lab, server) -> None:
 
 @pytest.mark.router
 @pytest.mark.dgp
-@pytest.mark.ovnlb_feature(name="gateway_mtu")
+@pytest.mark.ovnlb(needs=("gateway_mtu",))
 def test_gateway_mtu_teaches_a_server_behind_a_vip_the_path_mtu(
-        ovn_lab, ovn_lbs, ovn_hub, client_node, roles, placement, requires):
-    requires("gateway_mtu")
+        ovn_lab, ovn_lbs, ovn_hub, client_node, roles, placement):
     node = client_node("external")
     server, = ovn_lbs.servers(1)
     lb = ovn_lbs([server])

@@ -50,14 +50,13 @@ def self_balanced(ovn_lab, ovn_hub, lb, placement, me, other, hairpin_source, la
     return seen, expected, results
 
 
-@pytest.mark.ovnlb_feature(name="hairpin_snat_ip")
-def test_hairpin_snat_ip_replaces_the_vip(ovn_lab, ovn_lbs, ovn_hub, roles, requires, placement,
+@pytest.mark.ovnlb(needs=("hairpin_snat_ip",))
+def test_hairpin_snat_ip_replaces_the_vip(ovn_lab, ovn_lbs, ovn_hub, roles, placement,
                                           family, control):
     """A backend connects to its own VIP on its own switch, the VIP with
     hairpin_snat_ip: balanced to itself it sees the configured address of
     its family, not the VIP; the other backend sees its real address.
     Control first: it reaches both servers at their own addresses."""
-    requires("hairpin_snat_ip")
     backends = ovn_lbs.servers(2)
     me, other = backends
     control(me.vm, backends)
@@ -72,8 +71,8 @@ def test_hairpin_snat_ip_replaces_the_vip(ovn_lab, ovn_lbs, ovn_hub, roles, requ
                                     f"sources {seen}; {checks.summary(results)}", ovn_lab))
 
 
-@pytest.mark.ovnlb_feature(name="hairpin_snat_ip")
-def test_hairpin_snat_ip_is_per_vip(ovn_lab, ovn_lbs, ovn_hub, roles, requires, placement,
+@pytest.mark.ovnlb(needs=("hairpin_snat_ip",))
+def test_hairpin_snat_ip_is_per_vip(ovn_lab, ovn_lbs, ovn_hub, roles, placement,
                                     family, control):
     """Two VIPs on the backends' switch share both backends, the first with
     hairpin_snat_ip, the second without.  From one backend, each VIP serves
@@ -81,7 +80,6 @@ def test_hairpin_snat_ip_is_per_vip(ovn_lab, ovn_lbs, ovn_hub, roles, requires, 
     address through the first VIP and the second VIP's own address through
     the second.  Control first: it reaches both servers at their own
     addresses."""
-    requires("hairpin_snat_ip")
     backends = ovn_lbs.servers(2)
     me, other = backends
     control(me.vm, backends)

@@ -24,10 +24,9 @@ def wait(sb, names, wanted, why):
     monitors.wait_status(sb, names, wanted, "tcp", STATUS_TIMEOUT, why)
 
 
-@pytest.mark.ovnlb_feature(name="health_check")
+@pytest.mark.ovnlb(needs=("health_check",))
 def test_health_check_takes_dead_backend_out_and_back(ovn_lbs, ovn_hub, ovn_lab, ovn_sb,
-                                                     client_node, requires, placement):
-    requires("health_check")
+                                                     client_node, placement):
     backends = ovn_lbs.servers(2)
     dead, alive = backends
     lb = ovn_lbs(backends, health_check=HEALTH_CHECK)

@@ -45,17 +45,14 @@ def dual_stack_lbs(ovn_lab, ovn_hub, placement):
     lbs.remove_all()
 
 
-@pytest.mark.ovnlb_feature(name="udp_health_check")
-@pytest.mark.ovnlb_feature(name="health_check")
-@pytest.mark.ovnlb_feature(name="ipv6_vips")
+@pytest.mark.ovnlb(proves=("health_check", "ipv6_vips",), needs=("udp_health_check",))
 def test_udp_health_check_takes_dead_backend_out_and_back(dual_stack_lbs, ovn_hub, ovn_lab,
-                                                         ovn_sb, client_node, requires,
+                                                         ovn_sb, client_node,
                                                          placement):
     """Both servers up: the four monitors online, and UDP flows to each VIP
     reach both servers (the control).  One server stopped: its two monitors
     turn offline and every new flow reaches the other.  Restarted: online
     again, and new flows reach it again."""
-    requires("udp_health_check")
     lbs = dual_stack_lbs
     lb = lbs(lbs.servers(2), protocol="udp", health_check=HEALTH_CHECK)
     twin = lbs.add_vip(lb, 6)

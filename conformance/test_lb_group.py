@@ -25,14 +25,13 @@ def datapath_table(ovn_lab, datapath: str) -> str:
     return "Logical_Router" if datapath in routers else "Logical_Switch"
 
 
-@pytest.mark.ovnlb_feature(name="lb_group")
-def test_lb_group_serves_like_direct_attachment(ovn_lab, ovn_lbs, ovn_hub, client_node, requires,
+@pytest.mark.ovnlb(needs=("lb_group",))
+def test_lb_group_serves_like_direct_attachment(ovn_lab, ovn_lbs, ovn_hub, client_node,
                                                 placement):
     """The same servers behind two VIPs, one load balancer attached to the
     datapath directly, the other through a Load_Balancer_Group: each serves
     every connection of the same client, each uses every backend, and the
     backends see the same source addresses through both."""
-    requires("lb_group")
     node = client_node("internal")
     servers = ovn_lbs.servers(2)
     direct = ovn_lbs(servers)
@@ -47,14 +46,13 @@ def test_lb_group_serves_like_direct_attachment(ovn_lab, ovn_lbs, ovn_hub, clien
             f"sources {grouped_seen}", ovn_lab))
 
 
-@pytest.mark.ovnlb_feature(name="lb_group")
-def test_lb_group_detached_stops_serving(ovn_lab, ovn_lbs, ovn_hub, client_node, requires,
+@pytest.mark.ovnlb(needs=("lb_group",))
+def test_lb_group_detached_stops_serving(ovn_lab, ovn_lbs, ovn_hub, client_node,
                                          placement):
     """A grouped load balancer serves (control); the group removed from the
     datapath, the VIP no longer answers; the group back, it serves again
     (control); the load balancer removed from the group (the group still
     attached), it no longer answers."""
-    requires("lb_group")
     node = client_node("internal")
     lb = ovn_lbs(ovn_lbs.servers(2), group=True)
     api = ovn_lab.nb.api

@@ -7,7 +7,7 @@ from pytest_ovnlb.reporting import record
 from pytest_ovnlb.verdicts import checks
 
 
-@pytest.mark.ovnlb_feature(name="distribution")
+@pytest.mark.ovnlb(proves=("distribution",))
 def test_dead_backend_keeps_its_share_as_refusals(ovn_lbs, ovn_hub, ovn_lab, client_node,
                                                   placement, samples):
     backends = ovn_lbs.servers(2)

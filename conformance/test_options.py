@@ -1,18 +1,17 @@
 """Load balancer options whose effect is exact, each checked only on the OVN
-releases that have it (see pytest_ovnlb/verdicts/versions.py)."""
+releases that have it (see pytest_ovnlb/model/versions.py)."""
 
 import pytest
 
 from pytest_ovnlb.verdicts import checks
-from pytest_ovnlb.verdicts.versions import quirk
+from pytest_ovnlb.model.versions import quirk
 
 
-@pytest.mark.ovnlb_feature(name="selection_fields")
-def test_selection_fields_ip_src_pins_a_client(ovn_lab, ovn_lbs, ovn_hub, client_node, requires,
+@pytest.mark.ovnlb(needs=("selection_fields",))
+def test_selection_fields_ip_src_pins_a_client(ovn_lab, ovn_lbs, ovn_hub, client_node,
                                                placement):
     """Hashing on the source address only: every new connection of one
     client reaches the same backend."""
-    requires("selection_fields")
     lb = ovn_lbs(ovn_lbs.servers(3), selection_fields=["ip_src"])
     node = client_node("internal")
     results = ovn_hub.fresh(node, lb.vip, lb.port, 200)
@@ -38,13 +37,12 @@ def emptied(ovn_lab, ovn_lbs, ovn_hub, node, placement, options):
     return lb, ovn_hub.fresh(node, lb.vip, lb.port, 16, timeout=1.0)
 
 
-@pytest.mark.ovnlb_feature(name="reject_no_backends")
-def test_reject_answers_a_vip_without_backends(ovn_lab, ovn_lbs, ovn_hub, client_node, requires,
+@pytest.mark.ovnlb(needs=("reject_no_backends",))
+def test_reject_answers_a_vip_without_backends(ovn_lab, ovn_lbs, ovn_hub, client_node,
                                                placement):
     """options:reject=true: connections to a VIP with no backends are
     refused at once (TCP RST) instead of hanging.  Control first: the same
     VIP, with a backend, serves the same client."""
-    requires("reject_no_backends")
     node = client_node("internal")
     lb, results = emptied(ovn_lab, ovn_lbs, ovn_hub, node, placement, {"reject": "true"})
     assert checks.tally(results) == {"error:refused": 16}, (
@@ -52,13 +50,12 @@ def test_reject_answers_a_vip_without_backends(ovn_lab, ovn_lbs, ovn_hub, client
             lb, placement, node, "every connection refused", results, ovn_lab))
 
 
-@pytest.mark.ovnlb_feature(name="empty_lb_drops")
+@pytest.mark.ovnlb(needs=("empty_lb_drops",))
 def test_vip_without_backends_drops_its_connections(ovn_lab, ovn_lbs, ovn_hub, client_node,
-                                                    requires, placement):
+                                                    placement):
     """A VIP whose backends are all removed, without options:reject, drops
     what it is sent: connections time out, none is refused or answered.
     Control first: the same VIP, with a backend, serves the same client."""
-    requires("empty_lb_drops")
     node = client_node("internal")
     lb, results = emptied(ovn_lab, ovn_lbs, ovn_hub, node, placement, {})
     assert checks.tally(results) == {"error:timeout": 16}, (
@@ -67,17 +64,16 @@ def test_vip_without_backends_drops_its_connections(ovn_lab, ovn_lbs, ovn_hub, c
                          ovn_lab))
 
 
-@pytest.mark.ovnlb_feature(name="affinity_timeout")
+@pytest.mark.ovnlb(needs=("affinity_timeout",))
 def test_affinity_timeout_keeps_a_client_on_its_backend(ovn_lab, ovn_lbs, ovn_hub, client_node,
-                                                        requires, placement):
+                                                        placement):
     """options:affinity_timeout: once a client has been balanced, all its new
     connections go to the same backend, the first one included.
 
     Where the quirk `affinity_first_connection_lost` applies (the userspace
-    datapath with a switch load balancer; see verdicts/versions.py) the
+    datapath with a switch load balancer; see model/versions.py) the
     first connection may be lost, so only what follows it is asserted there,
     and that it went to the same backend when it did complete."""
-    requires("affinity_timeout")
     lb = ovn_lbs(ovn_lbs.servers(3), options={"affinity_timeout": "60"})
     node = client_node("internal")
     first = ovn_hub.fresh(node, lb.vip, lb.port, 1)[0]

@@ -7,15 +7,14 @@ probes pass.  Control first: the same client and servers, small replies.
 
 On the userspace datapath a fragmented datagram to a VIP is balanced only
 since OVN 25.09.0 with an OVS that gives later fragments conntrack's ports
-(verdicts/versions.py: lb_fragments_on_userspace_datapath,
+(model/versions.py: lb_fragments_on_userspace_datapath,
 ovs_ct_tp_of_later_fragments), and not at a distributed gateway port even
 then (quirk dgp_fragments_to_vip_lost): there the UDP run is skipped,
 saying why.  On the kernel datapath it always runs."""
 
 import pytest
 
-from pytest_ovnlb.verdicts import checks
-from pytest_ovnlb.verdicts.versions import BEHAVIOURS, QUIRKS, expects, quirk
+from pytest_ovnlb.model.versions import BEHAVIOURS, QUIRKS, quirk
 
 HTTP_BYTES = 65536
 UDP_BYTES = 4000  # three fragments at the lab's MTU
@@ -23,16 +22,16 @@ SAMPLES = 4
 OVN_FIX, OVS_FIX = "lb_fragments_on_userspace_datapath", "ovs_ct_tp_of_later_fragments"
 
 
-def fragments_skipped(versions, placement) -> str | None:
+def fragments_skipped(ovn_case) -> str | None:
     """Why fragmented datagrams to a VIP cannot be expected here, if so."""
+    versions = ovn_case.lab.versions
     if versions.datapath != "netdev":
         return None
-    for name, version, project in ((OVN_FIX, versions.ovn, "OVN"),
-                                   (OVS_FIX, versions.ovs, "OVS")):
-        if not expects(name, version):
-            return (f"{project} {version} predates {BEHAVIOURS[name].since} on the userspace "
-                    f"datapath: {BEHAVIOURS[name].what}")
-    if quirk("dgp_fragments_to_vip_lost", versions.datapath, placement):
+    for name, project in ((OVN_FIX, "OVN"), (OVS_FIX, "OVS")):
+        if not ovn_case.holds(name):
+            return (f"{project} predates {BEHAVIOURS[name].since} on the userspace "
+                    f"datapath ({versions.summary}): {BEHAVIOURS[name].what}")
+    if quirk("dgp_fragments_to_vip_lost", versions.datapath, ovn_case.placement):
         return (f"a known deviation of the userspace datapath at this placement: "
                 f"{QUIRKS['dgp_fragments_to_vip_lost'].what}")
     return None
@@ -41,29 +40,20 @@ def fragments_skipped(versions, placement) -> str | None:
 @pytest.mark.router
 @pytest.mark.switch
 @pytest.mark.dgp
-@pytest.mark.ovnlb_feature(name="lb_full_size_payloads")
+@pytest.mark.ovnlb(proves=("lb_full_size_payloads",))
 @pytest.mark.parametrize("proto, size", [
     ("tcp", HTTP_BYTES),
-    pytest.param("udp", UDP_BYTES, marks=[
-        pytest.mark.ovnlb_feature(name="lb_fragments_on_userspace_datapath"),
-        pytest.mark.ovnlb_feature(name="ovs_ct_tp_of_later_fragments")])])
-def test_payloads_larger_than_the_mtu_cross_every_path(ovn_lab, ovn_lbs, ovn_hub, client_node,
-                                                       placement, proto, size):
-    why = fragments_skipped(ovn_lab.versions, placement) if proto == "udp" else None
+    pytest.param("udp", UDP_BYTES, marks=pytest.mark.ovnlb(proves=(OVN_FIX, OVS_FIX)))])
+def test_payloads_larger_than_the_mtu_cross_every_path(ovn_case, proto, size):
+    why = fragments_skipped(ovn_case) if proto == "udp" else None
     if why:
         pytest.skip(why)
-    node = client_node("served")
+    node = ovn_case.client("served")
     # a load balancer per server: every path is taken, the tunnelled ones too
-    for server in ovn_lbs.servers(2):
-        lb = ovn_lbs([server], protocol=proto)
-        small = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES, proto=proto)
-        assert checks.tally(small) == {server.target: SAMPLES}, (
-            "control failed, small replies: " + checks.context(
-                lb, placement, node, f"every connection served by {server.target}", small,
-                ovn_lab))
-        big = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES, proto=proto, size=size,
-                            timeout=5.0)
-        assert checks.tally(big) == {server.target: SAMPLES}, (
-            f"{proto} replies of {size} bytes more, larger than the MTU: " + checks.context(
-                lb, placement, node, f"every one served whole by {server.target}", big,
-                ovn_lab))
+    for server in ovn_case.servers(2):
+        lb = ovn_case.lb([server], protocol=proto)
+        ovn_case.expect_served(ovn_case.fresh(node, lb, SAMPLES, proto=proto), lb, node,
+                               by=server.target, what="control failed, small replies")
+        big = ovn_case.fresh(node, lb, SAMPLES, proto=proto, size=size, timeout=5.0)
+        ovn_case.expect_served(big, lb, node, by=server.target,
+                               what=f"{proto} replies of {size} bytes more, larger than the MTU")

@@ -15,7 +15,7 @@ from pytest_ovnlb.verdicts import checks
 
 
 @pytest.mark.switch
-@pytest.mark.ovnlb_feature(name="placement")
+@pytest.mark.ovnlb(proves=("placement",))
 def test_lb_on_client_switch_serves_client(ovn_lab, ovn_lbs, ovn_hub, roles, client_node,
                                            placement):
     lb = ovn_lbs(ovn_lbs.servers(2), attach_to=[roles.client_switch])
@@ -28,7 +28,7 @@ def test_lb_on_client_switch_serves_client(ovn_lab, ovn_lbs, ovn_hub, roles, cli
 
 
 @pytest.mark.switch
-@pytest.mark.ovnlb_feature(name="placement")
+@pytest.mark.ovnlb(proves=("placement",))
 def test_lb_only_on_server_switch_does_not_serve_other_switch(ovn_lab, ovn_lbs, ovn_hub, roles,
                                                              client_node, placement, control):
     """Control first: the client reaches the servers by their addresses, and
@@ -53,7 +53,7 @@ def test_lb_only_on_server_switch_does_not_serve_other_switch(ovn_lab, ovn_lbs, 
 
 
 @pytest.mark.switch
-@pytest.mark.ovnlb_feature(name="placement")
+@pytest.mark.ovnlb(proves=("placement",))
 def test_server_switch_lb_ignores_traffic_from_router_port(ovn_lab, ovn_lbs, ovn_hub, roles,
                                                            client_node, placement, request, family,
                                                            control):
@@ -90,7 +90,7 @@ def test_server_switch_lb_ignores_traffic_from_router_port(ovn_lab, ovn_lbs, ovn
 
 
 @pytest.mark.dgp
-@pytest.mark.ovnlb_feature(name="placement")
+@pytest.mark.ovnlb(proves=("placement",))
 def test_gateway_port_lb_serves_only_what_enters_through_it(ovn_lab, ovn_lbs, ovn_hub, roles,
                                                            client_node, placement, control):
     """Controls first: the internal client reaches the servers by their

@@ -40,10 +40,9 @@ def translated(lab, lb) -> list[str]:
     return found
 
 
-@pytest.mark.ovnlb_feature(name="sctp_lb")
-def test_sctp_associations_spread_over_backends(ovn_lab, ovn_lbs, ovn_hub, client_node, requires,
+@pytest.mark.ovnlb(needs=("sctp_lb",))
+def test_sctp_associations_spread_over_backends(ovn_lab, ovn_lbs, ovn_hub, client_node,
                                                 placement):
-    requires("sctp_lb")
     node = client_node("internal")
     lb = ovn_lbs(ovn_lbs.servers(2), protocol="sctp")
     results = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES, proto="sctp", timeout=1.0)

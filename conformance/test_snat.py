@@ -96,15 +96,14 @@ def assert_seen_as(ovn_lab, lb, placement, node, seen, expected: str, why: str,
                                     f"sources {seen}", ovn_lab))
 
 
-@pytest.mark.ovnlb_feature(name="lb_force_snat_ip")
+@pytest.mark.ovnlb(needs=("lb_force_snat_ip",))
 def test_lb_force_snat_ip_for_every_client(ovn_lab, ovn_lbs, ovn_hub, roles, client_node,
-                                           requires, router_option, placement, family):
+                                           router_option, placement, family):
     """lb_force_snat_ip with an IPv4 and an IPv6 address: the backends see
     the address of their family, for the internal client (instead of the
     router's SNAT address) and for the external one (instead of its own).
     Control first: before the option, each client is seen as it would be
     without it."""
-    requires("lb_force_snat_ip")
     topo = ovn_lab.topology
     forced = force_snat_ips(topo)
     lb = ovn_lbs(ovn_lbs.servers(2))
@@ -121,14 +120,13 @@ def test_lb_force_snat_ip_for_every_client(ovn_lab, ovn_lbs, ovn_hub, roles, cli
                        f"{role} client {node} as that address", label)
 
 
-@pytest.mark.ovnlb_feature(name="lb_force_snat_router_ip")
+@pytest.mark.ovnlb(needs=("lb_force_snat_router_ip",))
 def test_lb_force_snat_router_ip_is_the_port_towards_the_backends(
-        ovn_lab, ovn_lbs, ovn_hub, roles, client_node, requires, router_option, placement):
+        ovn_lab, ovn_lbs, ovn_hub, roles, client_node, router_option, placement):
     """lb_force_snat_ip=router_ip: the backends see the address of the
     gateway router's port that leads to them (edge1's transit port in the
     lab), from the internal and from the external client.  Control first:
     before the option, each client is seen as it would be without it."""
-    requires("lb_force_snat_router_ip")
     lb = ovn_lbs(ovn_lbs.servers(2))
     for role in ("internal", "external"):
         default_sources(ovn_lab, ovn_lbs, ovn_hub, lb, placement, client_node(role), role)
@@ -143,15 +141,13 @@ def test_lb_force_snat_router_ip_is_the_port_towards_the_backends(
                        f"client {node} as {roles.gateway_router}'s port towards them", label)
 
 
-@pytest.mark.ovnlb_feature(name="lb_skip_snat")
+@pytest.mark.ovnlb(needs=("lb_skip_snat", "lb_force_snat_ip",))
 def test_skip_snat_exempts_one_load_balancer(ovn_lab, ovn_lbs, ovn_hub, roles, client_node,
-                                             requires, router_option, placement, family):
+                                             router_option, placement, family):
     """Two load balancers on the gateway router, which gets lb_force_snat_ip:
     the plain one is force-SNATed (control, after a control without the
     option), the one with skip_snat=true is not: its backends see the
     external client's own address."""
-    requires("lb_force_snat_ip")
-    requires("lb_skip_snat")
     forced = force_snat_ips(ovn_lab.topology)
     node = client_node("external")
     plain = ovn_lbs(ovn_lbs.servers(2))

@@ -11,7 +11,7 @@ from pytest_ovnlb.verdicts import checks
 @pytest.mark.router
 @pytest.mark.switch
 @pytest.mark.dgp
-@pytest.mark.ovnlb_feature(name="stickiness")
+@pytest.mark.ovnlb(proves=("stickiness",))
 def test_keepalive_requests_all_reach_one_backend(ovn_lab, ovn_lbs, ovn_hub, client_node,
                                                   placement):
     lb = ovn_lbs(ovn_lbs.servers(3))
@@ -35,7 +35,7 @@ def test_keepalive_requests_all_reach_one_backend(ovn_lab, ovn_lbs, ovn_hub, cli
 @pytest.mark.router
 @pytest.mark.switch
 @pytest.mark.dgp
-@pytest.mark.ovnlb_feature(name="stickiness")
+@pytest.mark.ovnlb(proves=("stickiness",))
 def test_established_connection_survives_backend_list_changes(ovn_lab, ovn_lbs, ovn_hub,
                                                               client_node, placement):
     node = client_node("served")

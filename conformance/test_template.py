@@ -23,9 +23,8 @@ from pytest_ovnlb.verdicts import checks
 SAMPLES = 16
 
 
-@pytest.mark.ovnlb_feature(name="lb_template")
-def test_template_lb_resolves_per_chassis(ovn_lab, ovn_lbs, ovn_hub, roles, requires, placement):
-    requires("lb_template")
+@pytest.mark.ovnlb(needs=("lb_template",))
+def test_template_lb_resolves_per_chassis(ovn_lab, ovn_lbs, ovn_hub, roles, placement):
     topo = ovn_lab.topology
     if len(topo.chassis) < 2:
         pytest.skip(f"topology {topo.name} has one chassis: nothing resolves differently")

@@ -28,7 +28,6 @@ import pytest
 
 from pytest_ovnlb.engine import logical
 from pytest_ovnlb.verdicts import checks
-from pytest_ovnlb.verdicts.versions import expects
 
 pytestmark = pytest.mark.router
 
@@ -49,20 +48,18 @@ def router_mac(lab, router: str, switch: str) -> str:
 
 @pytest.mark.parametrize("mode", [
     pytest.param("all", marks=[
-        pytest.mark.ovnlb_feature(name="neighbor_responder"),
-        pytest.mark.ovnlb_feature(name="switch_ns_to_routers_only_for_their_addresses")]),
-    pytest.param("none", marks=pytest.mark.ovnlb_feature(name="neighbor_responder_none")),
+        pytest.mark.ovnlb(needs=("neighbor_responder",))]),
+    pytest.param("none", marks=pytest.mark.ovnlb(needs=("neighbor_responder_none",))),
 ])
-@pytest.mark.ovnlb_feature(name="router_arp_only_own_subnets")
-def test_neighbor_responder_decides_who_answers_for_a_vip(ovn_lab, ovn_lbs, ovn_hub, roles,
-                                                          client_node, requires, placement,
-                                                          mode):
+@pytest.mark.ovnlb(proves=("router_arp_only_own_subnets",))
+@pytest.mark.ovnlb(proves=("switch_ns_to_routers_only_for_their_addresses",), family="ipv6")
+def test_neighbor_responder_decides_who_answers_for_a_vip(ovn_lab, ovn_lbs, ovn_hub, ovn_case,
+                                                          roles, client_node, placement, mode):
     """One load balancer on the gateway router with two VIPs, one inside its
     provider subnet and one outside every subnet, asked for from a host on
     the provider network: without the option only the first is answered
     (also the control: the router answers at all), with
     neighbor_responder=all both, with none neither."""
-    requires("neighbor_responder" if mode == "all" else "neighbor_responder_none")
     node = client_node("external")
     mac = router_mac(ovn_lab, roles.gateway_router, ovn_lab.topology.provider.switch)
     lb = ovn_lbs(ovn_lbs.servers(1))
@@ -73,8 +70,8 @@ def test_neighbor_responder_decides_who_answers_for_a_vip(ovn_lab, ovn_lbs, ovn_
     # IPv6 solicitations to the solicited-node group for a VIP outside the
     # router's subnets stop at the switch: asked unicast, the router answers
     # as the option says.
-    unforwarded = ovn_lbs.family == 6 and expects(
-        "switch_ns_to_routers_only_for_their_addresses", ovn_lab.versions.ovn)
+    unforwarded = ovn_lbs.family == 6 and ovn_case.holds(
+        "switch_ns_to_routers_only_for_their_addresses")
     what = "ARP request" if ovn_lbs.family == 4 else "neighbour solicitation"
     asked = ("a broadcast ARP request" if ovn_lbs.family == 4
              else "a neighbour solicitation to the solicited-node group")
@@ -109,9 +106,9 @@ def routes_to(lab, router: str, vip: str) -> list[str]:
 
 
 @pytest.mark.ipv4
-@pytest.mark.ovnlb_feature(name="add_route_gateway_router")
+@pytest.mark.ovnlb(needs=("add_route_gateway_router",))
 def test_add_route_gives_neighbour_routers_a_route_to_the_vip(ovn_lab, ovn_lbs, ovn_hub, ovn_sb,
-                                                              roles, client_node, requires,
+                                                              roles, client_node,
                                                               placement):
     """A VIP on the gateway router, chosen inside the backends' subnet:
     the distributed router between client and gateway router delivers it
@@ -121,7 +118,6 @@ def test_add_route_gives_neighbour_routers_a_route_to_the_vip(ovn_lab, ovn_lbs, 
     served.  neighbor_responder=all throughout, so the gateway router
     answers the neighbour's ARP for the VIP (northd gives a distributed
     router no static binding for it)."""
-    requires("add_route_gateway_router")
     topo, neighbour = ovn_lab.topology, roles.distributed_router
     node = client_node("internal")
     vip = topo.free_address(roles.server_switch, 4)

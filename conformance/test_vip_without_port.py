@@ -8,15 +8,13 @@ from pytest_ovnlb.traffic.harness import endpoint
 from pytest_ovnlb.verdicts import checks
 
 
-@pytest.mark.ovnlb_feature(name="vip_without_port")
+@pytest.mark.ovnlb(needs=("vip_without_port",))
+@pytest.mark.ovnlb(needs=("ipv6_vips",), family="ipv6")
 def test_vip_without_port_keeps_every_destination_port(ovn_lab, ovn_lbs, ovn_hub, client_node,
-                                                       requires, placement, family):
+                                                       placement, family):
     """Servers listen on two ports of each backend; the VIP has no port.
     Connections to each of the two ports of the VIP are all served, by
     every backend, and always by the server on that same port."""
-    requires("vip_without_port")
-    if family == 6:
-        requires("ipv6_vips")
     servers = ovn_lbs.servers(4)  # two ports on each backend VM
     lb = ovn_lbs(servers, ports=False)
     node = client_node("internal")

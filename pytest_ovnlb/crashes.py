@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pytest_ovnlb.backends.base import program_of
 from pytest_ovnlb.errors import LabError
-from pytest_ovnlb.verdicts.versions import Bug, known_bugs
+from pytest_ovnlb.model.versions import Bug, known_bugs
 
 TAIL_LINES = 5
 CRASHED = re.compile(r"\((SIGSEGV|SIGABRT|SIGBUS|SIGILL|SIGFPE)\)")

@@ -8,6 +8,8 @@
   address `family` (VIPs, backends and clients all IPv4 or all IPv6); the lab
   is reset before each test (load balancers removed, conntrack flushed, the
   servers' open connections reset).
+- `ovn_case` (test): all of that for one test, with its expectations
+  (pytest_ovnlb/case.py).
 """
 
 from __future__ import annotations
@@ -16,11 +18,14 @@ import os
 
 import pytest
 
+from pytest_ovnlb.case import Case
 from pytest_ovnlb.engine import topology
 from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.lab import Lab
 from pytest_ovnlb.options import FAILED, SETTINGS
-from pytest_ovnlb.traffic.harness import FAMILIES, Hub, LoadBalancers
+from pytest_ovnlb.reporting import features
+from pytest_ovnlb.model.placements import FAMILIES, PLACEMENTS
+from pytest_ovnlb.traffic.harness import Hub, LoadBalancers
 
 
 @pytest.fixture(scope="session")
@@ -75,13 +80,32 @@ def family(request: pytest.FixtureRequest) -> int:
 
 
 @pytest.fixture
+def ovn_case(ovn_lab: Lab, ovn_hub: Hub, ovn_lbs: LoadBalancers,
+             request: pytest.FixtureRequest) -> Case:
+    """The test's lab, servers, load balancers, placement and family, and
+    the outcomes it expects (pytest_ovnlb/case.py)."""
+    return Case(ovn_lab, ovn_hub, ovn_lbs, request.node)
+
+
+@pytest.fixture(autouse=True)
+def _ovnlb_needs(request: pytest.FixtureRequest):
+    """A test that needs a behaviour the lab's versions lack is skipped,
+    with the version table's reason, before the lab is touched."""
+    if "ovn_lab" not in request.fixturenames or not features.needs(request.node):
+        return
+    versions = request.getfixturevalue("ovn_lab").versions
+    why = features.missing(request.node, versions.ovn, versions.ovs)
+    if why:
+        pytest.skip(why)
+
+
+@pytest.fixture
 def ovn_lbs(ovn_lab: Lab, ovn_hub: Hub, placement: str, family: int):
     # A placement a topology may not offer: a skip that says so.  Any other
     # failure to make the factory is an error, never a skip.
-    what = {"router": "gateway router", "dgp": "distributed gateway port"}.get(placement)
-    if what and not ovn_lab.topology.roles.target(placement):
-        pytest.skip(f"topology {ovn_lab.topology.name} has no {what}: "
-                    "no load balancer can be placed on one here")
+    if not ovn_lab.topology.roles.target(placement):
+        pytest.skip(f"topology {ovn_lab.topology.name} has no "
+                    f"{PLACEMENTS[placement].what}: no load balancer can be placed there")
     lbs = LoadBalancers(ovn_lab, ovn_hub, placement, family)
     ovn_hub.reset()
     ovn_lab.reset()

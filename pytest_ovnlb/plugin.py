@@ -14,7 +14,9 @@ from pytest_ovnlb.engine import install, records
 from pytest_ovnlb.engine.procs import sigterm_as_interrupt
 from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.fixtures import (  # noqa: F401  (re-exported so pytest finds them)
+    _ovnlb_needs,
     family,
+    ovn_case,
     ovn_hub,
     ovn_lab,
     ovn_lbs,
@@ -31,7 +33,7 @@ from pytest_ovnlb.options import (
     setting,
 )
 from pytest_ovnlb.reporting import features
-from pytest_ovnlb.traffic.harness import DEFAULT_PLACEMENTS, FAMILIES, PLACEMENTS
+from pytest_ovnlb.model.placements import DEFAULT, FAMILIES, PLACEMENTS
 
 # Reports, JUnit suite properties, exemptions, the ovnlb_record fixture
 pytest_plugins = ["pytest_ovnlb.reporting.plugin"]
@@ -45,16 +47,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", f"{features.MARKER}(name, placement=None): the test proves feature `name` "
-        "(pytest_ovnlb/reporting/features.py), at every placement or at `placement` only; "
+        "markers", f"{features.DECLARATION}(proves=(), needs=(), placement=None, family=None): "
+        "what the test proves (features) and needs (version-table behaviours: skipped "
+        "where the version under test lacks one), at every placement and family or at "
+        "these only (pytest_ovnlb/reporting/features.py)")
+    config.addinivalue_line(
+        "markers", f"{features.MARKER}(name): set on every run for each feature it proves; "
         f"-m \"{features.MARKER}(name='health_check')\" selects a feature's tests")
-    config.addinivalue_line(
-        "markers", "router: load balancer placed on the gateway router (edge1 in the lab)")
-    config.addinivalue_line(
-        "markers", "switch: load balancer placed on the client's logical switch")
-    config.addinivalue_line(
-        "markers", "dgp: load balancer placed on a distributed router with a distributed "
-        "gateway port (tenant1 in the lab); only tests marked so run there")
+    for p in PLACEMENTS.values():
+        config.addinivalue_line(
+            "markers", f"{p.name}: load balancer placed on the {p.what}"
+            + ("" if p.default else "; only tests marked so run there"))
     config.addinivalue_line(
         "markers", "ipv4: VIP, backends and clients use IPv4 addresses")
     config.addinivalue_line(
@@ -156,7 +159,7 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     (router and switch when unmarked), and a test using `family` once per
     address family it is marked with (ipv4 and ipv6 when unmarked); each run
     carries its placement's and family's marker and id."""
-    for fixture, values, default in (("placement", PLACEMENTS, DEFAULT_PLACEMENTS),
+    for fixture, values, default in (("placement", tuple(PLACEMENTS), DEFAULT),
                                      ("family", tuple(FAMILIES), tuple(FAMILIES))):
         if fixture not in metafunc.fixturenames:
             continue

@@ -97,13 +97,13 @@ def test_a_bad_feature_marker_is_a_usage_error(pytester):
     pytester.makepyfile("""
         import pytest
 
-        @pytest.mark.ovnlb_feature(name="stikiness")
+        @pytest.mark.ovnlb(proves=("stikiness",))
         def test_x():
             pass
     """)
     result = pytester.runpytest("--collect-only")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    assert "ovnlb_feature(name='stikiness') names no feature" in result.stderr.str()
+    assert "ovnlb(proves=...) names 'stikiness': not one of" in result.stderr.str()
 
 
 def test_the_command_fails_when_a_documented_knob_is_not_in_the_table(monkeypatch, capsys):

@@ -13,7 +13,7 @@ import pytest
 from pytest_ovnlb.backends.base import program_of
 from pytest_ovnlb.crashes import backtrace
 from pytest_ovnlb.engine import install, records
-from pytest_ovnlb.verdicts.versions import known_bugs
+from pytest_ovnlb.model.versions import known_bugs
 
 pytestmark = pytest.mark.lab
 

@@ -5,7 +5,7 @@ which it was logged."""
 import pytest
 
 from pytest_ovnlb.verdicts.logs import ALLOWED, complaints
-from pytest_ovnlb.verdicts.versions import Version
+from pytest_ovnlb.model.versions import Version
 
 OLD, NEW = Version.parse("23.3.1"), Version.parse("26.3.1")
 LINE = "2026-12-06T11:47:11.346Z|00004|{module}|{level}|{text}"

@@ -671,7 +671,7 @@ TEETH = {
     "test_gateway_mtu_teaches_a_server_behind_a_vip_the_path_mtu": (
         "gateway_mtu_ignored", r"with gateway_mtu=1300 on edge1's port to outside, vm\d "
                                r"should have been told the path MTU"),
-    "test_switch_lb_keeps_client_address": ("switch_vip_on_gateway_router", "backends should see"),
+    "test_switch_lb_keeps_client_address": ("switch_vip_on_gateway_router", "servers should see"),
     "test_backend_reaching_the_vip": ("no_hairpin", "expected sources"),
     "test_keepalive_requests_all_reach_one_backend": (
         "pinned_backend_moved",
@@ -731,7 +731,7 @@ def test_suite_fails_when_ovn_misbehaves(pytester, breakage):
             "" if failure is None else (failure.get("message") or "") + (failure.text or ""))
     assert sorted(seen) == victims, out
     # A daemon that crashed is OVN's failure, not the test's own: it shows no
-    # teeth.  A known bug of this version (verdicts/versions.py, BUGS) is named
+    # teeth.  A known bug of this version (model/versions.py, BUGS) is named
     # as the expected failure it is; any other crash fails this test.
     crashes = [m for messages in seen.values() for m in messages
                if "lab daemon died during the test" in m]
@@ -836,19 +836,19 @@ def test_failure_leaves_evidence_named_in_the_report(pytester):
 ORDER_TESTS = """
 import pytest
 
-@pytest.mark.ovnlb_feature(name="stickiness")
+@pytest.mark.ovnlb(proves=("stickiness",))
 def test_a(ovn_lab): pass
 
-@pytest.mark.ovnlb_feature(name="distribution")
+@pytest.mark.ovnlb(proves=("distribution",))
 def test_b(ovn_lab): pass
 
-@pytest.mark.ovnlb_feature(name="health_check")
+@pytest.mark.ovnlb(proves=("health_check",))
 def test_c(ovn_lab): pass
 
-@pytest.mark.ovnlb_feature(name="distribution")
+@pytest.mark.ovnlb(proves=("distribution",))
 def test_d(ovn_lab): pass
 
-@pytest.mark.ovnlb_feature(name="distribution")
+@pytest.mark.ovnlb(proves=("distribution",))
 def test_e(ovn_lab): pass
 """
 
@@ -975,3 +975,77 @@ def test_mixed(ovn_lbs, ovn_hub, placement):
     result.stdout.fnmatch_lines(["*a load balancer with the IPv6 VIP * cannot have the IPv4 "
                                  "servers *:8000, *:8000: take them from ovn_lbs.servers(k)*"])
     assert result.duration < 60
+
+
+# --- one declaration per test: what it proves, what it needs -----------------
+
+DECLARED_TESTS = """
+import pytest
+
+@pytest.mark.switch
+@pytest.mark.ipv4
+@pytest.mark.ovnlb(needs=("switch_lb",))
+def test_needs_what_every_ovn_has(ovn_case):
+    pass
+
+@pytest.mark.switch
+@pytest.mark.ipv4
+@pytest.mark.ovnlb(needs=("gateway_mtu",))
+def test_needs_a_future_behaviour(ovn_case):
+    raise AssertionError("ran although OVN lacks what it needs")
+
+@pytest.mark.switch
+@pytest.mark.ipv4
+@pytest.mark.ovnlb(proves=("distribution",))
+def test_asks_about_an_undeclared_behaviour(ovn_case):
+    ovn_case.holds("lb_template")
+
+@pytest.mark.switch
+@pytest.mark.ipv4
+@pytest.mark.ovnlb(proves=("lb_template",))
+def test_asks_about_a_declared_behaviour(ovn_case):
+    assert ovn_case.holds("lb_template") in (True, False)
+"""
+
+
+@needs_lab
+def test_a_declaration_drives_skips_and_guards_the_version_table(pytester, monkeypatch):
+    """`needs` skips with the version table's reason where the OVN under test
+    lacks the behaviour (here gateway_mtu made newer than any OVN); a test
+    asking about a behaviour it does not declare fails, saying so."""
+    pytester.makepyfile(test_declared=DECLARED_TESTS)
+    pytester.makeconftest("""
+import dataclasses
+from pytest_ovnlb.model import versions
+b = versions.BEHAVIOURS["gateway_mtu"]
+versions.BEHAVIOURS["gateway_mtu"] = dataclasses.replace(b, since=versions.Version(99, 3, 0))
+""")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-rs")
+    result.assert_outcomes(passed=2, failed=1, skipped=1)
+    result.stdout.fnmatch_lines([
+        "*asks the version table about 'lb_template' without declaring it*",
+        "*SKIPPED*OVN * predates 99.03.0: options:gateway_mtu*"])
+
+
+def test_the_selection_marker_is_not_declared_by_hand(pytester):
+    pytester.makepyfile("""
+        import pytest
+
+        @pytest.mark.ovnlb_feature(name="stickiness")
+        def test_x():
+            pass
+    """)
+    result = pytester.runpytest("--collect-only")
+    assert result.ret == pytest.ExitCode.USAGE_ERROR
+    assert "declare features with @pytest.mark.ovnlb(proves=...)" in result.stderr.str()
+
+
+def test_conformance_tests_declare_once_and_ask_only_through_the_case():
+    """No conformance test reads the version table or skips on a version by
+    itself: what it needs and proves is its declaration, version-dependent
+    outcomes come through ovn_case.holds()."""
+    suite = ROOT / "conformance"
+    for path in sorted(suite.glob("*.py")):
+        text = path.read_text()
+        for call in ("requires(", "expects(", "ovnlb_feature(", "versions.ovn <", "Version("):
+            assert call not in text, f"{path.name} uses {call}"

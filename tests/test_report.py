@@ -108,7 +108,7 @@ def test_extended_features_follow_the_version_table():
 
 
 def test_every_behaviour_and_every_conformance_file_is_mapped():
-    from pytest_ovnlb.verdicts.versions import BEHAVIOURS
+    from pytest_ovnlb.model.versions import BEHAVIOURS
     assert features.names("extended") == list(BEHAVIOURS)
     assert features.classify([]) == {"core": [], "extended": []}
     assert features.classify(["switch_lb", "stickiness"]) == {"core": ["stickiness"],
@@ -196,7 +196,7 @@ import pytest
 from pytest_ovnlb.reporting import record
 from pytest_ovnlb.verdicts import stats
 
-pytestmark = pytest.mark.ovnlb_feature(name="distribution")
+pytestmark = pytest.mark.ovnlb(proves=("distribution",))
 
 def test_measured(ovn_lab, ovnlb_record, placement):
     verdict = stats.chi_square_test({"vm1:8000": 510, "vm2:8000": 490},
@@ -387,13 +387,10 @@ def test_every_behaviour_has_a_test():
     """No row of the page is untested for want of a test: every behaviour of
     the version table is proved by some conformance test (its marker), or
     by a placement's or the distribution tests' automatic one."""
-    import glob
-    import re
-
+    from pytest_ovnlb.model.versions import BEHAVIOURS
+    from pytest_ovnlb.reporting.coverage import collect
     from pytest_ovnlb.reporting.features import OVS_BEHAVIOURS, PLACEMENT_FEATURES
-    from pytest_ovnlb.verdicts.versions import BEHAVIOURS
     suite = Path(__file__).resolve().parent.parent / "conformance"
-    text = "".join(Path(f).read_text() for f in glob.glob(str(suite / "*.py")))
-    marked = set(re.findall(r'ovnlb_feature\(name="(\w+)"', text))
+    marked = {name for names in collect(str(suite)).values() for name in names}
     automatic = set(PLACEMENT_FEATURES.values()) | OVS_BEHAVIOURS
     assert [b for b in BEHAVIOURS if b not in marked | automatic] == []

@@ -2,7 +2,7 @@
 
 import pytest
 
-from pytest_ovnlb.verdicts.versions import BEHAVIOURS, Version, expects
+from pytest_ovnlb.model.versions import BEHAVIOURS, Version, expects
 
 
 @pytest.mark.parametrize("text, version", [
@@ -58,7 +58,7 @@ def test_every_behaviour_says_what_changed():
 
 
 def test_quirks_apply_only_to_their_datapath_and_placement():
-    from pytest_ovnlb.verdicts.versions import QUIRKS, quirk
+    from pytest_ovnlb.model.versions import QUIRKS, quirk
 
     assert quirk("affinity_first_connection_lost", "netdev", "switch")
     assert not quirk("affinity_first_connection_lost", "system", "switch")
@@ -68,7 +68,7 @@ def test_quirks_apply_only_to_their_datapath_and_placement():
 
 
 def test_known_bugs_follow_their_fixes():
-    from pytest_ovnlb.verdicts.versions import BUGS, known_bugs
+    from pytest_ovnlb.model.versions import BUGS, known_bugs
 
     uaf = BUGS["controller_lb_use_after_free"]
     # every 23.03 release has it (no fixed one was tagged); fixed in 23.06.5,

@@ -20,7 +20,7 @@ from pytest_ovnlb.engine import topology
 from pytest_ovnlb.engine.records import Record
 from pytest_ovnlb.engine.topology import Names, Topology
 from pytest_ovnlb.errors import LabError
-from pytest_ovnlb.verdicts.versions import Version
+from pytest_ovnlb.model.versions import Version
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ from pytest_ovnlb.engine.ovsdb import Northbound, Southbound
 from pytest_ovnlb.engine.records import Record
 from pytest_ovnlb.engine.topology import GENEVE_OVERHEAD, Names, Topology
 from pytest_ovnlb.errors import LabError
-from pytest_ovnlb.verdicts.versions import Version
+from pytest_ovnlb.model.versions import Version
 
 CENTRAL, GATEWAY, CHASSIS = "ovn-central", "ovn-gw-", "ovn-chassis-"
 IMAGE_VARS = ("CENTRAL_IMAGE", "CHASSIS_IMAGE", "GW_IMAGE")

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from pytest_ovnlb.errors import LabError
-from pytest_ovnlb.verdicts.versions import Version
+from pytest_ovnlb.model.versions import Version
 
 # program -> Debian package that ships it
 PROGRAMS = {

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, replace
 
 from pytest_ovnlb.errors import LabError
+from pytest_ovnlb.model.placements import PLACEMENTS
 
 
 @dataclass(frozen=True)
@@ -101,15 +102,16 @@ class Roles:
     dgp_vip6: str | None = None
 
     def vip(self, placement: str, family: int = 4) -> str | None:
-        four, six = {"router": (self.router_vip, self.router_vip6),
-                     "dgp": (self.dgp_vip, self.dgp_vip6)}.get(
-                         placement, (self.switch_vip, self.switch_vip6))
-        return four if family == 4 else six
+        four, six = PLACEMENTS[placement].vips
+        return getattr(self, four if family == 4 else six)
 
     def target(self, placement: str) -> str | None:
         """Where a placement's load balancers go by default."""
-        return {"router": self.gateway_router, "dgp": self.dgp_router}.get(
-            placement, self.client_switch)
+        return getattr(self, PLACEMENTS[placement].target)
+
+    def client(self, role: str) -> str | None:
+        """The node playing client role "internal" or "external"."""
+        return self.internal_client if role == "internal" else self.external_client
 
     def snat_ip(self, family: int = 4) -> str | None:
         return self.router_snat_ip if family == 4 else self.router_snat_ip6

@@ -25,14 +25,17 @@ import os
 import re
 import shutil
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
 from pytest_ovnlb.reporting import features, report
-from pytest_ovnlb.verdicts.versions import BEHAVIOURS
+from pytest_ovnlb.model.versions import BEHAVIOURS
+
+T = TypeVar("T")
 
 BOOKKEEPING = "bookkeeping column, no datapath behaviour"
 MISSING = "missing from the coverage table (pytest_ovnlb/reporting/coverage.py)"
@@ -189,7 +192,12 @@ def read(root: str | None = None) -> Docs:
 
 @functools.cache
 def collect(suite: str | None = None) -> dict[str, tuple[str, ...]]:
-    """{stable test id: features its markers name} of the conformance suite,
+    """{stable test id: features its markers name} of the conformance suite."""
+    return collected(lambda item: tuple(features.of(item)), suite)
+
+
+def collected(take: Callable[[pytest.Item], T], suite: str | None = None) -> dict[str, T]:
+    """{stable test id: take(test)} for each test of the conformance suite,
     collected in this process: collection only, so no lab is built and no
     root is needed.  RuntimeError with pytest's output when it fails."""
     from pytest_ovnlb.reporting.runner import conformance_dir
@@ -197,12 +205,11 @@ def collect(suite: str | None = None) -> dict[str, tuple[str, ...]]:
     suite = suite or str(conformance_dir() or "")
     if not suite:
         raise RuntimeError("the conformance suite's files are not installed")
-    found: dict[str, tuple[str, ...]] = {}
+    found: dict[str, T] = {}
 
     class Grab:
         def pytest_collection_finish(self, session: pytest.Session) -> None:
-            found.update((report.stable_id(i.nodeid), tuple(features.of(i)))
-                         for i in session.items)
+            found.update((report.stable_id(i.nodeid), take(i)) for i in session.items)
 
     modules, path, addopts = set(sys.modules), list(sys.path), os.environ.pop("PYTEST_ADDOPTS", None)
     out = io.StringIO()

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from pytest_ovnlb.reporting import features
 from pytest_ovnlb.reporting.schema import validate as validate_against
-from pytest_ovnlb.verdicts.versions import Version
+from pytest_ovnlb.model.versions import Version
 
 API_VERSION = "pytest-ovnlb.conformance/v1"
 SCHEMA_FILE = "report.schema.json"

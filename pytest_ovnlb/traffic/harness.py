@@ -20,9 +20,6 @@ from pytest_ovnlb.traffic.client import Agent, Result
 
 # Where a load balancer goes: the gateway router, the client's switch, or a
 # distributed router with a distributed gateway port (runs only where marked).
-PLACEMENTS = ("router", "switch", "dgp")
-DEFAULT_PLACEMENTS = ("router", "switch")
-FAMILIES = {"ipv4": 4, "ipv6": 6}
 
 
 def endpoint(ip: str, port: int | None = None) -> str:

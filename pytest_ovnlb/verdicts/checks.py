@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 
 from pytest_ovnlb.traffic.client import Result
 from pytest_ovnlb.verdicts import stats
-from pytest_ovnlb.verdicts.versions import Version, expects
+from pytest_ovnlb.model.versions import Version, expects
 
 
 # New connections in flight while a distribution sample is taken: 64 makes
