@@ -4,6 +4,7 @@ the lab, the placement parametrization and the load balancer factory."""
 import pytest
 
 from pytest_ovnlb.engine.ovsdb import Southbound
+from pytest_ovnlb.model.placements import PLACEMENTS
 from pytest_ovnlb.options import SETTINGS
 from pytest_ovnlb.verdicts import checks
 from pytest_ovnlb.verdicts.stats import samples_for
@@ -39,9 +40,8 @@ def client_node(ovn_lab, roles, request):
     traffic that enters through it, on its gateway chassis)."""
     def node(role: str) -> str:
         if role == "served":
-            placement = request.getfixturevalue("placement")
-            role = "external" if placement == "dgp" else "internal"
-        name = roles.internal_client if role == "internal" else roles.external_client
+            role = PLACEMENTS[request.getfixturevalue("placement")].served
+        name = roles.client(role)
         if name is None:
             pytest.skip(f"topology {ovn_lab.topology.name} has no {role} client")
         return name

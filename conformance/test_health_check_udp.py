@@ -15,6 +15,7 @@ switch's DNAT flows from the same healthy-backend list)."""
 
 import pytest
 
+from pytest_ovnlb.model.placements import PLACEMENTS
 from pytest_ovnlb.traffic.harness import LoadBalancers
 from pytest_ovnlb.verdicts import checks, monitors
 
@@ -33,9 +34,9 @@ def wait(sb, names, wanted, why):
 def dual_stack_lbs(ovn_lab, ovn_hub, placement):
     """The load balancer factory of `placement` for IPv4 VIPs, whose rows
     the test gives IPv6 VIPs too (ovn_lbs, without the family parameter)."""
-    if placement == "router" and not ovn_lab.topology.roles.gateway_router:
-        pytest.skip(f"topology {ovn_lab.topology.name} has no gateway router: "
-                    "no load balancer can be placed on one here")
+    if not ovn_lab.topology.roles.target(placement):
+        pytest.skip(f"topology {ovn_lab.topology.name} has no {PLACEMENTS[placement].what}: "
+                    "no load balancer can be placed there")
     if 6 not in ovn_lab.topology.families:
         pytest.skip(f"topology {ovn_lab.topology.name} has no IPv6 addresses")
     lbs = LoadBalancers(ovn_lab, ovn_hub, placement, 4)

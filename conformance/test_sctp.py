@@ -41,26 +41,19 @@ def translated(lab, lb) -> list[str]:
 
 
 @pytest.mark.ovnlb(needs=("sctp_lb",))
-def test_sctp_associations_spread_over_backends(ovn_lab, ovn_lbs, ovn_hub, client_node,
-                                                placement):
-    node = client_node("internal")
-    lb = ovn_lbs(ovn_lbs.servers(2), protocol="sctp")
-    results = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES, proto="sctp", timeout=1.0)
+def test_sctp_associations_spread_over_backends(ovn_case):
+    node = ovn_case.client("internal")
+    lb = ovn_case.lb(ovn_case.servers(2), protocol="sctp")
+    results = ovn_case.fresh(node, lb, SAMPLES, proto="sctp", timeout=1.0)
     if not all(r.ok for r in results):
-        entries = translated(ovn_lab, lb)
+        entries = translated(ovn_case.lab, lb)
         if entries and all("sport=0,dport=0" in e for e in entries):
-            versions = ovn_lab.versions
+            versions = ovn_case.lab.versions
             pytest.skip(
                 f"the {versions.datapath} datapath (OVS {versions.ovs}) cannot balance SCTP: "
                 f"its conntrack translates SCTP to a backend's address but tracks it without "
                 f"ports, so the VIP's port is never translated (observed: {entries[0]}; "
                 f"associations to {lb.vip_key}: {checks.summary(results)})")
-    assert all(r.ok for r in results) and set(checks.tally(results)) == set(lb.targets), (
-        "SCTP associations to the VIP: " + checks.context(
-            lb, placement, node, "every association set up, both backends used", results,
-            ovn_lab))
-    source = ovn_lbs.snat_ip if placement == "router" else ovn_lbs.address(node)
-    seen = checks.peers_by_backend(results)
-    assert all(peers == {source} for peers in seen.values()), (
-        "the source the backends saw: " + checks.context(
-            lb, placement, node, f"{source} at every backend", seen, ovn_lab))
+    seen = ovn_case.expect_served(results, lb, node, what="SCTP associations to the VIP")
+    ovn_case.expect_sources(lb, node, seen, {t: {ovn_case.source(node)} for t in lb.targets},
+                            "the source the servers saw")

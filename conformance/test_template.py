@@ -18,19 +18,17 @@ dies when a deleted chassis row is made again)."""
 
 import pytest
 
-from pytest_ovnlb.verdicts import checks
-
 SAMPLES = 16
 
 
 @pytest.mark.ovnlb(needs=("lb_template",))
-def test_template_lb_resolves_per_chassis(ovn_lab, ovn_lbs, ovn_hub, roles, placement):
-    topo = ovn_lab.topology
+def test_template_lb_resolves_per_chassis(ovn_case):
+    topo, roles = ovn_case.lab.topology, ovn_case.roles
     if len(topo.chassis) < 2:
         pytest.skip(f"topology {topo.name} has one chassis: nothing resolves differently")
-    servers = ovn_lbs.servers(len(topo.chassis))
+    servers = ovn_case.servers(len(topo.chassis))
     # every chassis names a server of its own, one that no VM of it hosts
-    # (a client picked as its own backend would be hairpinned)
+    # (a client picked as its own server would be hairpinned)
     named, free = {}, list(servers)
     for chassis in topo.chassis:
         hosted = {vm.name for vm in topo.vms if vm.chassis == chassis.name}
@@ -38,20 +36,18 @@ def test_template_lb_resolves_per_chassis(ovn_lab, ovn_lbs, ovn_hub, roles, plac
         free.remove(named[chassis.name])
     # clients: the internal client, and a VM on another chassis
     first = topo.vm(roles.internal_client)
-    second = next(vm for vm in topo.vms if vm.chassis != first.chassis)
-    clients = [first, second]
-    attach = ([roles.gateway_router] if placement == "router"
-              else list(dict.fromkeys(vm.switch for vm in clients)))
-    lb, vip_var, backends_var = ovn_lbs.template(servers, attach_to=attach)
-    values = {chassis: {vip_var: lb.vip, backends_var: server.endpoint}
+    clients = [first, next(vm for vm in topo.vms if vm.chassis != first.chassis)]
+    on_client = ovn_case.where.balanced_on == "client"
+    target = roles.target(ovn_case.placement)
+    attach = list(dict.fromkeys(vm.switch for vm in clients)) if on_client else [target]
+    lb, vip_var, servers_var = ovn_case.lbs.template(servers, attach_to=attach)
+    values = {chassis: {vip_var: lb.vip, servers_var: server.endpoint}
               for chassis, server in named.items()}
-    resolver = {vm.name: topo.router(roles.gateway_router).chassis if placement == "router"
-                else vm.chassis for vm in clients}
-    with ovn_lbs.template_vars(values):
+    resolver = {vm.name: vm.chassis if on_client else topo.router(target).chassis
+                for vm in clients}
+    with ovn_case.lbs.template_vars(values):
         for vm in clients:
             wanted = named[resolver[vm.name]]
-            results = ovn_hub.fresh(vm.name, lb.vip, lb.port, SAMPLES, timeout=1.0)
-            assert checks.tally(results) == {wanted.target: SAMPLES}, (
-                f"^{backends_var} as {resolver[vm.name]} resolves it: " + checks.context(
-                    lb, placement, f"{vm.name} (on {vm.chassis})",
-                    f"every connection served by {wanted.target}", results, ovn_lab))
+            ovn_case.expect_served(ovn_case.fresh(vm.name, lb, SAMPLES, timeout=1.0), lb,
+                                   f"{vm.name} (on {vm.chassis})", by=wanted.target,
+                                   what=f"^{servers_var} as {resolver[vm.name]} resolves it")

@@ -65,13 +65,14 @@ class Case:
         versions = self.lab.versions
         return bool(features.supported(behaviour, versions.ovn, versions.ovs))
 
-    def source(self, node: str) -> str:
-        """The address a server sees for client `node` at this placement: a
-        gateway router SNATs the internal client; otherwise the client's own."""
-        internal = node == self.roles.internal_client
-        if internal and self.where.internal_source == "snat":
-            return self.lbs.snat_ip
-        return self.lbs.address(node)
+    def source(self, node: str, family: int | None = None) -> str:
+        """The address (of `family`, by default the run's) a server sees for
+        client `node` at this placement: a gateway router SNATs the internal
+        client; otherwise the client's own."""
+        family = family or self.family
+        if node == self.roles.internal_client and self.where.internal_source == "snat":
+            return self.roles.snat_ip(family)
+        return self.lab.topology.address(node, family)
 
     # --- the expectations -------------------------------------------------
     def message(self, what: str, lb, node: str, expected, observed) -> str:

@@ -20,15 +20,18 @@ class Placement:
     # the source a server sees for an internal client: "snat" (the router's
     # SNAT address) or "client" (the client's own address)
     internal_source: str
+    # where the load balancing runs: on the client's chassis ("client") or
+    # on the chassis the router is bound to ("gateway")
+    balanced_on: str
 
 
 PLACEMENTS = {p.name: p for p in (
     Placement("router", "gateway_router_lb", "gateway router", True, "gateway_router",
-              ("router_vip", "router_vip6"), "internal", "snat"),
+              ("router_vip", "router_vip6"), "internal", "snat", "gateway"),
     Placement("switch", "switch_lb", "the client's logical switch", True, "client_switch",
-              ("switch_vip", "switch_vip6"), "internal", "client"),
+              ("switch_vip", "switch_vip6"), "internal", "client", "client"),
     Placement("dgp", "dgp_lb", "distributed gateway port", False, "dgp_router",
-              ("dgp_vip", "dgp_vip6"), "external", "client"),
+              ("dgp_vip", "dgp_vip6"), "external", "client", "gateway"),
 )}
 DEFAULT = tuple(p.name for p in PLACEMENTS.values() if p.default)
 FAMILIES = {"ipv4": 4, "ipv6": 6}
