@@ -99,7 +99,8 @@ build() {
     fi
 
     mkdir "$work/ctx"
-    # No ethtool and no python3-requests: the real images have neither.
+    # No ethtool and no python3-requests: the real images have neither; curl,
+    # as they have (README's walk-through uses it in nodes).
     cat > "$work/ctx/Containerfile" <<EOF
 FROM $BASE_IMAGE
 # Packages must not start services inside the build.
@@ -109,7 +110,7 @@ RUN printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin
  && apt-get update -qq \\
  && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \\
       ovn-central ovn-host ovn-ic ovn-ic-db openvswitch-switch \\
-      iproute2 iputils-ping procps openssl python3 python3-pip >/dev/null \\
+      iproute2 iputils-ping procps openssl python3 python3-pip curl >/dev/null \\
  && apt-get clean && rm -rf /var/lib/apt/lists/*
 # SSL files where ovn-fake-multinode puts them (same names, same CA).
 RUN mkdir -p /opt/ovn && ovs-pki --dir=/opt/ovn/pki init \\

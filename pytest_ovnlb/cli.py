@@ -60,8 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     ex = named("exec", "run a command in a node (a VM or a host namespace)")
     ex.add_argument("node")
     ex.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- CMD")
-    for ctl, more in (("nbctl", "; what it creates carries the lab's owner tag and goes "
-                       "with `down`"), ("sbctl", "")):
+    for ctl, more in (("nbctl", ("; what it creates carries the lab's owner tag and goes "
+                                 "with `down`")), ("sbctl", "")):
         p = named(ctl, f"run ovn-{ctl} against the lab's database{more}")
         p.add_argument("argv", nargs=argparse.REMAINDER, metavar="-- ARGS")
     sub.add_parser("topologies", help="list the topologies")

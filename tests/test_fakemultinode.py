@@ -262,3 +262,29 @@ def test_runs_side_by_side_leave_the_cluster_and_a_users_lb_as_found(cluster, ex
                                 "lb-del", "users-own-lb"], check=True)
 
 
+@pytest.mark.fmn
+def test_readme_walkthrough_leaves_a_users_lb_and_the_cluster_as_found(cluster, walkthrough):
+    """README's walk-through, as it is there, on the cluster: the lab's
+    names carry its prefix and its provider subnet is its own; the load
+    balancer made through `ovnlb-lab nbctl` goes with `down`, one made with
+    the cluster's own ovn-nbctl stays, and the cluster ends as it began."""
+    nbctl = cluster.ctl_argv("nb")
+    subprocess.run(nbctl + ["lb-add", "users-own-lb2", "10.99.0.1:80", "10.99.0.2:80"],
+                   check=True)
+    try:
+        before = snapshot(cluster)
+        name = f"wt{os.getpid()}"
+        found = walkthrough(name, "fake-multinode")
+        assert found["ROUTER"] == f"{name}-edge1", found
+        subnet = ipaddress.ip_network(found["PROVIDER_SUBNET"])
+        assert subnet.subnet_of(PROVIDER_POOL), found
+        assert ipaddress.ip_address(found["ROUTER_VIP"]) in subnet, found
+        try:  # ovn-controller removes the lab's patch ports a moment after `down`
+            wait_for(lambda: snapshot(cluster) == before, 30, "the cluster as it began")
+        except TimeoutError:
+            pass  # the assertion below shows the difference
+        after = snapshot(cluster)
+        assert "users-own-lb2" in after[0] and f"{name}-lb1" not in after[0], after[0]
+        assert after == before
+    finally:
+        subprocess.run(nbctl + ["--if-exists", "lb-del", "users-own-lb2"], check=True)
