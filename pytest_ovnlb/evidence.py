@@ -32,6 +32,9 @@ the folder (section "ovnlb evidence").
     crashes/<node>_<daemon>/      a daemon that crashed: its core and
                                   backtrace.txt (every thread, from gdb)
 
+What comes from the nodes (chassis/, nodes/, logs/) is collected the same
+way for every backend, by pytest_ovnlb/engine/evidence.py.
+
 Daemon pids are read after each phase of a test: one that is gone or
 replaced fails that phase, naming it, how it ended and its last log lines
 (pytest_ovnlb/crashes.py); the lab restarts it before the next test.
@@ -53,7 +56,8 @@ from pathlib import Path
 
 import pytest
 
-from pytest_ovnlb.backends.base import mentioning, program_of
+from pytest_ovnlb.backends.base import program_of
+from pytest_ovnlb.engine.evidence import mentioning
 from pytest_ovnlb.engine.logical import OWNER
 from pytest_ovnlb.crashes import Crash, Watchdog, backtrace
 from pytest_ovnlb.options import setting
@@ -219,42 +223,6 @@ def _ctl(lab, which: str, *args: str) -> tuple[str, str | None]:
     return done.stdout, None
 
 
-def kernel_counters(text: str) -> str:
-    """The non-zero counters of /proc/net/netstat and /proc/net/snmp text
-    (a header line and a value line per group), one `Group:Name value` a
-    line."""
-    lines, rows = [], text.splitlines()
-    for head, values in zip(rows[::2], rows[1::2]):
-        group, names = head.split(":", 1)
-        for name, value in zip(names.split(), values.split(":", 1)[-1].split()):
-            if value not in ("0", "-1") or name in ("RtoMin", "MaxConn"):
-                lines.append(f"{group}:{name} {value}")
-    return "\n".join(lines) + "\n"
-
-
-def node_counters(lab, directory: Path) -> list[str]:
-    """Each node's kernel IP/TCP/UDP counters, read in its network
-    namespace: what the kernels did with the test's packets (listen queue
-    overflows, retransmissions, resets, ICMP errors)."""
-    problems = []
-    for node in lab.topology.nodes:
-        argv = lab.backend.enter_prefix(node) + ["cat", "/proc/net/netstat", "/proc/net/snmp"]
-        out = directory / "nodes" / node
-        out.mkdir(parents=True, exist_ok=True)
-        try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=30)
-            text = kernel_counters(done.stdout) if done.returncode == 0 else (
-                f"# failed: {done.stderr.strip()}\n")
-            if done.returncode != 0:
-                problems.append(f"{node}: kernel counters: {done.stderr.strip()}")
-        except (subprocess.TimeoutExpired, ValueError) as exc:
-            problems.append(f"{node}: kernel counters: {exc}")
-            text = f"# failed: {exc}\n"
-        (out / "kernel-counters.txt").write_text(
-            "# /proc/net/netstat and /proc/net/snmp in the node (non-zero counters)\n" + text)
-    return problems
-
-
 def save(item: pytest.Item, watch: Watch, phase: str,
          failure: str = "") -> tuple[Path, list[str]]:
     config = item.config
@@ -299,7 +267,6 @@ def save(item: pytest.Item, watch: Watch, phase: str,
     write("sb-mac-bindings.txt", [("sb", ("list", "MAC_Binding"))])
     save_crashes(directory, watch.crashes)
     problems += lab.evidence(directory, vips, watch.offsets)
-    problems += node_counters(lab, directory)
     (directory / "failure.txt").write_text(failure)
 
     placement = getattr(item, "funcargs", {}).get("placement")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pytest_ovnlb import backends
 from pytest_ovnlb.backends.base import Backend, Request, Versions
+from pytest_ovnlb.engine import evidence as evidence_mod
 from pytest_ovnlb.engine import logical, procs, records, topology
 from pytest_ovnlb.engine.ovsdb import Northbound
 from pytest_ovnlb.engine.records import Record
@@ -220,10 +221,10 @@ class Lab:
 
     # --- what a failure report collects (pytest_ovnlb/evidence.py) ---------
     def log_offsets(self) -> dict[str, int]:
-        return self.backend.log_offsets()
+        return evidence_mod.log_offsets(self.backend)
 
     def evidence(self, directory: Path, vips: list[str], since: dict[str, int]) -> list[str]:
-        return self.backend.evidence(directory, vips, since)
+        return evidence_mod.collect(self.backend, directory, vips, since)
 
     def shell_vars(self) -> dict[str, str]:
         """The names and addresses a person's commands need, as this

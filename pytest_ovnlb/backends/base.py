@@ -9,8 +9,6 @@ the next one.
 
 from __future__ import annotations
 
-import re
-import os
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,56 +44,11 @@ class Request:
     prepare_host: bool = False  # fake-multinode spin-up: provide the host's OVS and bridges
 
 
-# What a failing test's evidence holds per chassis: (file, command, the whole
-# output or only the lines naming a VIP).  Drop counters and datapath stats
-# show packets OVS dropped, and why, without a rerun.
-CHASSIS_EVIDENCE = (
-    ("groups.txt", ("ovs-ofctl", "-O", "OpenFlow15", "dump-groups", "br-int"), True),
-    ("flows.txt", ("ovs-ofctl", "-O", "OpenFlow15", "dump-flows", "br-int"), False),
-    ("conntrack.txt", ("ovs-appctl", "dpctl/dump-conntrack"), False),
-    ("coverage.txt", ("ovs-appctl", "coverage/show"), True),
-    ("datapath.txt", ("ovs-appctl", "dpctl/show", "-s"), True),
-)
-
-
-def mentioning(text: str, vips: list[str]) -> str:
-    """The lines of `text` naming any of `vips` (all of it without VIPs);
-    a `Datapath:` header of ovn-sbctl lflow-list is kept above its matches."""
-    if not vips:
-        return text
-    pattern = re.compile("|".join(rf"(?<![\d.]){re.escape(v)}(?!\d)" for v in vips))
-    kept, header = [], None
-    for line in text.splitlines():
-        if line.startswith("Datapath:"):
-            header = line
-        elif pattern.search(line):
-            if header:
-                kept.append(header)
-                header = None
-            kept.append(line)
-    return "\n".join(kept) + ("\n" if kept else "")
-
-
 def program_of(key: str) -> str:
     """The program behind daemon `key` ("central/nb" runs ovsdb-server)."""
     daemon = key.split("/")[-1]
     return {"nb": "ovsdb-server", "sb": "ovsdb-server", "northd": "ovn-northd"}.get(
         daemon, daemon)
-
-
-LOG_CAP = 16 << 20  # bytes of one daemon's log kept as evidence
-
-
-def copy_log(path: str, offset: int, dest: Path) -> None:
-    """Copy log `path` from byte `offset` (at most its last LOG_CAP bytes:
-    a long-lived deployment's whole log is not the test's) to `dest`."""
-    with open(path, "rb") as f:
-        size = f.seek(0, 2)
-        start = max(offset, size - LOG_CAP)
-        f.seek(start)
-        head = (f"[{start - offset} bytes after the test's start left out]\n".encode()
-                if start > offset else b"")
-        dest.write_bytes(head + f.read())
 
 
 class Backend(ABC):
@@ -174,6 +127,24 @@ class Backend(ABC):
     def put_file(self, node: str, source: Path, dest: str) -> None:
         """Copy a file of this machine to path `dest` as the node sees it."""
 
+    # A chassis host is where a chassis's OVS runs, named as in the daemons'
+    # keys (`logs`): the topology's chassis (netns) or its container.
+    @abstractmethod
+    def chassis_hosts(self) -> list[str]:
+        """Every chassis host of the lab."""
+
+    @abstractmethod
+    def run(self, host: str, argv: list[str], timeout: float) -> str:
+        """Run one of the chassis host's own programs (`ovs-ofctl ...`,
+        reaching its daemons); its output, or LabError saying what failed
+        (also when it does not end within `timeout` seconds)."""
+
+    @abstractmethod
+    def appctl(self, host: str, daemon: str, command: str, *args: str) -> str:
+        """`ovs-appctl -t DAEMON COMMAND ARGS` on the chassis host, through
+        the daemon's control socket from this process (engine/unixctl.py);
+        its answer, or LabError."""
+
     @abstractmethod
     def settle(self) -> None:
         """Make each chassis's datapath follow its OpenFlow tables now:
@@ -198,25 +169,6 @@ class Backend(ABC):
     @abstractmethod
     def log_files(self) -> dict[str, str]:
         """Each daemon's log as a path on this machine (keys as in `logs`)."""
-
-    def log_offsets(self) -> dict[str, int]:
-        """Current size of each daemon's log (keys as in `logs`), so that
-        `evidence` can keep only what a test wrote."""
-        sizes = {}
-        for key, path in self.log_files().items():
-            try:
-                sizes[key] = os.stat(path).st_size
-            except OSError:
-                sizes[key] = 0
-        return sizes
-
-    @abstractmethod
-    def evidence(self, directory: Path, vips: list[str], since: dict[str, int]) -> list[str]:
-        """Write into `directory` what a packager needs to report a failure
-        without rerunning: per chassis the br-int groups, the OpenFlow flows
-        and the conntrack entries mentioning any of `vips`, and each daemon's
-        log from offset `since[key]` (0 when unknown).  Returns what could
-        not be collected, one line each; never raises for a dead daemon."""
 
     def daemon_exit(self, key: str, pid: int) -> str:
         """How daemon `key` (pid `pid`, gone) ended, if this backend can tell."""

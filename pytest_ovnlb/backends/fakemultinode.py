@@ -34,8 +34,8 @@ from pathlib import Path
 from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
-from pytest_ovnlb.backends import base, fmnhost
-from pytest_ovnlb.backends.base import Backend, Request, Versions, copy_log, mentioning
+from pytest_ovnlb.backends import fmnhost
+from pytest_ovnlb.backends.base import Backend, Request, Versions
 from pytest_ovnlb.engine import links, logical, procs, sysctls, topology, unixctl
 from pytest_ovnlb.engine.links import iproute, last_line, tx_checksum_off
 from pytest_ovnlb.engine.ovsdb import Northbound, Southbound
@@ -222,11 +222,11 @@ def _version(line: str, container: str) -> Version:
     return Version.parse(match.group(1))
 
 
-def _run(argv: list[str], what: str, check: bool = True) -> str:
+def _run(argv: list[str], what: str, check: bool = True, timeout: float = EXEC_TIMEOUT) -> str:
     try:
-        result = subprocess.run(argv, capture_output=True, text=True, timeout=EXEC_TIMEOUT)
+        result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        raise LabError(f"fake-multinode: {what}: no answer within {EXEC_TIMEOUT} s") from None
+        raise LabError(f"fake-multinode: {what}: no answer within {timeout:g} s") from None
     if check and result.returncode != 0:
         raise LabError(f"fake-multinode: {what}: {last_line(result.stderr)}")
     return result.stdout
@@ -598,33 +598,38 @@ class FakeMultinodeBackend(Backend):
         ours = {nb(vm.name) for vm in self.topo.vms}
         ours |= {f"{d.uuid}_{nat}" for d in self._sb.rows("Datapath_Binding")
                  if d.external_ids.get("name") in datapaths for nat in ("dnat", "snat")}
-        for container in sorted(set(self.containers.values())):
-            for line in self._appctl(container, "ovn-controller", "ct-zone-list").splitlines():
+        for container in self.chassis_hosts():
+            for line in self.appctl(container, "ovn-controller", "ct-zone-list").splitlines():
                 name, _, zone = line.partition(" ")
                 if name in ours:
-                    self._appctl(container, "ovs-vswitchd", "dpctl/flush-conntrack",
-                                 f"zone={zone.strip()}")
+                    self.appctl(container, "ovs-vswitchd", "dpctl/flush-conntrack",
+                                f"zone={zone.strip()}")
 
     def settle(self) -> None:
         # drop each chassis's cached datapath flows: the next packets take the new OpenFlow
-        _parallel(lambda c: self._appctl(c, "ovs-vswitchd", "revalidator/purge"),
-                  sorted(set(self.containers.values())))
+        _parallel(lambda c: self.appctl(c, "ovs-vswitchd", "revalidator/purge"),
+                  self.chassis_hosts())
 
-    def _appctl(self, container: str, daemon: str, command: str, *args: str) -> str:
-        """`ovs-appctl -t DAEMON` in the container, through the daemon's
-        control socket from here."""
-        rundir = self.record.data["rundirs"][container][daemon]
-        root = f"/proc/{self._pid(container)}/root{rundir}"
+    def chassis_hosts(self) -> list[str]:
+        return sorted(set(self.containers.values()))
+
+    def run(self, host: str, argv: list[str], timeout: float) -> str:
+        return _run([self.cluster.runtime, "exec", host, *argv], f"{argv[0]} on {host}",
+                    timeout=timeout)
+
+    def appctl(self, host: str, daemon: str, command: str, *args: str) -> str:
+        rundir = self.record.data["rundirs"][host][daemon]
+        root = f"/proc/{self._pid(host)}/root{rundir}"
         try:
             return unixctl.call(unixctl.pidfile_socket(root, daemon), command, *args)
         except LabError as exc:
-            raise LabError(f"fake-multinode: {exc} (on {container})") from None
+            raise LabError(f"fake-multinode: {exc} (on {host})") from None
 
     def logs(self) -> dict[str, str]:
         rt = self.cluster.runtime
         logs = {f"{c}/northd": f"{rt} exec {c} sh -c 'cat /var/log/ovn/ovn-northd.log'"
                 for c in self.cluster.centrals}
-        for container in sorted(set(self.containers.values())):
+        for container in self.chassis_hosts():
             logs[f"{container}/ovn-controller"] = (
                 f"{rt} exec {container} sh -c 'cat /var/log/ovn/ovn-controller.log'")
             logs[f"{container}/ovs-vswitchd"] = (
@@ -635,42 +640,15 @@ class FakeMultinodeBackend(Backend):
         """Each log of `logs`, as a path on this machine (/proc/PID/root)."""
         files = {f"{c}/northd": f"/proc/{self._pid(c)}/root/var/log/ovn/ovn-northd.log"
                  for c in self.cluster.centrals}
-        for container in sorted(set(self.containers.values())):
+        for container in self.chassis_hosts():
             root = f"/proc/{self._pid(container)}/root"
             files[f"{container}/ovn-controller"] = f"{root}/var/log/ovn/ovn-controller.log"
             files[f"{container}/ovs-vswitchd"] = f"{root}/var/log/openvswitch/ovs-vswitchd.log"
         return files
 
-
-    def evidence(self, directory: Path, vips: list[str], since: dict[str, int]) -> list[str]:
-        problems = []
-        rt = self.cluster.runtime
-        for container in sorted(set(self.containers.values())):
-            out = directory / "chassis" / container
-            out.mkdir(parents=True, exist_ok=True)
-            for name, argv, keep_all in base.CHASSIS_EVIDENCE:
-                try:
-                    if argv[0] == "ovs-appctl":
-                        text = self._appctl(container, "ovs-vswitchd", *argv[1:])
-                    else:
-                        text = _run([rt, "exec", container, *argv], f"{argv[0]} on {container}")
-                    text = text if keep_all else mentioning(text, vips)
-                except LabError as exc:
-                    problems.append(f"{container}: {' '.join(argv)}: {exc}")
-                    text = f"# failed: {exc}\n"
-                (out / name).write_text(f"# {' '.join(argv)}\n" + text)
-        logs = directory / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        for key, path in self.log_files().items():
-            try:
-                copy_log(path, since.get(key, 0), logs / f"{key.replace('/', '_')}.log")
-            except OSError as exc:
-                problems.append(f"{key}: log {path}: {exc.strerror}")
-        return problems
-
     def daemon_pids(self) -> dict[str, int | None]:
         result = {}
-        for container in sorted(set(self.containers.values())):
+        for container in self.chassis_hosts():
             # Read through /proc/PID/root (no process per call, it runs before
             # and after every test); a pidfile outlives a killed daemon, so
             # only a live, non-zombie pid in the container's /proc counts.

@@ -29,7 +29,7 @@ from pathlib import Path
 from pyroute2 import IPRoute, netns
 
 from pytest_ovnlb.backends import base
-from pytest_ovnlb.backends.base import Backend, Request, Versions, copy_log, mentioning
+from pytest_ovnlb.backends.base import Backend, Request, Versions
 from pytest_ovnlb.engine import install as install_mod
 from pytest_ovnlb.engine import links, logical, procs, sysctls, unixctl
 from pytest_ovnlb.engine.install import PROGRAMS
@@ -116,31 +116,14 @@ class NetnsBackend(Backend):
     def log_files(self) -> dict[str, str]:
         return self.logs()
 
-    def evidence(self, directory: Path, vips: list[str], since: dict[str, int]) -> list[str]:
-        problems = []
-        for c in self.topo.chassis:
-            out = directory / "chassis" / c.name
-            out.mkdir(parents=True, exist_ok=True)
-            for name, argv, keep_all in base.CHASSIS_EVIDENCE:
-                cmd = self.exec_prefix(c.name) + self.install.command(*argv)
-                try:
-                    done = subprocess.run(cmd, capture_output=True, text=True, timeout=30)
-                    text = done.stdout if keep_all else mentioning(done.stdout, vips)
-                    if done.returncode != 0:
-                        problems.append(f"{c.name}: {' '.join(argv)}: {last_line(done.stderr)}")
-                        text += f"# failed: {last_line(done.stderr)}\n"
-                except subprocess.TimeoutExpired:
-                    problems.append(f"{c.name}: {' '.join(argv)}: no answer within 30 s")
-                    text = "# no answer within 30 s\n"
-                (out / name).write_text(f"# {' '.join(argv)}\n" + text)
-        logs = directory / "logs"
-        logs.mkdir(parents=True, exist_ok=True)
-        for key, log in self.logs().items():
-            try:
-                copy_log(log, since.get(key, 0), logs / f"{key.replace('/', '_')}.log")
-            except OSError as exc:
-                problems.append(f"{key}: log {log}: {exc.strerror}")
-        return problems
+    def chassis_hosts(self) -> list[str]:
+        return [c.name for c in self.topo.chassis]
+
+    def run(self, host: str, argv: list[str], timeout: float) -> str:
+        try:
+            return self._run(host, self.install.command(*argv), timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise LabError(f"{argv[0]} on {host}: no answer within {timeout:g} s") from None
 
     def daemon_exit(self, key: str, pid: int) -> str:
         """The lab's builder is the daemons' subreaper: a dead one is its
@@ -205,14 +188,15 @@ class NetnsBackend(Backend):
     def flush_conntrack(self) -> None:
         """Forget every connection the userspace datapaths track."""
         for c in self.topo.chassis:
-            self._appctl(c.name, "dpctl/flush-conntrack")
+            self.appctl(c.name, "ovs-vswitchd", "dpctl/flush-conntrack")
 
     # --- running programs -------------------------------------------------
-    def _run(self, node: str, argv: list[str], env: dict | None = None) -> str:
+    def _run(self, node: str, argv: list[str], env: dict | None = None,
+             timeout: float = 30) -> str:
         cmd = self.exec_prefix(node) + argv
         full_env = dict(os.environ, **(env or {}))
         result = subprocess.run(cmd, env=full_env, capture_output=True, text=True,
-                                timeout=30)
+                                timeout=timeout)
         if result.returncode != 0:
             err = last_line(result.stderr)
             program = next((Path(a).name for a in argv if Path(a).name in PROGRAMS),
@@ -272,22 +256,21 @@ class NetnsBackend(Backend):
         for c in self.topo.chassis:
             for peer in self.topo.chassis:
                 if peer is not c:
-                    self._appctl(c.name, "tnl/neigh/set", "br-phy", peer.underlay_ip,
-                                 self.underlay_macs[peer.name])
+                    self.appctl(c.name, "ovs-vswitchd", "tnl/neigh/set", "br-phy",
+                                peer.underlay_ip, self.underlay_macs[peer.name])
 
     def settle(self) -> None:
         # drop each chassis's cached datapath flows: the next packets take the new OpenFlow
         with ThreadPoolExecutor(max_workers=len(self.topo.chassis)) as pool:
-            list(pool.map(lambda c: self._appctl(c.name, "revalidator/purge"), self.topo.chassis))
+            list(pool.map(lambda c: self.appctl(c, "ovs-vswitchd", "revalidator/purge"),
+                          self.chassis_hosts()))
 
-    def _appctl(self, chassis: str, command: str, *args: str) -> str:
-        """`ovs-appctl COMMAND ARGS` to the chassis's ovs-vswitchd, through
-        its control socket from this process (no process per call)."""
-        d = self.chassis_dir(chassis)
+    def appctl(self, host: str, daemon: str, command: str, *args: str) -> str:
+        d = self.chassis_dir(host)
         try:
-            return unixctl.call(unixctl.pidfile_socket(d, "ovs-vswitchd"), command, *args)
+            return unixctl.call(unixctl.pidfile_socket(d, daemon), command, *args)
         except LabError as exc:
-            raise LabError(f"{exc} (on {chassis}; log: {d / 'ovs-vswitchd.log'})") from None
+            raise LabError(f"{exc} (on {host}; log: {d / daemon}.log)") from None
 
     def _wire(self) -> None:
         topo, ns = self.topo, self.ns
