@@ -63,6 +63,7 @@ from pytest_ovnlb.crashes import Crash, Watchdog, backtrace
 from pytest_ovnlb.options import setting
 from pytest_ovnlb.reporting import record
 from pytest_ovnlb.verdicts import logs
+from pytest_ovnlb.workers import worker_id
 
 RUN = pytest.StashKey[str]()
 DOG = pytest.StashKey[Watchdog]()  # the worker's lab's daemons, once it is built
@@ -82,9 +83,8 @@ class Watch:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    workerinput = getattr(config, "workerinput", None)
-    if workerinput is not None and "ovnlb_run" in workerinput:
-        config.stash[RUN] = workerinput["ovnlb_run"]
+    if worker_id(config) and "ovnlb_run" in config.workerinput:
+        config.stash[RUN] = config.workerinput["ovnlb_run"]
     else:
         config.stash[RUN] = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
 

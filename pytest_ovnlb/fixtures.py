@@ -26,6 +26,7 @@ from pytest_ovnlb.options import FAILED, SETTINGS
 from pytest_ovnlb.reporting import features
 from pytest_ovnlb.model.placements import FAMILIES, PLACEMENTS
 from pytest_ovnlb.traffic.harness import Hub, LoadBalancers
+from pytest_ovnlb.workers import worker_id
 
 
 @pytest.fixture(scope="session")
@@ -39,7 +40,7 @@ def ovn_lab(request: pytest.FixtureRequest):
         failure = f"ovnlb: {exc}"
     else:
         failure = None
-    if failure and hasattr(request.config, "workerinput"):
+    if failure and worker_id(request.config):
         # An xdist worker that exits mid-test takes the reason with it (the
         # controller only sees a crashed item): each of its tests errors instead.
         pytest.fail(failure, pytrace=False)
@@ -49,8 +50,7 @@ def ovn_lab(request: pytest.FixtureRequest):
     if settings.keep_on_failure and request.config.stash[FAILED]:
         lab.close()
         # xdist workers are children of the controller, which prints the note
-        xdist = hasattr(request.config, "workerinput")
-        lab.record.kept_for = os.getppid() if xdist else os.getpid()
+        lab.record.kept_for = os.getppid() if worker_id(request.config) else os.getpid()
         lab.record.own(None)
     else:
         lab.down()

@@ -34,6 +34,7 @@ from pytest_ovnlb.options import (
 )
 from pytest_ovnlb.reporting import features
 from pytest_ovnlb.model.placements import DEFAULT, FAMILIES, PLACEMENTS
+from pytest_ovnlb.workers import worker_id
 
 # Reports, JUnit suite properties, exemptions, the ovnlb_record fixture
 pytest_plugins = ["pytest_ovnlb.reporting.plugin"]
@@ -91,7 +92,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     settings = config.stash[SETTINGS]
     if settings.backend != "fake-multinode" or not settings.fmn_dir:
         return
-    if hasattr(config, "workerinput"):
+    if worker_id(config):
         return
     try:
         config.stash[CLUSTER] = start_cluster(settings.request)
@@ -126,7 +127,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Refuse to start, with one line, when tests need a lab that can't be built."""
     if not any("ovn_lab" in getattr(item, "fixturenames", ()) for item in items):
         return
-    if os.environ.get("PYTEST_XDIST_WORKER"):
+    if worker_id(config):
         items[:] = interleaved(items)
     if config.option.collectonly:
         return

@@ -860,11 +860,10 @@ def test_e(ovn_lab): pass
     # a serial run keeps the file's order
     (None, ["test_a", "test_b", "test_c", "test_d", "test_e"]),
 ])
-def test_xdist_workers_interleave_sampling_and_waiting(pytester, monkeypatch, worker, order):
-    if worker:
-        monkeypatch.setenv("PYTEST_XDIST_WORKER", worker)
-    else:
-        monkeypatch.delenv("PYTEST_XDIST_WORKER", raising=False)
+def test_xdist_workers_interleave_sampling_and_waiting(pytester, worker, order):
+    if worker:  # as xdist starts a worker: its id in config.workerinput
+        pytester.makeconftest("def pytest_configure(config):\n"
+                              f"    config.workerinput = {{'workerid': {worker!r}}}\n")
     pytester.makepyfile(ORDER_TESTS)
     result = pytester.runpytest("--collect-only", "-q", "-p", "no:cacheprovider")
     assert result.ret == 0, result.stdout.str()

@@ -24,6 +24,7 @@ import pytest
 
 from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.reporting import coverage, exempt, features, record, report
+from pytest_ovnlb.workers import worker_id
 
 STATE = pytest.StashKey["Collector"]()
 EXEMPT = pytest.StashKey[list]()
@@ -55,10 +56,6 @@ def _setting(config: pytest.Config, key: str, kind=str):
         return value
     text = config.getini(key)
     return kind(text) if text else None
-
-
-def _is_worker(config: pytest.Config) -> bool:
-    return hasattr(config, "workerinput")
 
 
 class Collector:
@@ -167,7 +164,7 @@ class Collector:
 def pytest_configure(config: pytest.Config) -> None:
     global _IMPLEMENTATION_SENT
     _IMPLEMENTATION_SENT = False  # once per session, also for in-process runs
-    if not _is_worker(config):
+    if not worker_id(config):
         config.stash[STATE] = Collector(config)
     path = _setting(config, "ovnlb_exempt")
     exemptions = []
@@ -177,7 +174,7 @@ def pytest_configure(config: pytest.Config) -> None:
         except ValueError as exc:
             raise pytest.UsageError(f"ovnlb: {exc}") from None
     config.stash[EXEMPT] = exemptions
-    if not _is_worker(config):
+    if not worker_id(config):
         config.stash[STATE].exemptions = exemptions
         config.pluginmanager.register(_ControllerHooks(config.stash[STATE]), "ovnlb-report")
 
@@ -192,7 +189,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     except ValueError:
         raise pytest.UsageError("ovnlb: ovnlb_skip_exit_code must be an integer, got "
                                 f"{config.getini('ovnlb_skip_exit_code')!r}") from None
-    if code is None or _is_worker(config):
+    if code is None or worker_id(config):
         return
     from pytest_ovnlb.lab import preflight
     from pytest_ovnlb.options import SETTINGS
@@ -212,8 +209,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if not exemptions:
         return
     ids = [report.stable_id(item.nodeid) for item in items]
-    workerinput = getattr(config, "workerinput", {})
-    if workerinput.get("workerid", "gw0") == "gw0":  # said once, also under xdist
+    if worker_id(config) in (None, "gw0"):  # said once, also under xdist
         for e in exemptions:
             if not any(e.covers(sid) for sid in ids):
                 warnings.warn(pytest.PytestConfigWarning(
