@@ -1,10 +1,9 @@
-
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as installed
 
 
 def version() -> str:
     """This package's installed version ("unknown" from a bare checkout)."""
-    from importlib.metadata import PackageNotFoundError
-    from importlib.metadata import version as installed
     try:
         return installed("pytest-ovnlb")
     except PackageNotFoundError:

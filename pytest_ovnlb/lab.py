@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from pytest_ovnlb import backends
+from pytest_ovnlb.backends import fakemultinode
 from pytest_ovnlb.backends.base import Backend, Request, Versions
 from pytest_ovnlb.engine import evidence as evidence_mod
 from pytest_ovnlb.engine import logical, procs, records, topology
@@ -38,8 +39,6 @@ def destroy(record: Record) -> None:
 def start_cluster(request: Request) -> Record | None:
     """Start an ovn-fake-multinode cluster from `request.fmn_dir` unless one
     runs; its record (owned by this process) stops it when destroyed."""
-    from pytest_ovnlb.backends import fakemultinode
-
     sweep()
     record = Record(name=f"fmncluster{os.getpid()}", topology="", backend="fake-multinode")
     record.owner_pid = os.getpid()

@@ -33,6 +33,7 @@ from typing import TypeVar
 import pytest
 
 from pytest_ovnlb.reporting import features, report
+from pytest_ovnlb.reporting.runner import conformance_dir
 from pytest_ovnlb.model.versions import BEHAVIOURS
 
 T = TypeVar("T")
@@ -200,8 +201,6 @@ def collected(take: Callable[[pytest.Item], T], suite: str | None = None) -> dic
     """{stable test id: take(test)} for each test of the conformance suite,
     collected in this process: collection only, so no lab is built and no
     root is needed.  RuntimeError with pytest's output when it fails."""
-    from pytest_ovnlb.reporting.runner import conformance_dir
-
     suite = suite or str(conformance_dir() or "")
     if not suite:
         raise RuntimeError("the conformance suite's files are not installed")

@@ -21,9 +21,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
+from _pytest.junitxml import xml_key
 
+import pytest_ovnlb
+from pytest_ovnlb.engine import install
 from pytest_ovnlb.errors import LabError
+from pytest_ovnlb.lab import preflight
+from pytest_ovnlb.options import SETTINGS
 from pytest_ovnlb.reporting import coverage, exempt, features, record, report
+from pytest_ovnlb.verdicts.stats import SUITE_K, samples_for
 from pytest_ovnlb.workers import worker_id
 
 STATE = pytest.StashKey["Collector"]()
@@ -108,9 +114,6 @@ class Collector:
                                else reason or rep.longreprtext).removeprefix("Skipped: ")
 
     def implementation_now(self) -> dict:
-        from pytest_ovnlb.engine import install
-        from pytest_ovnlb.options import SETTINGS
-
         settings = self.config.stash[SETTINGS]
         found = dict(self.implementation or {})
         impl = {"ovn": found.get("ovn"), "ovs": found.get("ovs"),
@@ -130,16 +133,8 @@ class Collector:
         return impl
 
     def suite(self) -> dict:
-        from importlib.metadata import PackageNotFoundError, version
-
-        from pytest_ovnlb.options import SETTINGS
-        from pytest_ovnlb.verdicts.stats import SUITE_K, samples_for
-        try:
-            mine = version("pytest-ovnlb")
-        except PackageNotFoundError:
-            mine = "unknown"
         setting = self.config.stash[SETTINGS].samples
-        return {"name": "pytest-ovnlb", "version": mine,
+        return {"name": "pytest-ovnlb", "version": pytest_ovnlb.version(),
                 "samples": {str(k): samples_for(k, setting) for k in SUITE_K}}
 
     def finish(self, impl: dict, interrupted: bool = False) -> None:
@@ -191,9 +186,6 @@ def pytest_sessionstart(session: pytest.Session) -> None:
                                 f"{config.getini('ovnlb_skip_exit_code')!r}") from None
     if code is None or worker_id(config):
         return
-    from pytest_ovnlb.lab import preflight
-    from pytest_ovnlb.options import SETTINGS
-
     settings = config.stash[SETTINGS]
     try:
         preflight(settings.backend, settings.request)
@@ -268,8 +260,6 @@ class _ControllerHooks:
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus) -> None:
         """Before the JUnit writer's: suite properties and name; then the report."""
-        from _pytest.junitxml import xml_key
-
         collector = self.collector
         xml = session.config.stash.get(xml_key, None)
         if xml is None and not collector.path:
