@@ -12,7 +12,7 @@ from pytest_ovnlb.verdicts.stats import samples_for
 
 @pytest.fixture
 def samples(request):
-    """`samples(k)`: new connections a distribution check over k backends
+    """`samples(k)`: new connections a distribution check over k servers
     plans: the fewest giving its power, or --ovnlb-samples where more."""
     setting = request.config.stash[SETTINGS].samples
     return lambda k: samples_for(k, setting)
@@ -34,7 +34,7 @@ def roles(ovn_lab):
 @pytest.fixture
 def client_node(ovn_lab, roles, request):
     """Node playing a client role: "internal" (a VM on another switch than
-    the backends), "external" (a host on the provider network), or "served":
+    the servers), "external" (a host on the provider network), or "served":
     the client a placement serves, internal for the gateway router and the
     switch, external for a distributed gateway port (which balances only
     traffic that enters through it, on its gateway chassis)."""

@@ -1,11 +1,11 @@
-"""`options:ct_flush`: whether removing a backend ends its established
+"""`options:ct_flush`: whether removing a server ends its established
 connections.
 
-By default (ct_flush=false since OVN 23.06.0 and 23.03.1) a backend taken
+By default (ct_flush=false since OVN 23.06.0 and 23.03.1) a server taken
 out of a VIP keeps its established connections: their conntrack entries
 still translate them.  With ct_flush=true ovn-controller flushes the
-entries of a removed backend, so the next packet of such a connection is
-balanced as a new one to a backend that knows nothing of it, and the
+entries of a removed server, so the next packet of such a connection is
+balanced as a new one to a server that knows nothing of it, and the
 connection ends (a reset).  On a router's load balancer only since OVN
 24.03.0 (and 23.09.1), when northd started writing router load balancers
 to the Southbound DB: before, ovn-controller never saw them and flushed
@@ -22,19 +22,19 @@ REQUEST_TIMEOUT = 1.0
 
 @pytest.mark.ovnlb(needs=("ct_flush",))
 @pytest.mark.ovnlb(needs=("ct_flush_router_lb",), placement="router")
-def test_ct_flush_ends_connections_of_a_removed_backend(ovn_lab, ovn_lbs, ovn_hub, client_node,
+def test_ct_flush_ends_connections_of_a_removed_server(ovn_lab, ovn_lbs, ovn_hub, client_node,
                                                         placement):
-    """A keep-alive connection to the VIP, then its backend removed: without
-    ct_flush (the control) the connection goes on with the same backend
+    """A keep-alive connection to the VIP, then its server removed: without
+    ct_flush (the control) the connection goes on with the same server
     and client port; with ct_flush=true its next request fails, while new
-    connections are served by the backend that is left."""
+    connections are served by the server that is left."""
     node = client_node("internal")
     servers = ovn_lbs.servers(2)
     lb = ovn_lbs(servers)
     agent = ovn_hub.agent(node)
 
     def pin_and_remove(session):
-        """The session's backend, after removing it from the VIP; the rest."""
+        """The session's server, after removing it from the VIP; the rest."""
         first = session.get(1)[0]
         assert first.ok and first.local_port is not None, (
             "the first request failed: " + checks.context(

@@ -43,6 +43,6 @@ def test_client_switch_spreads_new_connections(ovn_case, k, samples):
 
 
 @pytest.mark.ovnlb(proves=("distribution",))
-def test_udp_flows_spread_over_backends(ovn_case, samples):
+def test_udp_flows_spread_over_servers(ovn_case, samples):
     """UDP: each new source port is a new flow, balanced like a TCP connection."""
     spread(ovn_case, ovn_case.client("internal"), 3, samples, proto="udp")

@@ -1,7 +1,7 @@
-"""options:hairpin_snat_ip: a backend that connects to a VIP on its own
+"""options:hairpin_snat_ip: a server that connects to a VIP on its own
 switch and is balanced to itself sees the connection come from this address
 (one per family) instead of the VIP; a VIP without the option keeps the VIP
-as the hairpin source, even when it shares that backend (since OVN 21.03)."""
+as the hairpin source, even when it shares that server (since OVN 21.03)."""
 
 import ipaddress
 
@@ -37,14 +37,14 @@ def hairpin_option(topo) -> dict[str, str]:
 
 
 def self_balanced(ovn_lab, ovn_hub, lb, placement, me, other, hairpin_source, label, count=60):
-    """From backend `me` to `lb`: every connection served, both backends
+    """From server `me` to `lb`: every connection served, both servers
     used; `me` sees `hairpin_source`, `other` sees `me`'s own address."""
     results = ovn_hub.fresh(me.vm, lb.vip, lb.port, count)
     assert all(r.ok for r in results) and checks.tally(results).keys() == {
-        me.target, other.target}, f"{label}: connections failed or a backend unused: " + (
+        me.target, other.target}, f"{label}: connections failed or a server unused: " + (
         checks.context(lb, placement, me.vm, f"every connection served, by "
                        f"{sorted([me.target, other.target])}", results, ovn_lab))
-    seen = checks.peers_by_backend(results)
+    seen = checks.peers_by_server(results)
     expected = {me.target: {hairpin_source}, other.target: {me.ip}}
     record.current().sources(seen, expected, label=label, client=me.vm)
     return seen, expected, results
@@ -53,20 +53,20 @@ def self_balanced(ovn_lab, ovn_hub, lb, placement, me, other, hairpin_source, la
 @pytest.mark.ovnlb(needs=("hairpin_snat_ip",))
 def test_hairpin_snat_ip_replaces_the_vip(ovn_lab, ovn_lbs, ovn_hub, roles, placement,
                                           family, control):
-    """A backend connects to its own VIP on its own switch, the VIP with
+    """A server connects to its own VIP on its own switch, the VIP with
     hairpin_snat_ip: balanced to itself it sees the configured address of
-    its family, not the VIP; the other backend sees its real address.
+    its family, not the VIP; the other server sees its real address.
     Control first: it reaches both servers at their own addresses."""
-    backends = ovn_lbs.servers(2)
-    me, other = backends
-    control(me.vm, backends)
+    servers = ovn_lbs.servers(2)
+    me, other = servers
+    control(me.vm, servers)
     option = hairpin_option(ovn_lab.topology)
     hairpin = spare_addresses(ovn_lab.topology, family, 1)[0]
-    lb = ovn_lbs(backends, attach_to=[roles.server_switch], options=option)
+    lb = ovn_lbs(servers, attach_to=[roles.server_switch], options=option)
     seen, expected, results = self_balanced(ovn_lab, ovn_hub, lb, placement, me, other, hairpin,
                                             f"hairpin_snat_ip={option['hairpin_snat_ip']}")
     assert seen == expected, (
-        f"with hairpin_snat_ip={option['hairpin_snat_ip']}, expected sources per backend "
+        f"with hairpin_snat_ip={option['hairpin_snat_ip']}, expected sources per server "
         "differ: " + checks.context(lb, placement, me.vm, f"sources {expected}",
                                     f"sources {seen}; {checks.summary(results)}", ovn_lab))
 
@@ -74,24 +74,24 @@ def test_hairpin_snat_ip_replaces_the_vip(ovn_lab, ovn_lbs, ovn_hub, roles, plac
 @pytest.mark.ovnlb(needs=("hairpin_snat_ip",))
 def test_hairpin_snat_ip_is_per_vip(ovn_lab, ovn_lbs, ovn_hub, roles, placement,
                                     family, control):
-    """Two VIPs on the backends' switch share both backends, the first with
-    hairpin_snat_ip, the second without.  From one backend, each VIP serves
-    it (and the other backend); balanced to itself it sees the configured
+    """Two VIPs on the servers' switch share both servers, the first with
+    hairpin_snat_ip, the second without.  From one server, each VIP serves
+    it (and the other server); balanced to itself it sees the configured
     address through the first VIP and the second VIP's own address through
     the second.  Control first: it reaches both servers at their own
     addresses."""
-    backends = ovn_lbs.servers(2)
-    me, other = backends
-    control(me.vm, backends)
+    servers = ovn_lbs.servers(2)
+    me, other = servers
+    control(me.vm, servers)
     option = hairpin_option(ovn_lab.topology)
     hairpin, second_vip = spare_addresses(ovn_lab.topology, family, 2)
-    first = ovn_lbs(backends, attach_to=[roles.server_switch], options=option)
-    second = ovn_lbs(backends, vip=second_vip, attach_to=[roles.server_switch])
+    first = ovn_lbs(servers, attach_to=[roles.server_switch], options=option)
+    second = ovn_lbs(servers, vip=second_vip, attach_to=[roles.server_switch])
     for lb, source, label in ((first, hairpin, "the VIP with hairpin_snat_ip"),
                               (second, second_vip, "the VIP without hairpin_snat_ip")):
         seen, expected, results = self_balanced(ovn_lab, ovn_hub, lb, placement, me, other,
                                                 source, label)
         assert seen == expected, (
-            f"{label}, sharing {me.target} with another VIP: expected sources per backend "
+            f"{label}, sharing {me.target} with another VIP: expected sources per server "
             "differ: " + checks.context(lb, placement, me.vm, f"sources {expected}",
                                         f"sources {seen}; {checks.summary(results)}", ovn_lab))

@@ -1,6 +1,6 @@
 """With a health check (Load_Balancer_Health_Check for the VIP, and
-`ip_port_mappings` naming each backend's logical port and a probe source
-address on its switch), ovn-controller probes every backend; one whose server
+`ip_port_mappings` naming each server's logical port and a probe source
+address on its switch), ovn-controller probes every server; one whose server
 is stopped is marked offline in the Southbound Service_Monitor table and taken
 out of the rotation, so every new connection succeeds on the others; once its
 server is back it is marked online and gets new connections again.  Pairs
@@ -25,11 +25,11 @@ def wait(sb, names, wanted, why):
 
 
 @pytest.mark.ovnlb(needs=("health_check",))
-def test_health_check_takes_dead_backend_out_and_back(ovn_lbs, ovn_hub, ovn_lab, ovn_sb,
+def test_health_check_takes_dead_server_out_and_back(ovn_lbs, ovn_hub, ovn_lab, ovn_sb,
                                                      client_node, placement):
-    backends = ovn_lbs.servers(2)
-    dead, alive = backends
-    lb = ovn_lbs(backends, health_check=HEALTH_CHECK)
+    servers = ovn_lbs.servers(2)
+    dead, alive = servers
+    lb = ovn_lbs(servers, health_check=HEALTH_CHECK)
     node = client_node("internal")
     where = f"{lb.vip_key} on {'/'.join(lb.attached)} ({ovn_lab.summary})"
 
@@ -38,7 +38,7 @@ def test_health_check_takes_dead_backend_out_and_back(ovn_lbs, ovn_hub, ovn_lab,
     ovn_lbs.sync()
     before = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES)
     assert all(r.ok for r in before) and set(checks.tally(before)) == set(lb.targets), (
-        "both backends online: " + checks.context(
+        "both servers online: " + checks.context(
             lb, placement, node, "every connection served, by both", before, ovn_lab))
 
     ovn_hub.stop(dead)

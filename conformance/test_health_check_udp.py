@@ -1,5 +1,5 @@
-"""Health checks of UDP backends: ovn-controller sends each backend of a
-UDP VIP a datagram now and then; a backend whose port answers it with ICMP
+"""Health checks of UDP servers: ovn-controller sends each server of a
+UDP VIP a datagram now and then; a server whose port answers it with ICMP
 port unreachable (its server stopped) is marked offline in the Southbound
 Service_Monitor table and taken out of the rotation, one that stays silent
 for the probe's timeout is online (ovn-controller's pinctrl: UDP has no
@@ -7,7 +7,7 @@ handshake to wait for).  Pairs with test_health_check.py (TCP).
 
 Both placements, and both families in each run: one dual-stack row, an
 IPv4 and an IPv6 VIP over the same servers (a server listens on both), each
-VIP with its health check.  Every backend address has its own monitor, so
+VIP with its health check.  Every server address has its own monitor, so
 one stop and restart of a server shows both families; a UDP monitor needs
 a probe's timeout and an interval to turn online, which makes this the
 cheaper way to see both (ovn-northd builds the gateway router's and the
@@ -47,7 +47,7 @@ def dual_stack_lbs(ovn_lab, ovn_hub, placement):
 
 
 @pytest.mark.ovnlb(proves=("health_check", "ipv6_vips",), needs=("udp_health_check",))
-def test_udp_health_check_takes_dead_backend_out_and_back(dual_stack_lbs, ovn_hub, ovn_lab,
+def test_udp_health_check_takes_dead_server_out_and_back(dual_stack_lbs, ovn_hub, ovn_lab,
                                                          ovn_sb, client_node,
                                                          placement):
     """Both servers up: the four monitors online, and UDP flows to each VIP

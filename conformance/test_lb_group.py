@@ -10,8 +10,8 @@ from pytest_ovnlb.verdicts import checks
 
 
 def served(ovn_lab, ovn_hub, lb, placement, node, how, count=40):
-    """`count` new connections from `node`, each served, every backend used;
-    the source addresses each backend saw."""
+    """`count` new connections from `node`, each served, every server used;
+    the source addresses each server saw."""
     results = ovn_hub.fresh(node, lb.vip, lb.port, count, timeout=2.0)
     return checks.served(results, lb, placement, node, ovn_lab, how)
 
@@ -30,8 +30,8 @@ def test_lb_group_serves_like_direct_attachment(ovn_lab, ovn_lbs, ovn_hub, clien
                                                 placement):
     """The same servers behind two VIPs, one load balancer attached to the
     datapath directly, the other through a Load_Balancer_Group: each serves
-    every connection of the same client, each uses every backend, and the
-    backends see the same source addresses through both."""
+    every connection of the same client, each uses every server, and the
+    servers see the same source addresses through both."""
     node = client_node("internal")
     servers = ovn_lbs.servers(2)
     direct = ovn_lbs(servers)
@@ -40,7 +40,7 @@ def test_lb_group_serves_like_direct_attachment(ovn_lab, ovn_lbs, ovn_hub, clien
     grouped_seen = served(ovn_lab, ovn_hub, grouped, placement, node,
                           f"through Load_Balancer_Group {grouped.group}")
     assert grouped_seen == direct_seen, (
-        f"through Load_Balancer_Group {grouped.group}, backends saw other sources than "
+        f"through Load_Balancer_Group {grouped.group}, servers saw other sources than "
         f"attached directly: " + checks.context(
             grouped, placement, node, f"sources {direct_seen} (as attached directly)",
             f"sources {grouped_seen}", ovn_lab))

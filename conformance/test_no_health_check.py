@@ -1,4 +1,4 @@
-"""Without a health check OVN keeps balancing to a backend whose server is
+"""Without a health check OVN keeps balancing to a server whose server is
 down: about its share of new connections is refused, the rest succeed."""
 
 import pytest
@@ -8,18 +8,18 @@ from pytest_ovnlb.verdicts import checks
 
 
 @pytest.mark.ovnlb(proves=("distribution",))
-def test_dead_backend_keeps_its_share_as_refusals(ovn_lbs, ovn_hub, ovn_lab, client_node,
+def test_dead_server_keeps_its_share_as_refusals(ovn_lbs, ovn_hub, ovn_lab, client_node,
                                                   placement, samples):
-    backends = ovn_lbs.servers(2)
-    lb = ovn_lbs(backends)
-    dead, alive = backends
+    servers = ovn_lbs.servers(2)
+    lb = ovn_lbs(servers)
+    dead, alive = servers
     node = client_node("internal")
     # Control: with both servers up the same client is served by both, so
     # refusals later can only come from the stopped server.
     before = ovn_hub.fresh(node, lb.vip, lb.port, 50)
     assert all(r.ok for r in before) and checks.tally(before).keys() == set(lb.targets), (
         "control failed, both servers up: " + checks.context(
-            lb, placement, node, "every connection served, by both backends", before, ovn_lab))
+            lb, placement, node, "every connection served, by both servers", before, ovn_lab))
     shares = checks.dp_hash_shares(lb.targets, ovn_lab.versions.ovs)
     ovn_hub.stop(dead)
     expected = {"error:refused": shares[dead.target], alive.target: shares[alive.target]}

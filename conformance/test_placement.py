@@ -2,7 +2,7 @@
 
 A switch load balancer acts on traffic entering the switch from VIF ports,
 never on traffic arriving from a router port, so one placed only on the
-backends' switch does not serve clients routed in from another switch.
+servers' switch does not serve clients routed in from another switch.
 
 A distributed router with a distributed gateway port balances only on the
 gateway chassis (its DNAT flows match `is_chassis_resident` of the gateway
@@ -22,7 +22,7 @@ def test_lb_on_client_switch_serves_client(ovn_lab, ovn_lbs, ovn_hub, roles, cli
     node = client_node("internal")
     results = ovn_hub.fresh(node, lb.vip, lb.port, 60)
     assert all(r.ok for r in results) and {r.target for r in results} == set(lb.targets), (
-        "connections failed or a backend unused: " + checks.context(
+        "connections failed or a server unused: " + checks.context(
             lb, placement, node, f"every connection served, by {sorted(lb.targets)}",
             results, ovn_lab))
 
@@ -59,12 +59,12 @@ def test_server_switch_lb_ignores_traffic_from_router_port(ovn_lab, ovn_lbs, ovn
                                                            control):
     """Route the VIP into the server switch, towards the first backend: the
     client's SYNs arrive there with the VIP still as destination (not
-    translated), and no backend accepts them."""
-    backends = ovn_lbs.servers(2)
+    translated), and no server accepts them."""
+    servers = ovn_lbs.servers(2)
     node = client_node("internal")
-    control(node, backends)  # the routed path to the servers works
-    lb = ovn_lbs(backends, attach_to=[roles.server_switch])
-    gateway_vm = backends[0]
+    control(node, servers)  # the routed path to the servers works
+    lb = ovn_lbs(servers, attach_to=[roles.server_switch])
+    gateway_vm = servers[0]
     nb = ovn_lab.nb
     prefix = f"{lb.vip}/{32 if family == 4 else 128}"
     router = ovn_lab.names.nb(roles.distributed_router)
@@ -74,8 +74,8 @@ def test_server_switch_lb_ignores_traffic_from_router_port(ovn_lab, ovn_lbs, ovn
     ovn_lbs.sync()
 
     source = ovn_lbs.address(node)
-    with ovn_hub.agent(backends[0].vm).capture("tcp", dport=lb.port) as first, \
-            ovn_hub.agent(backends[1].vm).capture("tcp", dport=lb.port) as second:
+    with ovn_hub.agent(servers[0].vm).capture("tcp", dport=lb.port) as first, \
+            ovn_hub.agent(servers[1].vm).capture("tcp", dport=lb.port) as second:
         results = ovn_hub.fresh(node, lb.vip, lb.port, 4, timeout=1.5)
     arrived = [p for p in first.packets if p.direction == "in" and "S" in p.flags]
     assert checks.tally(results) == {"error:timeout": 4}, (
@@ -97,7 +97,7 @@ def test_gateway_port_lb_serves_only_what_enters_through_it(ovn_lab, ovn_lbs, ov
     addresses, and the external client is served through the gateway port.
     Then the internal client, whose traffic reaches the router from inside
     on another chassis than the gateway chassis, gets no translation: its
-    SYNs to the VIP time out and none reaches a backend, translated or not."""
+    SYNs to the VIP time out and none reaches a server, translated or not."""
     topo = ovn_lab.topology
     gateway = next(p.gateway_chassis for p in topo.router(roles.dgp_router).ports
                    if p.gateway_chassis)

@@ -1,7 +1,7 @@
-"""The source address backends see when the gateway router is told to
+"""The source address servers see when the gateway router is told to
 SNAT load-balanced traffic: `options:lb_force_snat_ip` on the router (an
 address per family, or `router_ip`: the address of the router port that
-leads to the backends) applies to every client, the external one on the
+leads to the servers) applies to every client, the external one on the
 router's own network included; a load balancer with `options:skip_snat=true`
 is exempt from it while another one on the same router is not."""
 
@@ -72,19 +72,19 @@ def sources(ovn_lab, ovn_hub, lb, placement, node, how, count=30) -> dict[str, s
 
 
 def default_sources(ovn_lab, ovn_lbs, ovn_hub, lb, placement, node, role) -> None:
-    """Control, before the router's option is set: the backends see the
+    """Control, before the router's option is set: the servers see the
     internal client as the router's SNAT address and the external one as
     itself.  It also has the gateway router learn the external client's
     MAC address first: with lb_force_snat_ip, the SYN-ACK of a connection
     for which the router must still resolve the client is dropped, and the
-    client's retransmitted SYN then reaches the backend without the forced
+    client's retransmitted SYN then reaches the server without the forced
     SNAT, so that connection is reset (seen with OVN 23.03 and 26.03 on the
     userspace datapath)."""
     expected = ovn_lbs.snat_ip if role == "internal" else ovn_lbs.address(node)
     label = f"control, without the option, {role} client"
     seen = sources(ovn_lab, ovn_hub, lb, placement, node, label, count=16)
     assert_seen_as(ovn_lab, lb, placement, node, seen, expected,
-                   f"control failed: before the option, backends should see the {role} "
+                   f"control failed: before the option, servers should see the {role} "
                    f"client {node} as {expected}", label)
 
 
@@ -92,14 +92,14 @@ def assert_seen_as(ovn_lab, lb, placement, node, seen, expected: str, why: str,
                    label: str) -> None:
     record.current().sources(seen, {b: [expected] for b in seen}, label=label, client=node)
     assert all(peers == {expected} for peers in seen.values()), (
-        f"{why}: " + checks.context(lb, placement, node, f"source {expected} at every backend",
+        f"{why}: " + checks.context(lb, placement, node, f"source {expected} at every server",
                                     f"sources {seen}", ovn_lab))
 
 
 @pytest.mark.ovnlb(needs=("lb_force_snat_ip",))
 def test_lb_force_snat_ip_for_every_client(ovn_lab, ovn_lbs, ovn_hub, roles, client_node,
                                            router_option, placement, family):
-    """lb_force_snat_ip with an IPv4 and an IPv6 address: the backends see
+    """lb_force_snat_ip with an IPv4 and an IPv6 address: the servers see
     the address of their family, for the internal client (instead of the
     router's SNAT address) and for the external one (instead of its own).
     Control first: before the option, each client is seen as it would be
@@ -116,14 +116,14 @@ def test_lb_force_snat_ip_for_every_client(ovn_lab, ovn_lbs, ovn_hub, roles, cli
         label = f"lb_force_snat_ip, {role} client"
         seen = sources(ovn_lab, ovn_hub, lb, placement, node, label)
         assert_seen_as(ovn_lab, lb, placement, node, seen, forced[family],
-                       f"with lb_force_snat_ip={forced[family]}, backends should see the "
+                       f"with lb_force_snat_ip={forced[family]}, servers should see the "
                        f"{role} client {node} as that address", label)
 
 
 @pytest.mark.ovnlb(needs=("lb_force_snat_router_ip",))
-def test_lb_force_snat_router_ip_is_the_port_towards_the_backends(
+def test_lb_force_snat_router_ip_is_the_port_towards_the_servers(
         ovn_lab, ovn_lbs, ovn_hub, roles, client_node, router_option, placement):
-    """lb_force_snat_ip=router_ip: the backends see the address of the
+    """lb_force_snat_ip=router_ip: the servers see the address of the
     gateway router's port that leads to them (edge1's transit port in the
     lab), from the internal and from the external client.  Control first:
     before the option, each client is seen as it would be without it."""
@@ -137,7 +137,7 @@ def test_lb_force_snat_router_ip_is_the_port_towards_the_backends(
         label = f"lb_force_snat_ip=router_ip, {role} client"
         seen = sources(ovn_lab, ovn_hub, lb, placement, node, label)
         assert_seen_as(ovn_lab, lb, placement, node, seen, expected,
-                       f"with lb_force_snat_ip=router_ip, backends should see the {role} "
+                       f"with lb_force_snat_ip=router_ip, servers should see the {role} "
                        f"client {node} as {roles.gateway_router}'s port towards them", label)
 
 
@@ -146,7 +146,7 @@ def test_skip_snat_exempts_one_load_balancer(ovn_lab, ovn_lbs, ovn_hub, roles, c
                                              router_option, placement, family):
     """Two load balancers on the gateway router, which gets lb_force_snat_ip:
     the plain one is force-SNATed (control, after a control without the
-    option), the one with skip_snat=true is not: its backends see the
+    option), the one with skip_snat=true is not: its servers see the
     external client's own address."""
     forced = force_snat_ips(ovn_lab.topology)
     node = client_node("external")
@@ -162,5 +162,5 @@ def test_skip_snat_exempts_one_load_balancer(ovn_lab, ovn_lbs, ovn_hub, roles, c
     seen = sources(ovn_lab, ovn_hub, skipped, placement, node, "skip_snat=true")
     own = ovn_lbs.address(node)
     assert_seen_as(ovn_lab, skipped, placement, node, seen, own,
-                   f"with skip_snat=true, backends should see the external client {node} "
+                   f"with skip_snat=true, servers should see the external client {node} "
                    "as its own address, not the router's lb_force_snat_ip", "skip_snat=true")

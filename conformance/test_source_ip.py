@@ -58,7 +58,7 @@ def test_switch_lb_keeps_client_address(ovn_case):
 
 @pytest.mark.ovnlb(proves=("source_ip",))
 @pytest.mark.ovnlb(proves=("switch_self_hairpin",), placement="switch")
-def test_backend_reaching_the_vip(ovn_case, control):
+def test_server_reaching_the_vip(ovn_case, control):
     """A server connects to its own VIP.  Through the gateway router it is
     SNATed like any inside client.  On its own switch, OVN hairpins: when it
     is picked itself it sees the VIP as source (since OVN 20.03), otherwise
@@ -75,7 +75,7 @@ def test_backend_reaching_the_vip(ovn_case, control):
     expected = ({me.target: {snat}, other.target: {snat}} if routed else
                 {me.target: {lb.vip}, other.target: {me.ip}} if hairpin else
                 {other.target: {me.ip}})
-    ovn_case.expect_sources(lb, me.vm, checks.peers_by_backend(results), expected,
+    ovn_case.expect_sources(lb, me.vm, checks.peers_by_server(results), expected,
                             "expected sources per server differ")
     if hairpin:
         ovn_case.expect_served(results, lb, me.vm)

@@ -18,7 +18,7 @@ def test_stateless_acls_need_the_switch_option_to_keep_balancing(
         ovn_lab, ovn_lbs, ovn_hub, roles, client_node, placement):
     """The load balancer on the client's switch serves (the control); with
     allow-stateless ACLs on that switch no connection is served; with the
-    switch's enable-stateless-acl-with-lb as well, every backend serves again."""
+    switch's enable-stateless-acl-with-lb as well, every server serves again."""
     node = client_node("internal")
     lb = ovn_lbs(ovn_lbs.servers(2))
     checks.served(ovn_hub.fresh(node, lb.vip, lb.port, 16), lb, placement, node, ovn_lab,

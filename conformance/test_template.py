@@ -1,8 +1,8 @@
 """Template load balancers (options:template=true, since OVN 22.12.0): one
-Northbound row whose VIP and backends are template variables, "^VIP:PORT"
+Northbound row whose VIP and servers are template variables, "^VIP:PORT"
 over "^BACKENDS", which each chassis's ovn-controller resolves from its own
 Chassis_Template_Var row.  So one load balancer sends each chassis's
-clients to that chassis's backends: through a switch the client's chassis
+clients to that chassis's servers: through a switch the client's chassis
 resolves them (the switch's load balancing runs where the client's port
 is), through a gateway router the router's chassis does, whoever the
 client.

@@ -110,7 +110,7 @@ def routes_to(lab, router: str, vip: str) -> list[str]:
 def test_add_route_gives_neighbour_routers_a_route_to_the_vip(ovn_lab, ovn_lbs, ovn_hub, ovn_sb,
                                                               roles, client_node,
                                                               placement):
-    """A VIP on the gateway router, chosen inside the backends' subnet:
+    """A VIP on the gateway router, chosen inside the servers' subnet:
     the distributed router between client and gateway router delivers it
     on that subnet, where nothing has it, so connections time out, and it
     has no route for it.  With add_route=true it gets a /32 route to the VIP

@@ -1,6 +1,6 @@
-"""A VIP without a port (vips key "IP", backends "IP,IP"): OVN balances
+"""A VIP without a port (vips key "IP", servers "IP,IP"): OVN balances
 every destination port of the VIP, translating only the address, so a
-connection reaches the same port on the backend it is balanced to."""
+connection reaches the same port on the server it is balanced to."""
 
 import pytest
 
@@ -12,10 +12,10 @@ from pytest_ovnlb.verdicts import checks
 @pytest.mark.ovnlb(needs=("ipv6_vips",), family="ipv6")
 def test_vip_without_port_keeps_every_destination_port(ovn_lab, ovn_lbs, ovn_hub, client_node,
                                                        placement, family):
-    """Servers listen on two ports of each backend; the VIP has no port.
+    """Servers listen on two ports of each server; the VIP has no port.
     Connections to each of the two ports of the VIP are all served, by
-    every backend, and always by the server on that same port."""
-    servers = ovn_lbs.servers(4)  # two ports on each backend VM
+    every server, and always by the server on that same port."""
+    servers = ovn_lbs.servers(4)  # two ports on each server VM
     lb = ovn_lbs(servers, ports=False)
     node = client_node("internal")
     ports = sorted({s.port for s in servers})

@@ -72,7 +72,9 @@ class Case:
         family = family or self.family
         if node == self.roles.internal_client and self.where.internal_source == "snat":
             return self.roles.snat_ip(family)
-        return self.lab.topology.address(node, family)
+        # the address the client's kernel picks towards this placement's VIP
+        return self.lab.topology.address(node, family,
+                                         toward=self.roles.vip(self.placement, family))
 
     # --- the expectations -------------------------------------------------
     def message(self, what: str, lb, node: str, expected, observed) -> str:
@@ -80,7 +82,7 @@ class Case:
                                             self.lab)
 
     def expect_served(self, results: Sequence[Result], lb, node: str,
-                      by: str | None = None, what: str = "connections failed or a backend "
+                      by: str | None = None, what: str = "connections failed or a server "
                       "unused") -> dict[str, set[str]]:
         """Every connection answered, every server of `lb` used (or, with
         `by`, all by that one target); returns the sources each server saw."""
@@ -89,7 +91,7 @@ class Case:
         expected = (f"every connection served by {by}" if by else
                     f"every connection served, by {sorted(lb.targets)}")
         assert ok, self.message(what, lb, node, expected, results)
-        return checks.peers_by_backend(results)
+        return checks.peers_by_server(results)
 
     def expect_sources(self, lb, node: str, seen: dict[str, set[str]],
                        expected: dict[str, set[str]], what: str) -> None:

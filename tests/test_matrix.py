@@ -43,13 +43,13 @@ def synthetic(ovn, ovs, broken=False):
                    measurements=[bad if broken else good]),
         TestRecord("conformance/test_stickiness.py::test_keepalive_requests_all_reach_one_"
                    "backend[router]", meta={"file": "test_stickiness.py", "function":
-                                            "test_keepalive_requests_all_reach_one_backend",
+                                            "test_keepalive_requests_all_reach_one_server",
                                             "placement": "router", "params": {},
                                             "features": ["stickiness", "gateway_router_lb"]}),
         TestRecord("conformance/test_options.py::test_affinity_timeout_keeps_a_client_on_its_"
                    "backend[switch]", outcome="skipped", reason="OVN predates 22.12.0",
                    meta={"file": "test_options.py",
-                         "function": "test_affinity_timeout_keeps_a_client_on_its_backend",
+                         "function": "test_affinity_timeout_keeps_a_client_on_its_server",
                          "placement": "switch", "params": {},
                          "features": ["affinity_timeout", "switch_lb"]}),
     ]

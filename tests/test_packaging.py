@@ -22,7 +22,7 @@ from pytest_ovnlb.reporting import report
 ROOT = Path(__file__).resolve().parent.parent
 AUTOPKGTEST = ROOT / "ci" / "debian" / "tests"
 BIN = Path(sys.executable).parent
-KEEPALIVE = "test_stickiness.py::test_keepalive_requests_all_reach_one_backend"
+KEEPALIVE = "test_stickiness.py::test_keepalive_requests_all_reach_one_server"
 
 
 def autopkgtest(tests_dir: Path, artifacts: Path, *user, args="-m ipv4 -k stickiness"):

@@ -159,7 +159,7 @@ def test_unknown_topology_is_one_line_usage_error(pytester):
 def test_unknown_backend_is_usage_error(pytester):
     result = pytester.runpytest("--ovn-backend=cloud")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*unknown backend 'cloud' (available: netns, fake-multinode)*"])
+    result.stderr.fnmatch_lines(["*unknown server 'cloud' (available: netns, fake-multinode)*"])
 
 
 def test_missing_ovn_is_one_line_usage_error(pytester, monkeypatch):
@@ -256,7 +256,7 @@ def _every_lb(body: str) -> str:
 def break_every_lb(monkeypatch):
     from pytest_ovnlb.traffic.harness import LoadBalancers
     create = LoadBalancers.__call__
-    def broken(self, backends, **kw):
+    def broken(self, servers, **kw):
 {body}
     monkeypatch.setattr(LoadBalancers, "__call__", broken)
 """
@@ -313,19 +313,19 @@ def rotate_chassis(monkeypatch):
     "neighbor_responder_ignored": (None, _option_ignored("neighbor_responder")),
     # options:add_route is ignored: neighbour routers get no route to the VIP.
     "add_route_ignored": (None, _option_ignored("add_route")),
-    # options:ct_flush is ignored: a removed backend keeps its connections
+    # options:ct_flush is ignored: a removed server keeps its connections
     # (switch only: on a router it needs a newer OVN than the default here).
     "ct_flush_ignored": ("switch", _option_ignored("ct_flush")),
     # An SCTP load balancer made for TCP: SCTP to the VIP is not translated.
     "sctp_as_tcp": (None, _every_lb("""
         if kw.get("protocol") != "sctp":
-            return create(self, backends, **kw)
-        self.hub.serve(backends, "sctp")
-        return create(self, backends, **{**kw, "protocol": "tcp", "serve": False})""")),
+            return create(self, servers, **kw)
+        self.hub.serve(servers, "sctp")
+        return create(self, servers, **{**kw, "protocol": "tcp", "serve": False})""")),
     # A load balancer put in a Load_Balancer_Group whose group never reaches
     # the datapath: as if the group were ignored.
     "lb_group_not_attached": (None, _every_lb("""
-        lb = create(self, backends, **kw)
+        lb = create(self, servers, **kw)
         if lb.group:
             from pytest_ovnlb.engine.logical import drop_references
             nb = self.lab.nb
@@ -337,7 +337,7 @@ def rotate_chassis(monkeypatch):
     # A grouped load balancer also applied directly, as if the datapath kept
     # it: detaching the group (or emptying it) changes nothing.
     "lb_group_member_also_direct": (None, _every_lb("""
-        lb = create(self, backends, **kw)
+        lb = create(self, servers, **kw)
         if lb.group:
             api, routers = self.lab.nb.api, {r.name for r in self.lab.topology.routers}
             for datapath in lb.attached:
@@ -359,7 +359,7 @@ def ignore_lb_force_snat_ip(ovn_lab, monkeypatch):
     monkeypatch.setattr(api, "db_set", broken)
 """),
     # lb_force_snat_ip=router_ip SNATs to the router's external port, whatever
-    # port leads to the backends.
+    # port leads to the servers.
     "router_ip_as_external_port": (None, """
 @pytest.fixture(autouse=True)
 def router_ip_external(ovn_lab, monkeypatch):
@@ -376,12 +376,12 @@ def router_ip_external(ovn_lab, monkeypatch):
     # options:skip_snat is ignored: the router's lb_force_snat_ip applies.
     "skip_snat_ignored": (None, _every_lb("""
         kw["options"] = {k: v for k, v in (kw.get("options") or {}).items() if k != "skip_snat"}
-        return create(self, backends, **kw)""")),
-    # options:hairpin_snat_ip is ignored: a self-balanced backend sees the VIP.
+        return create(self, servers, **kw)""")),
+    # options:hairpin_snat_ip is ignored: a self-balanced server sees the VIP.
     "hairpin_snat_ip_ignored": ("switch", _every_lb("""
         kw["options"] = {k: v for k, v in (kw.get("options") or {}).items()
                          if k != "hairpin_snat_ip"}
-        return create(self, backends, **kw)""")),
+        return create(self, servers, **kw)""")),
     # One load balancer's hairpin_snat_ip applies to every later VIP too.
     "hairpin_snat_ip_on_every_vip": ("switch", _every_lb("""
         hairpin = (kw.get("options") or {}).get("hairpin_snat_ip") or getattr(
@@ -389,14 +389,14 @@ def router_ip_external(ovn_lab, monkeypatch):
         if hairpin:
             self.hairpin = hairpin
             kw["options"] = {**(kw.get("options") or {}), "hairpin_snat_ip": hairpin}
-        return create(self, backends, **kw)""")),
+        return create(self, servers, **kw)""")),
     # A VIP without a port balances only one port (its first server's).
     "portless_vip_one_port": (None, _every_lb("""
-        lb = create(self, backends, **kw)
+        lb = create(self, servers, **kw)
         if kw.get("ports") is False:
             from pytest_ovnlb.traffic.harness import endpoint
-            port, api = backends[0].port, self.lab.nb.api
-            ips = list(dict.fromkeys(b.ip for b in backends))
+            port, api = servers[0].port, self.lab.nb.api
+            ips = list(dict.fromkeys(b.ip for b in servers))
             row = api.lb_get(lb.name).execute(check_error=True)
             with self.lab.nb.transaction() as txn:
                 txn.add(api.db_remove("Load_Balancer", row.uuid, "vips", lb.vip_key))
@@ -404,8 +404,8 @@ def router_ip_external(ovn_lab, monkeypatch):
                 txn.add(api.db_set("Load_Balancer", row.uuid, ("vips", vips)))
             self.sync()
         return lb""")),
-    # A dual-stack row's second VIP is balanced to its first backend only.
-    "second_vip_one_backend": (None, """
+    # A dual-stack row's second VIP is balanced to its first server only.
+    "second_vip_one_server": (None, """
 @pytest.fixture(autouse=True)
 def break_second_vip(monkeypatch):
     from pytest_ovnlb.traffic.harness import LoadBalancers
@@ -421,8 +421,8 @@ def break_second_vip(monkeypatch):
     monkeypatch.setattr(LoadBalancers, "add_vip", broken)
 """),
     # Every connection from one client to one backend: hash on the source only.
-    "one_backend": (None, _every_lb("""
-        lb = create(self, backends, **kw)
+    "one_server": (None, _every_lb("""
+        lb = create(self, servers, **kw)
         api = self.lab.nb.api
         row = api.lb_get(lb.name).execute(check_error=True)
         api.db_set("Load_Balancer", row.uuid, ("selection_fields", ["ip_src"])).execute(
@@ -446,7 +446,7 @@ def lose_connections(ovn_lab):
         for tool, *rule in rules:
             ovn_lab.run(vm, [tool, "-D", *rule], check=True)
 """),
-    # The gateway router forgets its SNAT: backends answer vm3 directly
+    # The gateway router forgets its SNAT: servers answer vm3 directly
     # through tenant1, bypassing edge1's un-DNAT, so connections fail.
     "no_snat": (None, """
 @pytest.fixture(autouse=True)
@@ -477,15 +477,15 @@ def snat_external(ovn_lab):
     "switch_vip_on_gateway_router": (None, _every_lb("""
         if self.placement == "switch" and kw.get("attach_to") is None:
             kw["attach_to"] = ["edge1"]
-        return create(self, backends, **kw)""")),
+        return create(self, servers, **kw)""")),
     # Hairpinned connections come from another address than the VIP.
     "no_hairpin": ("switch", _every_lb("""
         kw["options"] = {"hairpin_snat_ip": "172.16.255.140 fd00:10:1::140"}
-        return create(self, backends, **kw)""")),
-    # options:reject is ignored: connections to a VIP without backends hang.
+        return create(self, servers, **kw)""")),
+    # options:reject is ignored: connections to a VIP without servers hang.
     "reject_ignored": (None, _every_lb("""
         kw.pop("options", None)
-        return create(self, backends, **kw)""")),
+        return create(self, servers, **kw)""")),
     # Every lab interface at the underlay's MTU, as if no room were left for
     # the Geneve header: full-size packets are lost in the tunnels.
     "mtu_without_tunnel_room": ("tcp", """
@@ -498,28 +498,28 @@ def full_size_mtu(ovn_lab):
                 if link.get("IFLA_MTU") == ovn_lab.topology.mtu:
                     r.link("set", index=link["index"], mtu=ovn_lab.topology.underlay_mtu)
 """),
-    # A VIP without backends answers with a reset, as if options:reject were set.
+    # A VIP without servers answers with a reset, as if options:reject were set.
     "empty_lb_rejects": (None, _every_lb("""
         kw["options"] = {**(kw.get("options") or {}), "reject": "true"}
-        return create(self, backends, **kw)""")),
+        return create(self, servers, **kw)""")),
     # options:affinity_timeout is ignored: a client's connections spread.
     "affinity_ignored": (None, _every_lb("""
         kw.pop("options", None)
-        return create(self, backends, **kw)""")),
+        return create(self, servers, **kw)""")),
     # selection_fields is ignored: one client's connections spread.
     "selection_fields_ignored": (None, _every_lb("""
         kw.pop("selection_fields", None)
-        return create(self, backends, **kw)""")),
+        return create(self, servers, **kw)""")),
     # The switch load balancer also acts on the client's switch.
     "switch_lb_everywhere": (None, _every_lb("""
         kw["attach_to"] = ["inside", "dmz"]
-        return create(self, backends, **kw)""")),
+        return create(self, servers, **kw)""")),
     # A distributed router's load balancer also acts east-west: its VIP is
     # balanced on the client's switch as well, on every chassis.
     "dgp_lb_on_client_switch_too": ("dgp", _every_lb("""
         if self.placement == "dgp" and kw.get("attach_to") is None:
             kw["attach_to"] = ["dgp1", "inside"]
-        return create(self, backends, **kw)""")),
+        return create(self, servers, **kw)""")),
     # A distributed gateway port's load balancer proxied like a gateway
     # router's with forced SNAT: it lands on edge1 (which answers for the VIP,
     # inside its subnet) with lb_force_snat_ip=router_ip.
@@ -528,10 +528,10 @@ def full_size_mtu(ovn_lab):
 def proxy_dgp_lbs(monkeypatch, ovn_lab):
     from pytest_ovnlb.traffic.harness import LoadBalancers
     create = LoadBalancers.__call__
-    def proxied(self, backends, **kw):
+    def proxied(self, servers, **kw):
         if self.placement == "dgp" and kw.get("attach_to") is None:
             kw["attach_to"] = ["edge1"]
-        return create(self, backends, **kw)
+        return create(self, servers, **kw)
     monkeypatch.setattr(LoadBalancers, "__call__", proxied)
     api = ovn_lab.nb.api
     api.db_set("Logical_Router", "edge1", ("options", {"lb_force_snat_ip": "router_ip"})).execute(
@@ -562,12 +562,12 @@ def ignore_gateway_mtu(monkeypatch):
     "client_switch_lb_misplaced": (None, _every_lb("""
         if kw.get("attach_to") == ["inside"]:
             kw["attach_to"] = ["dmz"]
-        return create(self, backends, **kw)""")),
+        return create(self, servers, **kw)""")),
     # A health check that has no effect: no ip_port_mappings, so northd
     # makes no Service_Monitor and nothing is probed.
     # (switch only: every run waits out its timeouts; one placement shows the teeth)
     "health_check_unmapped": ("switch", _every_lb("""
-        lb = create(self, backends, **kw)
+        lb = create(self, servers, **kw)
         if kw.get("health_check") is not None:
             api = self.lab.nb.api
             row = api.lb_get(lb.name).execute(check_error=True)
@@ -575,7 +575,7 @@ def ignore_gateway_mtu(monkeypatch):
                 check_error=True)
             self.sync()
         return lb""")),
-    # A stopped server's backend is dropped from the VIP (as if a health
+    # A stopped server's server is dropped from the VIP (as if a health
     # check ran): nothing is refused any more.
     "stopped_backend_dropped": (None, _TRACKED.format(body="""
     stop = Hub.stop
@@ -585,7 +585,7 @@ def ignore_gateway_mtu(monkeypatch):
             for lb in list(lbs.created):
                 lbs.set_servers(lb, [s for s in lb.servers if s != server])
     monkeypatch.setattr(Hub, "stop", stop_and_drop)""")),
-    # Halfway through a keep-alive connection, its backend leaves the VIP and
+    # Halfway through a keep-alive connection, its server leaves the VIP and
     # conntrack is flushed: the established connection cannot stay.
     "pinned_backend_moved": (None, _TRACKED.format(body="""
     get = Session.get
@@ -610,50 +610,50 @@ TEETH = {
         "neighbor_responder_ignored", "neighbor_responder=(all|none): "),
     "test_add_route_gives_neighbour_routers_a_route_to_the_vip": (
         "add_route_ignored", "add_route=true gave .* no route"),
-    "test_ct_flush_ends_connections_of_a_removed_backend": (
+    "test_ct_flush_ends_connections_of_a_removed_server": (
         "ct_flush_ignored", "with ct_flush=true, .* should end its established connection"),
-    "test_udp_health_check_takes_dead_backend_out_and_back": (
+    "test_udp_health_check_takes_dead_server_out_and_back": (
         "health_check_unmapped", "UDP Service_Monitor status is"),
-    "test_sctp_associations_spread_over_backends": (
+    "test_sctp_associations_spread_over_servers": (
         "sctp_as_tcp", "SCTP associations to the VIP"),
     "test_lb_group_serves_like_direct_attachment": (
         "lb_group_not_attached", "through Load_Balancer_Group .*: connections failed"),
     "test_lb_group_detached_stops_serving": (
         "lb_group_member_also_direct", "the VIP still answered"),
     "test_lb_force_snat_ip_for_every_client": (
-        "lb_force_snat_ip_ignored", "with lb_force_snat_ip=.*, backends should see"),
-    "test_lb_force_snat_router_ip_is_the_port_towards_the_backends": (
+        "lb_force_snat_ip_ignored", "with lb_force_snat_ip=.*, servers should see"),
+    "test_lb_force_snat_router_ip_is_the_port_towards_the_servers": (
         "router_ip_as_external_port", "port towards them"),
     "test_skip_snat_exempts_one_load_balancer": (
-        "skip_snat_ignored", "with skip_snat=true, backends should see"),
+        "skip_snat_ignored", "with skip_snat=true, servers should see"),
     "test_hairpin_snat_ip_replaces_the_vip": (
-        "hairpin_snat_ip_ignored", "with hairpin_snat_ip=.*expected sources per backend"),
+        "hairpin_snat_ip_ignored", "with hairpin_snat_ip=.*expected sources per server"),
     "test_hairpin_snat_ip_is_per_vip": (
         "hairpin_snat_ip_on_every_vip", "the VIP without hairpin_snat_ip, sharing"),
     "test_vip_without_port_keeps_every_destination_port": (
         "portless_vip_one_port", "of a VIP without a port"),
     "test_both_vips_of_one_load_balancer_behave_alike": (
-        "second_vip_one_backend", "VIP of a dual-stack load balancer"),
-    "test_gateway_router_spreads_new_connections": ("one_backend", "NOT consistent"),
+        "second_vip_one_server", "VIP of a dual-stack load balancer"),
+    "test_gateway_router_spreads_new_connections": ("one_server", "NOT consistent"),
     "test_client_switch_spreads_new_connections": (
         "connections_lost", r"AssertionError: lost \d+ of \d+ connections \(timeout \d+\): "
         r"more than a 1 % loss rate explains \(p<?=.*\): VIP "),
-    "test_udp_flows_spread_over_backends": ("one_backend", "NOT consistent"),
-    "test_health_check_takes_dead_backend_out_and_back": (
+    "test_udp_flows_spread_over_servers": ("one_server", "NOT consistent"),
+    "test_health_check_takes_dead_server_out_and_back": (
         "health_check_unmapped", "Service_Monitor status is"),
-    "test_dead_backend_keeps_its_share_as_refusals": (
+    "test_dead_server_keeps_its_share_as_refusals": (
         "stopped_backend_dropped", "its share should be refused"),
     "test_selection_fields_ip_src_pins_a_client": (
-        "selection_fields_ignored", "spread one client over backends"),
-    "test_reject_answers_a_vip_without_backends": ("reject_ignored", "reject=true"),
+        "selection_fields_ignored", "spread one client over servers"),
+    "test_reject_answers_a_vip_without_servers": ("reject_ignored", "reject=true"),
     "test_payloads_larger_than_the_mtu_cross_every_path": (
         "mtu_without_tunnel_room", "replies of \\d+ bytes more, larger than the MTU"),
-    "test_vip_without_backends_drops_its_connections": (
-        "empty_lb_rejects", "no backends and no reject option, so it should drop"),
-    "test_affinity_timeout_keeps_a_client_on_its_backend": (
-        "affinity_ignored", "should reach one backend"),
+    "test_vip_without_servers_drops_its_connections": (
+        "empty_lb_rejects", "no servers and no reject option, so it should drop"),
+    "test_affinity_timeout_keeps_a_client_on_its_server": (
+        "affinity_ignored", "should reach one server"),
     "test_lb_on_client_switch_serves_client": (
-        "client_switch_lb_misplaced", "connections failed or a backend unused"),
+        "client_switch_lb_misplaced", "connections failed or a server unused"),
     "test_lb_only_on_server_switch_does_not_serve_other_switch": (
         "switch_lb_everywhere", "answered a client"),
     "test_server_switch_lb_ignores_traffic_from_router_port": (
@@ -665,18 +665,18 @@ TEETH = {
         "dgp_lb_proxied", "should see the external client .* through the distributed gateway"),
     "test_gateway_port_lb_serves_only_what_enters_through_it": (
         "dgp_lb_on_client_switch_too", "on a chassis without the gateway port was answered"),
-    "test_gateway_port_spreads_external_clients": ("one_backend", "NOT consistent"),
+    "test_gateway_port_spreads_external_clients": ("one_server", "NOT consistent"),
     "test_stateless_acls_need_the_switch_option_to_keep_balancing": (
         "switch_config_ignored", "with enable-stateless-acl-with-lb=true beside stateless ACLs"),
     "test_gateway_mtu_teaches_a_server_behind_a_vip_the_path_mtu": (
         "gateway_mtu_ignored", r"with gateway_mtu=1300 on edge1's port to outside, vm\d "
                                r"should have been told the path MTU"),
     "test_switch_lb_keeps_client_address": ("switch_vip_on_gateway_router", "servers should see"),
-    "test_backend_reaching_the_vip": ("no_hairpin", "expected sources"),
-    "test_keepalive_requests_all_reach_one_backend": (
+    "test_server_reaching_the_vip": ("no_hairpin", "expected sources"),
+    "test_keepalive_requests_all_reach_one_server": (
         "pinned_backend_moved",
-        "requests failed|spread over backends|had to reconnect|more than one client port"),
-    "test_established_connection_survives_backend_list_changes": (
+        "requests failed|spread over servers|had to reconnect|more than one client port"),
+    "test_established_connection_survives_server_list_changes": (
         "pinned_backend_moved", "established connection moved"),
 }
 
@@ -883,7 +883,7 @@ def bound(timeout):
 s = bound(3)
 s.connect((va, pa))
 s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # keep-alive: the server keeps it open
-print("A", b'"backend"' in s.recv(4096), flush=True)
+print("A", b'"server"' in s.recv(4096), flush=True)
 sys.stdin.readline()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 s.close()  # a reset that cannot reach the server any more: the port is free here only
@@ -893,7 +893,7 @@ s = bound(2)
 try:
     s.connect((vb, pb))
     s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-    print("B", b'"backend"' in s.recv(4096), flush=True)
+    print("B", b'"server"' in s.recv(4096), flush=True)
 except OSError as e:
     print("B", repr(e), flush=True)
 """

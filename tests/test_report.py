@@ -49,13 +49,13 @@ SAMPLE = [
     rec("test_distribution.py::test_client_switch_spreads_new_connections[switch-5]",
         placement="switch", k="5",
         features=["distribution", "switch_lb", "ovs_dp_hash_4_slots_per_bucket"]),
-    rec("test_stickiness.py::test_keepalive_requests_all_reach_one_backend[router]",
+    rec("test_stickiness.py::test_keepalive_requests_all_reach_one_server[router]",
         placement="router", features=["stickiness", "gateway_router_lb"]),
     rec("test_source_ip.py::test_switch_lb_keeps_client_address[switch]", placement="switch",
         features=["source_ip", "switch_lb"]),
     rec("test_placement.py::test_lb_on_client_switch_serves_client[switch]", placement="switch",
         features=["placement", "switch_lb"]),
-    rec("test_options.py::test_affinity_timeout_keeps_a_client_on_its_backend[switch]",
+    rec("test_options.py::test_affinity_timeout_keeps_a_client_on_its_server[switch]",
         placement="switch", features=["affinity_timeout", "switch_lb"]),
 ]
 
@@ -71,7 +71,7 @@ def test_profiles_follow_the_gateway_api_rule():
     core = profile(data, "core")
     assert core["result"] == "partial" and feature(data, "core", "stickiness")["result"] == "partial"
     assert core["skippedTests"] == [{"id": "test_stickiness.py::test_keepalive_requests_all_"
-                                     "reach_one_backend[router]", "reason": "no reason needed"}]
+                                     "reach_one_server[router]", "reason": "no reason needed"}]
     failed = copy.deepcopy(skipped)
     failed[0].outcome, failed[0].message = "failed", "split wrong"
     failed[0].evidence = "/tmp/evidence/t0"

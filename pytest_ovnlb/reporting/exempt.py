@@ -1,8 +1,8 @@
 """Exemption files: tests a packager does not run, each with a reason.
 
     # comment
-    test_options.py::test_affinity_timeout_keeps_a_client_on_its_backend[switch]  flaky on our builders (#123)
-    test_health_check.py::test_health_check_takes_dead_backend_out_and_back  no probes on this datapath
+    test_options.py::test_affinity_timeout_keeps_a_client_on_its_server[switch]  flaky on our builders (#123)
+    test_health_check.py::test_health_check_takes_dead_server_out_and_back  no probes on this datapath
 
 One test per line: its stable id (`FILE::FUNCTION[PARAMS]`, or
 `FILE::FUNCTION` for every parametrization), whitespace, the reason.

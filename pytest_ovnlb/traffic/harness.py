@@ -1,4 +1,4 @@
-"""What a conformance test drives: web servers on backend VMs, clients in any
+"""What a conformance test drives: web servers on server VMs, clients in any
 node, and load balancers placed on a router or a switch.
 
 One `Hub` per lab keeps a traffic agent per node for the whole session;
@@ -70,7 +70,7 @@ class Hub:
         return self.agents[node]
 
     def servers(self, k: int, family: int = 4) -> list[Server]:
-        """k web servers spread over the backend VMs (vm1:8000, vm2:8000,
+        """k web servers spread over the server VMs (vm1:8000, vm2:8000,
         vm1:8001, ...) at their addresses of `family`: OVN balances over
         ip:port pairs, so k may exceed the number of VMs.  A server listens
         on both families, so one server is the same for both."""
@@ -81,7 +81,7 @@ class Hub:
                         base + i // len(vms)) for i in range(k)]
 
     def serve(self, servers: list[Server], proto: str = "tcp") -> None:
-        """Make sure each backend's server runs (an HTTP server for tcp)."""
+        """Make sure each server runs (an HTTP server for tcp)."""
         for b in servers:
             if (b.vm, b.port, proto) not in self.serving:
                 self.agent(b.vm).serve(b.port, proto=proto, name=b.vm)
@@ -186,7 +186,7 @@ class LoadBalancers:
         `health_check`: options of a Load_Balancer_Health_Check row for the
         VIP (interval, timeout, success_count, failure_count), whose `vip` is
         the VIP key as in `vips` ("IP:PORT"; northd ignores any other form);
-        with it, each backend is mapped in `ip_port_mappings` to its logical
+        with it, each server is mapped in `ip_port_mappings` to its logical
         port and a probe source address on its switch (`Topology.free_address`)."""
         names = self.lab.names
         check_family(vip or self.default_vip, servers)
@@ -203,9 +203,9 @@ class LoadBalancers:
                 columns["selection_fields"] = selection_fields
             if health_check is not None:
                 columns["ip_port_mappings"] = self.ip_port_mappings(lb.servers)
-            backends = ([b.endpoint for b in lb.servers] if ports
+            servers = ([b.endpoint for b in lb.servers] if ports
                         else list(dict.fromkeys(b.ip for b in lb.servers)))
-            txn.add(api.lb_add(lb.name, lb.vip_key, backends, protocol=protocol, **columns))
+            txn.add(api.lb_add(lb.name, lb.vip_key, servers, protocol=protocol, **columns))
         self.created.append(lb)
         if group:
             row = api.lb_get(lb.name).execute(check_error=True)
@@ -232,8 +232,8 @@ class LoadBalancers:
                 txn.add((api.lr_lb_add if router else api.ls_lb_add)(names.nb(datapath), lb.name))
 
     def ip_port_mappings(self, servers: list[Server]) -> dict[str, str]:
-        """Load_Balancer:ip_port_mappings: backend IP -> "PORT:PROBE_SOURCE",
-        the probe source in the backend's family."""
+        """Load_Balancer:ip_port_mappings: server IP -> "PORT:PROBE_SOURCE",
+        the probe source in the server's family."""
         topo = self.lab.topology
         return {endpoint(b.ip): f"{self.lab.names.nb(b.vm)}:" + endpoint(topo.free_address(
             topo.vm(b.vm).switch, ipaddress.ip_address(b.ip).version)) for b in servers}
@@ -253,7 +253,7 @@ class LoadBalancers:
         return twin
 
     def set_servers(self, lb: LoadBalancer, servers: list[Server]) -> None:
-        """Change the VIP's backend list in place (same Load_Balancer row)."""
+        """Change the VIP's server list in place (same Load_Balancer row)."""
         check_family(lb.vip, servers)
         self.hub.serve(servers, lb.protocol)
         value = ",".join(b.endpoint for b in servers)
@@ -267,7 +267,7 @@ class LoadBalancers:
                  protocol: str = "tcp") -> tuple[LoadBalancer, str, str]:
         """A template load balancer (options:template=true, this test's
         address-family) attached where the placement says: VIP "^VIP:PORT"
-        over backends "^BACKENDS", which each chassis resolves from its
+        over servers "^SERVERS", which each chassis resolves from its
         Chassis_Template_Var row (see template_vars).  Returns its view (this
         placement's VIP, `servers`: those some chassis's BACKENDS name) and
         the names of the two variables (this lab's own)."""
@@ -276,19 +276,19 @@ class LoadBalancers:
                           port=next(self._vip_ports), servers=list(servers),
                           attached=list(attach_to or self.default_attach), protocol=protocol)
         # template names are identifiers: the lab's prefix without its dash
-        vip_var, backends_var = (re.sub(r"\W", "_", names.nb(f"ovnlb_{v}"))
-                                 for v in ("vip", "backends"))
+        vip_var, servers_var = (re.sub(r"\W", "_", names.nb(f"ovnlb_{v}"))
+                                 for v in ("vip", "servers"))
         self.hub.serve(lb.servers, protocol)
         nb, api = self.lab.nb, self.lab.nb.api
         api.db_create("Load_Balancer", name=lb.name, protocol=protocol,
-                      vips={f"^{vip_var}:{lb.port}": f"^{backends_var}"},
+                      vips={f"^{vip_var}:{lb.port}": f"^{servers_var}"},
                       options={"template": "true", "address-family": f"ipv{self.family}"},
                       external_ids=owned(names)).execute(check_error=True)
         self.created.append(lb)
         with nb.transaction() as txn:
             self._attach(txn, lb)
         self.sync()
-        return lb, vip_var, backends_var
+        return lb, vip_var, servers_var
 
     @contextmanager
     def template_vars(self, values: dict[str, dict[str, str]]):

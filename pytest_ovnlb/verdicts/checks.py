@@ -46,7 +46,7 @@ def summary(results: Sequence[Result]) -> str:
 
 
 def dp_hash_shares(targets: Sequence[str], ovs_version: Version) -> dict[str, float]:
-    """Expected share of new connections per backend, in the VIP's backend
+    """Expected share of new connections per server, in the VIP's server
     order: OVN's select group uses dp_hash, whose slot table gives the first
     buckets the extra slots when k does not divide it."""
     legacy = not expects("ovs_dp_hash_4_slots_per_bucket", ovs_version)
@@ -57,7 +57,7 @@ class Settled:
     """A stop rule for `fresh(..., stop=)`.  `planned` counts answers
     (counted()): the lost connections come on top, so the split gets its
     planned sample.  True once the verdict fails whatever the rest would do
-    (a backend outside `shares`, too skewed counts, or more lost than the
+    (a server outside `shares`, too skewed counts, or more lost than the
     loss test allows over the plan), so a broken build fails after a round
     or two of connections instead of all of them; and, asked with exactly
     one of `looks` answers (which `fresh` cuts its batches to reach), True
@@ -97,8 +97,8 @@ def failure(verdict: stats.Verdict, split: str) -> str:
     return "; ".join(why)
 
 
-def peers_by_backend(results: Iterable[Result]) -> dict[str, set[str]]:
-    """Which source addresses each backend saw."""
+def peers_by_server(results: Iterable[Result]) -> dict[str, set[str]]:
+    """Which source addresses each server saw."""
     seen: dict[str, set[str]] = {}
     for r in results:
         if r.ok:
@@ -108,13 +108,13 @@ def peers_by_backend(results: Iterable[Result]) -> dict[str, set[str]]:
 
 def served(results: Sequence[Result], lb, placement: str, client: str, lab,
            how: str = "the VIP") -> dict[str, set[str]]:
-    """Assert that every connection was served and every backend used;
-    return the source addresses each backend saw."""
+    """Assert that every connection was served and every server used;
+    return the source addresses each server saw."""
     assert all(r.ok for r in results) and tally(results).keys() == set(lb.targets), (
-        f"{how}: connections failed or a backend unused: " + context(
+        f"{how}: connections failed or a server unused: " + context(
             lb, placement, client, f"every connection served, by {sorted(lb.targets)}",
             results, lab))
-    return peers_by_backend(results)
+    return peers_by_server(results)
 
 
 def context(lb, placement: str, client: str, expected, observed, lab) -> str:
