@@ -33,6 +33,7 @@ from pytest_ovnlb.options import (
     setting,
 )
 from pytest_ovnlb.reporting import features
+from pytest_ovnlb.verdicts import Unmet
 from pytest_ovnlb.model.placements import DEFAULT, FAMILIES, PLACEMENTS
 from pytest_ovnlb.workers import worker_id
 
@@ -167,6 +168,15 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
         marked = [v for v in values if metafunc.definition.get_closest_marker(v)]
         metafunc.parametrize(fixture, [pytest.param(v, marks=getattr(pytest.mark, v), id=v)
                                        for v in marked or default], indirect=True)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    """A verdict that does not hold fails the test with its message alone."""
+    try:
+        return (yield)
+    except Unmet as exc:
+        raise pytest.fail.Exception(str(exc), pytrace=False) from None
 
 
 @pytest.hookimpl(wrapper=True)

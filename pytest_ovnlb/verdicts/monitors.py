@@ -4,7 +4,7 @@ ovn-controller gives them."""
 
 from __future__ import annotations
 
-import pytest
+from pytest_ovnlb.verdicts import Unmet
 
 
 def monitors(sb) -> list[tuple]:
@@ -15,7 +15,7 @@ def monitors(sb) -> list[tuple]:
 
 def wait_status(sb, names, wanted: dict, protocol: str, timeout: float, why: str):
     """Return once each server of `wanted` has one `protocol` monitor, in its
-    wanted status (woken by Southbound changes); fail showing every row."""
+    wanted status (woken by Southbound changes); else Unmet showing every row."""
     def statuses():
         rows = monitors(sb)
         return {s.endpoint: [m[4] for m in rows
@@ -27,6 +27,6 @@ def wait_status(sb, names, wanted: dict, protocol: str, timeout: float, why: str
         sb.wait(lambda: statuses() == expected, timeout, why)
     except TimeoutError:
         rows = "\n".join(f"  {m}" for m in monitors(sb)) or "  (none)"
-        pytest.fail(f"{why}: after {timeout:.0f}s the {protocol.upper()} Service_Monitor "
+        raise Unmet(f"{why}: after {timeout:.0f}s the {protocol.upper()} Service_Monitor "
                     f"status is {statuses()}, expected {expected}; every Service_Monitor "
-                    f"row (ip, port, logical_port, protocol, status):\n{rows}", pytrace=False)
+                    f"row (ip, port, logical_port, protocol, status):\n{rows}") from None
