@@ -34,6 +34,7 @@ from pytest_ovnlb.workers import worker_id
 
 STATE = pytest.StashKey["Collector"]()
 EXEMPT = pytest.StashKey[list]()
+VERSIONS_SENT = pytest.StashKey[bool]()  # the lab's versions went with a report
 XFAIL_PREFIX = "exempted: "
 # a failure's report section naming its evidence folder (pytest_ovnlb/evidence.py)
 EVIDENCE_SECTION, EVIDENCE_SAVED = "ovnlb evidence", "saved in "
@@ -157,8 +158,7 @@ class Collector:
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    global _IMPLEMENTATION_SENT
-    _IMPLEMENTATION_SENT = False  # once per session, also for in-process runs
+    config.stash[VERSIONS_SENT] = False
     if not worker_id(config):
         config.stash[STATE] = Collector(config)
     path = _setting(config, "ovnlb_exempt")
@@ -215,9 +215,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
                 break
 
 
-_IMPLEMENTATION_SENT = False
-
-
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem):
     record.running(item)
@@ -229,7 +226,6 @@ def pytest_runtest_protocol(item: pytest.Item, nextitem):
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call):
-    global _IMPLEMENTATION_SENT
     if call.when == "setup":
         callspec = getattr(item, "callspec", None)
         params = {k: str(v) for k, v in callspec.params.items()} if callspec else {}
@@ -239,13 +235,13 @@ def pytest_runtest_makereport(item: pytest.Item, call):
             "placement": params.get("placement"),
             "params": params,
             "features": features.of(item)}))
-    if not _IMPLEMENTATION_SENT:
+    if not item.config.stash[VERSIONS_SENT]:
         lab = getattr(item, "funcargs", {}).get("ovn_lab")
         if lab is not None:
             v = lab.versions
             item.user_properties.append((record.IMPLEMENTATION, {
                 "ovn": str(v.ovn), "ovs": str(v.ovs), "datapath": v.datapath}))
-            _IMPLEMENTATION_SENT = True
+            item.config.stash[VERSIONS_SENT] = True
     return (yield)
 
 

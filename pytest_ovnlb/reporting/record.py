@@ -76,7 +76,11 @@ class Recorder:
         })
 
 
-_running = None  # the item whose test runs in this process (set by the plugin)
+# The item whose test runs in this process (set by the plugin).  A module
+# global, not the config's stash: current() is called without arguments
+# (pytest_ovnlb/case.py, conformance tests), and one test runs at a time in
+# a process.
+_running = None
 
 
 def running(item) -> None:
