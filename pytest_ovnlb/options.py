@@ -103,8 +103,8 @@ def _samples(n: int | None) -> str | None:
                 and two_way_false_alarm(m) <= ALPHA]
         below = [m for m in near if m < n]
         return (f"with 2 backends the exact false-alarm rate at {n} is "
-                f"{two_way_false_alarm(n):.4g}, over alpha={ALPHA:g} (README, \"How "
-                f"distribution is judged\"): take {max(below) if below else min(near)} "
+                f"{two_way_false_alarm(n):.4g}, over alpha={ALPHA:g} (docs/statistics.md): "
+                f"take {max(below) if below else min(near)} "
                 f"or {min(m for m in near if m > n)}")
     return None
 

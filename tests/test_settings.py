@@ -32,7 +32,7 @@ def one_error(result) -> str:
                               "the setting raises a check's samples, never lowers them"),
     (["--ovnlb-samples=5900"], "--ovnlb-samples=5900 (command line): with 2 backends the "
                                "exact false-alarm rate at 5900 is 1.041e-06, over alpha=1e-06 "
-                               "(README, \"How distribution is judged\"): take 5899 or 5901"),
+                               "(docs/statistics.md): take 5899 or 5901"),
     (["--ovnlb-ready-timeout=0"], "--ovnlb-ready-timeout=0 (command line): must be a "
                                   "number of seconds above 0"),
     (["--ovnlb-ready-timeout=-1"], "--ovnlb-ready-timeout=-1 (command line): must be a "

@@ -46,7 +46,7 @@ from pytest_ovnlb.verdicts.stats import (
     uniform_shares,
 )
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+ROOT = Path(__file__).resolve().parent.parent
 N3 = PLANNED_SAMPLES[3]  # what a check over 3 backends plans
 
 
@@ -371,11 +371,16 @@ def test_alternatives_are_the_hardest_cases():
         p0, [0, 0.5, 0.5], 1)
 
 
-def test_readme_shows_the_power_table():
-    text = README.read_text()
-    assert power_table() in text, "README's power table is stale: paste power_table()"
-    assert look_table() in text, "README's interim look table is stale: paste look_table()"
-    assert loss_table() in text, "README's loss table is stale: paste loss_table()"
+def test_the_docs_show_the_tables():
+    text = (ROOT / "docs" / "statistics.md").read_text()
+    stale = "docs/statistics.md's {} table is stale: paste {}()"
+    assert power_table() in text, stale.format("power", "power_table")
+    assert look_table() in text, stale.format("interim look", "look_table")
+    assert loss_table() in text, stale.format("loss", "loss_table")
+
+
+def test_the_readme_shows_the_planned_samples():
+    text = (ROOT / "README.md").read_text()
     per_k = ", ".join(f"{n} for {k} backends" for k, n in PLANNED_SAMPLES.items())
     assert f"`--ovnlb-samples=N` | `ovnlb_samples` | {per_k} |" in text
     assert "each check takes the larger: more power, never less" in text

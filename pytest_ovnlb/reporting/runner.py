@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="folder for junit.xml, report.json and ovnlb-evidence/ "
                              "(default ./ovnlb-artifacts)")
     parser.add_argument("--exempt", type=Path, help="exemption file: one test id and a reason "
-                        "a line (see the README)")
+                        "a line (see docs/reports.md)")
     args = parser.parse_args(own)
 
     def fail(message: str) -> int:
