@@ -303,13 +303,15 @@ def sdist(tmp_path_factory):
 
 def test_sdist_is_complete_and_its_own_tests_run_from_it(sdist, tmp_path):
     """What a distribution packages from: the license, the current license
-    metadata, and everything the project's own tests need."""
+    metadata, the docs, and everything the project's own tests need."""
     shutil.unpack_archive(sdist, tmp_path)
     top = next(tmp_path.iterdir())
     for path in ("LICENSE", "conftest.py", "tests/conftest.py", "conformance/conftest.py",
                  "ci/debian/tests/control", "ci/debian/tests/ovnlb-conformance",
                  "ci/fmn-standin.sh", "ci/fmn/ovn_cluster.sh", "README.md", ".ci/run"):
         assert (top / path).is_file(), path
+    docs = sorted(p.name for p in (ROOT / "docs").glob("*.md"))
+    assert docs and sorted(p.name for p in (top / "docs").glob("*.md")) == docs
     assert "Apache License" in (top / "LICENSE").read_text()
     meta = (top / "PKG-INFO").read_text()
     assert "License-Expression: Apache-2.0" in meta and "License-File: LICENSE" in meta, meta
@@ -320,7 +322,7 @@ def test_sdist_is_complete_and_its_own_tests_run_from_it(sdist, tmp_path):
     assert collected.returncode == 0, collected.stdout[-3000:] + collected.stderr
     ran = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q",
                           "tests/test_topology.py", "tests/test_versions.py",
-                          "tests/test_coverage.py"],
+                          "tests/test_coverage.py", "tests/test_docs.py"],
                          cwd=top, capture_output=True, text=True, timeout=300)
     assert ran.returncode == 0, ran.stdout[-3000:]
 
