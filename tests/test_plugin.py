@@ -159,7 +159,7 @@ def test_unknown_topology_is_one_line_usage_error(pytester):
 def test_unknown_backend_is_usage_error(pytester):
     result = pytester.runpytest("--ovn-backend=cloud")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*unknown server 'cloud' (available: netns, fake-multinode)*"])
+    result.stderr.fnmatch_lines(["*unknown backend 'cloud' (available: netns, fake-multinode)*"])
 
 
 def test_missing_ovn_is_one_line_usage_error(pytester, monkeypatch):
@@ -883,7 +883,7 @@ def bound(timeout):
 s = bound(3)
 s.connect((va, pa))
 s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")  # keep-alive: the server keeps it open
-print("A", b'"server"' in s.recv(4096), flush=True)
+print("A", b'"backend"' in s.recv(4096), flush=True)
 sys.stdin.readline()
 s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
 s.close()  # a reset that cannot reach the server any more: the port is free here only
@@ -893,7 +893,7 @@ s = bound(2)
 try:
     s.connect((vb, pb))
     s.sendall(b"GET / HTTP/1.0\r\n\r\n")
-    print("B", b'"server"' in s.recv(4096), flush=True)
+    print("B", b'"backend"' in s.recv(4096), flush=True)
 except OSError as e:
     print("B", repr(e), flush=True)
 """
