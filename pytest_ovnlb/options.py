@@ -57,7 +57,7 @@ OPTIONS = [
     ("--ovnlb-samples", "ovnlb_samples",
      "answered new connections per distribution check, where more than the check's "
      "own plan (the fewest giving its power: "
-     + ", ".join(f"{n} for {k} backends" for k, n in PLANNED_SAMPLES.items()) + ")",
+     + ", ".join(f"{n} for {k} servers" for k, n in PLANNED_SAMPLES.items()) + ")",
      "", int),
     ("--ovnlb-ready-timeout", "ovnlb_ready_timeout",
      "seconds to wait for the lab's chassis", "30", float),
@@ -95,14 +95,14 @@ def _samples(n: int | None) -> str | None:
     plans = PLANNED_SAMPLES.values()
     if n <= min(plans):
         return ("every distribution check already plans more ("
-                + ", ".join(f"{p} for {k} backends" for k, p in PLANNED_SAMPLES.items())
+                + ", ".join(f"{p} for {k} servers" for k, p in PLANNED_SAMPLES.items())
                 + ", the fewest with their power): the setting raises a check's samples, "
                 "never lowers them")
-    if two_way_false_alarm(n) > ALPHA:  # a check over 2 backends takes n
+    if two_way_false_alarm(n) > ALPHA:  # a check over 2 servers takes n
         near = [m for m in range(n - 1, n + 1000) if m > min(plans)
                 and two_way_false_alarm(m) <= ALPHA]
         below = [m for m in near if m < n]
-        return (f"with 2 backends the exact false-alarm rate at {n} is "
+        return (f"with 2 servers the exact false-alarm rate at {n} is "
                 f"{two_way_false_alarm(n):.4g}, over alpha={ALPHA:g} (docs/statistics.md): "
                 f"take {max(below) if below else min(near)} "
                 f"or {min(m for m in near if m > n)}")

@@ -27,10 +27,10 @@ def one_error(result) -> str:
     (["--ovnlb-samples=lots"], "--ovnlb-samples=lots (command line): not a whole number"),
     (["--ovnlb-samples=2.5"], "--ovnlb-samples=2.5 (command line): not a whole number"),
     (["--ovnlb-samples=500"], "--ovnlb-samples=500 (command line): every distribution "
-                              "check already plans more (500 for 2 backends, 5700 for 3 "
-                              "backends, 5300 for 5 backends, the fewest with their power): "
+                              "check already plans more (500 for 2 servers, 5700 for 3 "
+                              "servers, 5300 for 5 servers, the fewest with their power): "
                               "the setting raises a check's samples, never lowers them"),
-    (["--ovnlb-samples=5900"], "--ovnlb-samples=5900 (command line): with 2 backends the "
+    (["--ovnlb-samples=5900"], "--ovnlb-samples=5900 (command line): with 2 servers the "
                                "exact false-alarm rate at 5900 is 1.041e-06, over alpha=1e-06 "
                                "(docs/statistics.md): take 5899 or 5901"),
     (["--ovnlb-ready-timeout=0"], "--ovnlb-ready-timeout=0 (command line): must be a "

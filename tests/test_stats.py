@@ -47,15 +47,15 @@ from pytest_ovnlb.verdicts.stats import (
 )
 
 ROOT = Path(__file__).resolve().parent.parent
-N3 = PLANNED_SAMPLES[3]  # what a check over 3 backends plans
+N3 = PLANNED_SAMPLES[3]  # what a check over 3 servers plans
 
 
 def named(shares):
-    return {f"backend{i}": s for i, s in enumerate(shares)}
+    return {f"server{i}": s for i, s in enumerate(shares)}
 
 
 def counts_of(*values):
-    return {f"backend{i}": c for i, c in enumerate(values)}
+    return {f"server{i}": c for i, c in enumerate(values)}
 
 
 # chi2_sf ------------------------------------------------------------------
@@ -117,7 +117,7 @@ def test_chi2_sf_matches_scipy():
 ])
 def test_dp_hash_slots_equal_weights(k, slots):
     assert dp_hash_slots(k) == slots
-    # OVN gives every backend weight 100; only the ratios matter.
+    # OVN gives every server weight 100; only the ratios matter.
     assert dp_hash_slots([100] * k) == slots
     total = sum(slots)
     assert dp_hash_shares(k) == [s / total for s in slots]
@@ -187,7 +187,7 @@ def test_constants():
     for k in SUITE_K:
         assert PLANNED_SAMPLES[k] == samples_needed((k,)) == planned_samples(k)
     assert PLANNED_SAMPLES == {2: 500, 3: 5700, 5: 5300}
-    # one sample size giving every check its power at once (and 2 backends an
+    # one sample size giving every check its power at once (and 2 servers an
     # exact false-alarm rate at most ALPHA); each check plans its own instead
     assert samples_needed() == 5800
 
@@ -261,7 +261,7 @@ def test_traffic_to_unexpected_backend_fails():
     assert "unexpected" in unknown.report()
 
 
-def test_single_backend():
+def test_single_server():
     assert chi_square_test({"a": 50}, {"a": 1.0}).passed
     assert not chi_square_test({"a": 50, "b": 1}, {"a": 1.0}).passed
 
@@ -272,14 +272,14 @@ def test_invalid_input():
     with pytest.raises(ValueError, match="approximation"):
         chi_square_test(counts_of(5, 4), named(uniform_shares(2)))
     with pytest.raises(ValueError, match="sum to 1"):
-        chi_square_test(counts_of(50, 50), {"backend0": 0.5, "backend1": 0.4})
+        chi_square_test(counts_of(50, 50), {"server0": 0.5, "server1": 0.4})
 
 
 def test_report_is_readable():
     verdict = chi_square_test(counts_of(633, 486, 481), named(dp_hash_shares(3)))
     text = verdict.report()
     assert str(verdict) == text
-    for name in ("backend0", "backend1", "backend2"):
+    for name in ("server0", "server1", "server2"):
         assert name in text
     assert "633" in text and "600.0" in text
     assert "chi2=2.929" in text
@@ -320,7 +320,7 @@ def test_ncx2_sf_matches_scipy():
 def test_power_known_values():
     # DESIGN's figures: at N = 1000, about 1 % against 1/k instead of the
     # slot model (k = 3) or against the other slot rule (k = 5), near 1 for
-    # a doubled or a dead backend; about 6000 samples give 90 %.
+    # a doubled or a dead server; about 6000 samples give 90 %.
     p3 = dp_hash_shares(3)
     assert noncentrality(p3, uniform_shares(3), 1) == pytest.approx(1 / 135)
     assert power(p3, uniform_shares(3), 1000) == pytest.approx(0.0081, abs=1e-4)
@@ -346,7 +346,7 @@ def test_every_required_alternative_has_the_power():
         for legacy in (False, True):
             p0 = dp_hash_shares(k, legacy=legacy)
             required = alternatives(k, legacy)
-            assert "one backend doubled" in required and "one backend missing" in required
+            assert "one server doubled" in required and "one server missing" in required
             for p1 in required.values():
                 assert power(p0, p1, planned_samples(k)) >= POWER
     assert "uniform shares" in alternatives(3)
@@ -354,20 +354,20 @@ def test_every_required_alternative_has_the_power():
         5, legacy=True)
     # Where the two rules agree, the other rule is no alternative.
     assert "other OVS slot rule" not in alternatives(3)
-    assert set(alternatives(2)) == {"one backend doubled", "one backend missing"}
+    assert set(alternatives(2)) == {"one server doubled", "one server missing"}
 
 
 def test_alternatives_are_the_hardest_cases():
     p0 = dp_hash_shares(3)
     found = alternatives(3)
-    # Doubling the 6/16 backend (12/22 against 5/22, 5/22) is harder to see
+    # Doubling the 6/16 server (12/22 against 5/22, 5/22) is harder to see
     # than doubling a 5/16 one (6/21, 10/21, 5/21) ...
-    assert found["one backend doubled"] == pytest.approx([12 / 22, 5 / 22, 5 / 22])
-    assert noncentrality(p0, found["one backend doubled"], 1) < noncentrality(
+    assert found["one server doubled"] == pytest.approx([12 / 22, 5 / 22, 5 / 22])
+    assert noncentrality(p0, found["one server doubled"], 1) < noncentrality(
         p0, [6 / 21, 10 / 21, 5 / 21], 1)
     # ... and losing a 5/16 one harder than losing the 6/16 one.
-    assert found["one backend missing"] == pytest.approx([6 / 11, 5 / 11, 0])
-    assert noncentrality(p0, found["one backend missing"], 1) < noncentrality(
+    assert found["one server missing"] == pytest.approx([6 / 11, 5 / 11, 0])
+    assert noncentrality(p0, found["one server missing"], 1) < noncentrality(
         p0, [0, 0.5, 0.5], 1)
 
 
@@ -381,7 +381,7 @@ def test_the_docs_show_the_tables():
 
 def test_the_readme_shows_the_planned_samples():
     text = (ROOT / "README.md").read_text()
-    per_k = ", ".join(f"{n} for {k} backends" for k, n in PLANNED_SAMPLES.items())
+    per_k = ", ".join(f"{n} for {k} servers" for k, n in PLANNED_SAMPLES.items())
     assert f"`--ovnlb-samples=N` | `ovnlb_samples` | {per_k} |" in text
     assert "each check takes the larger: more power, never less" in text
 
@@ -391,7 +391,7 @@ def test_the_readme_shows_the_planned_samples():
 def test_an_impossible_outcome_settles_failure_at_once():
     shares = named(dp_hash_shares(3))
     assert failure_settled({"vm9:8000": 1}, shares, N3)
-    assert min_final_chi2({"backend0": 1, "x": 1}, shares, 100) == math.inf
+    assert min_final_chi2({"server0": 1, "x": 1}, shares, 100) == math.inf
     verdict = chi_square_test({"vm9:8000": 16}, shares, planned=N3)
     assert not verdict.passed and verdict.n == 16 and verdict.p == 0
     assert f"stopped after 16 of {N3}" in verdict.report()
@@ -399,7 +399,7 @@ def test_an_impossible_outcome_settles_failure_at_once():
 
 def test_skewed_counts_settle_failure_before_the_end():
     shares = named(dp_hash_shares(3))
-    # 3000 of 5700 on one backend expected to get 2137.5 of all.
+    # 3000 of 5700 on one server expected to get 2137.5 of all.
     counts = counts_of(3000, 0, 0)
     assert failure_settled(counts, shares, N3)
     verdict = chi_square_test(counts, shares, planned=N3)
@@ -475,7 +475,7 @@ def test_the_looks_cost_little_power_and_keep_the_required_power():
 
 
 def test_a_correct_split_stops_at_the_looks_as_often_as_computed():
-    """Simulated dp_hash counts (a fixed seed), one check over 3 backends
+    """Simulated dp_hash counts (a fixed seed), one check over 3 servers
     run to its end: the share below each look's bound matches look_stops()
     within 4 standard deviations, and the samples taken on average stay
     under mean_samples_bound()."""
@@ -540,7 +540,7 @@ def test_the_stop_rule_looks_at_each_look():
     assert not stop(results(34, 16))  # the second, chi2 = 6.48 > 1.975: go on
     assert stop(results(40, 35))      # the third, chi2 = 0.33 < 4.763: a pass
     assert Settled(shares, 100)(results(13, 12))  # a first look that passes
-    # a backend with no share settles the failure at once, a lost connection does not
+    # a server with no share settles the failure at once, a lost connection does not
     assert Settled(shares, 100)(results(0, 1) + [Result(backend="vm3", port=8000)])
     assert not Settled(shares, 100)(results(0, 1) + [Result(error="timeout")])
     # ... but once one is lost no look stops: the check runs to its plan

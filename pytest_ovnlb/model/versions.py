@@ -63,35 +63,35 @@ BEHAVIOURS = {b.name: b for b in (
               "a switch's other_config:enable-stateless-acl-with-lb keeps its load "
               "balancers working beside allow-stateless ACLs"),
     Behaviour("ipv6_vips", _v("2.9.0"),
-              "load balancers with IPv6 VIPs and backends, beside IPv4 ones in one row"),
+              "load balancers with IPv6 VIPs and servers, beside IPv4 ones in one row"),
     Behaviour("switch_self_hairpin", _v("20.3.0"),
-              "a backend that connects to a switch VIP and is picked itself gets "
+              "a server that connects to a switch VIP and is picked itself gets "
               "the connection, seen with the VIP as source"),
     Behaviour("health_check", _v("20.3.0"),
               "load balancer health checks (ip_port_mappings + Load_Balancer_Health_Check) "
-              "take a backend whose server is down out of the rotation"),
+              "take a server whose server is down out of the rotation"),
     Behaviour("selection_fields", _v("20.6.0"),
               "load balancers hash on chosen fields (selection_fields)"),
     Behaviour("reject_no_backends", _v("21.3.0"),
-              "options:reject answers connections to a VIP without backends"),
+              "options:reject answers connections to a VIP without servers"),
     Behaviour("router_arp_only_own_subnets", _v("21.6.0"),
               "routers answer ARP only for VIPs inside their own subnets"),
     Behaviour("empty_lb_drops", _v("23.6.0"),
-              "a load balancer with no backends drops instead of passing traffic",
+              "a load balancer with no servers drops instead of passing traffic",
               backports=(_v("22.3.3"), _v("22.9.2"), _v("22.12.1"), _v("23.3.1"))),
     Behaviour("affinity_timeout", _v("22.12.0"),
-              "options:affinity_timeout keeps a client on one backend"),
+              "options:affinity_timeout keeps a client on one server"),
     Behaviour("vip_without_port", _v("2.6.0"),
-              "a VIP without a port (backends without ports) balances every destination "
-              "port, each to the same port on a backend"),
+              "a VIP without a port (servers without ports) balances every destination "
+              "port, each to the same port on a server"),
     Behaviour("lb_force_snat_ip", _v("20.9.0"),
               "options:lb_force_snat_ip on a gateway router, with an IPv4 and an IPv6 "
-              "address: backends see that address of their family for every client"),
+              "address: servers see that address of their family for every client"),
     Behaviour("lb_force_snat_router_ip", _v("21.3.0"),
-              "options:lb_force_snat_ip=router_ip on a gateway router: backends see the "
+              "options:lb_force_snat_ip=router_ip on a gateway router: servers see the "
               "address of the router port that leads to them"),
     Behaviour("hairpin_snat_ip", _v("21.3.0"),
-              "options:hairpin_snat_ip: a backend balanced to itself sees that address "
+              "options:hairpin_snat_ip: a server balanced to itself sees that address "
               "(one per family) instead of the VIP, per load balancer"),
     Behaviour("lb_skip_snat", _v("21.6.0"),
               "options:skip_snat=true exempts one load balancer from its router's "
@@ -119,7 +119,7 @@ BEHAVIOURS = {b.name: b for b in (
               "since 21.09.0)",
               backports=(_v("24.3.2"),)),
     Behaviour("ct_flush", _v("23.6.0"),
-              "options:ct_flush=true: a backend removed from a switch's load balancer "
+              "options:ct_flush=true: a server removed from a switch's load balancer "
               "loses its conntrack entries, so its established connections end "
               "(without it they stay)",
               backports=(_v("23.3.1"),)),
@@ -128,11 +128,11 @@ BEHAVIOURS = {b.name: b for b in (
               "load balancers to the Southbound DB, so ovn-controller knows them)",
               backports=(_v("23.9.1"),)),
     Behaviour("udp_health_check", _v("20.3.0"),
-              "health checks of UDP backends: a backend whose port answers the probe "
+              "health checks of UDP servers: a server whose port answers the probe "
               "with ICMP port unreachable is offline, one that stays silent online"),
     Behaviour("sctp_lb", _v("20.6.0"),
               "load balancers with protocol=sctp translate SCTP associations to the "
-              "backends, ports included"),
+              "servers, ports included"),
     # OVN commit 947e8d450 (gateway routers; distributed gateway ports and
     # ICMPv6 "packet too big" came earlier, 280a91601 in 20.09.0).
     Behaviour("gateway_mtu", _v("21.9.0"),
@@ -152,7 +152,7 @@ BEHAVIOURS = {b.name: b for b in (
               "ovs_ct_tp_of_later_fragments); the kernel datapath always did, keeping "
               "the reassembled datagram"),
     Behaviour("lb_template", _v("22.12.0"),
-              "template load balancers (options:template=true): VIP and backends are "
+              "template load balancers (options:template=true): VIP and servers are "
               "template variables each chassis resolves from its Chassis_Template_Var row"),
     # Open vSwitch, not OVN: how a dp_hash select group splits hash space.
     Behaviour("ovs_dp_hash_4_slots_per_bucket", _v("3.5.0"),
@@ -231,7 +231,7 @@ BUGS = {b.name: b for b in (
         Behaviour("controller_lb_use_after_free_fixed", _v("24.9.0"), "",
                   backports=(_v("23.6.5"), _v("23.9.5"), _v("24.3.3")))),
     # Open vSwitch (versions are OVS's): seen once on 3.1.0, in 1 of 77
-    # rounds of traffic through load balancers whose backends kept changing.
+    # rounds of traffic through load balancers whose servers kept changing.
     Bug("vswitchd_conntrack_conn_type_assertion", "ovs-vswitchd",
         "the userspace conntrack asserts conn->conn_type == CT_CONN_TYPE_DEFAULT while "
         "updating or removing a NATed connection and ovs-vswitchd aborts (SIGABRT)",

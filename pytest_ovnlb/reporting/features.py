@@ -3,8 +3,8 @@
 Two profiles, as Gateway API conformance reports have them:
 
 - core: the four behaviours the suite exists to prove (how new connections
-  are spread, that a connection stays on its backend, the source address a
-  backend sees, where a load balancer must be placed);
+  are spread, that a connection stays on its server, the source address a
+  server sees, where a load balancer must be placed);
 - extended: every behaviour of the version table
   (pytest_ovnlb/model/versions.py BEHAVIOURS); supported or not follows
   the OVN (or, for OVS behaviours, the OVS) version under test.
@@ -37,10 +37,10 @@ from pytest_ovnlb.model.placements import PLACEMENTS
 from pytest_ovnlb.model.versions import BEHAVIOURS, Version
 
 CORE = {
-    "distribution": ("new connections spread over the backends as OVS's dp_hash select "
-                     "group shares them (a dead backend keeps its share as refusals)"),
-    "stickiness": "an established connection stays on its backend",
-    "source_ip": "the source address a backend sees (proxy mode: SNAT or the client's own)",
+    "distribution": ("new connections spread over the servers as OVS's dp_hash select "
+                     "group shares them (a dead server keeps its share as refusals)"),
+    "stickiness": "an established connection stays on its server",
+    "source_ip": "the source address a server sees (proxy mode: SNAT or the client's own)",
     "placement": "where a load balancer must sit to serve a client",
 }
 

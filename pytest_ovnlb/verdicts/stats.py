@@ -1,6 +1,6 @@
 """Judge whether a load balancer spreads new connections as expected.
 
-Each backend's connection count is compared with its expected share using
+Each server's connection count is compared with its expected share using
 Pearson's chi-square goodness-of-fit test.  The expected shares come either
 from a plain uniform split or from the way Open vSwitch maps dp_hash values
 to select-group buckets, which is what OVN load balancers use.  Connections
@@ -32,14 +32,14 @@ POWER = 0.9
 # test catches at least half the time.
 LOOKS = (0.25, 0.5, 0.75)
 LOOK_MISS = 0.02
-# Per backend count k, the samples a distribution check plans: the fewest
+# Per server count k, the samples a distribution check plans: the fewest
 # (a multiple of 100) giving POWER at ALPHA, interim looks included, against
 # every alternative for k under both OVS slot rules; for k = 2 also the first
 # whose exact false-alarm rate (binomial) is at most ALPHA, as the discrete
 # statistic's swings around ALPHA with N (samples_needed(); tests/test_stats.py
 # checks each is still the smallest).
 PLANNED_SAMPLES = {2: 500, 3: 5700, 5: 5300}
-# Backend counts the conformance suite balances over.
+# Server counts the conformance suite balances over.
 SUITE_K = (2, 3, 5)
 # Lost connections (no answer: a timeout, a reset...) are judged apart from
 # the split: a check fails when more are lost than a loss rate of
@@ -149,7 +149,7 @@ def ncx2_ppf(q: float, df: int, nc: float) -> float:
 def uniform_shares(k: int) -> list[float]:
     """k equal shares."""
     if k < 1:
-        raise ValueError(f"need at least one backend, got k={k}")
+        raise ValueError(f"need at least one server, got k={k}")
     return [1.0 / k] * k
 
 
@@ -163,7 +163,7 @@ def dp_hash_slots(weights: Sequence[int] | int, legacy: bool = False) -> list[in
     over the total weight.
 
     `weights` are the OpenFlow bucket weights in bucket order (OVN gives every
-    backend weight 100); an int k means k equal weights.
+    server weight 100); an int k means k equal weights.
 
     The table size changed in OVS 3.5.0 (backported to 3.1.6, 3.2.4, 3.3.3
     and 3.4.1): it is now at least 4 slots per bucket.  Set legacy=True for
@@ -221,7 +221,7 @@ def dp_hash_slots(weights: Sequence[int] | int, legacy: bool = False) -> list[in
 def dp_hash_shares(weights: Sequence[int] | int, legacy: bool = False) -> list[float]:
     """Share of new connections each bucket gets under OVS dp_hash selection.
 
-    For example 3 equal backends get 6/16, 5/16 and 5/16, not 1/3 each.
+    For example 3 equal servers get 6/16, 5/16 and 5/16, not 1/3 each.
     See dp_hash_slots() for the model and its limits.
     """
     hits = dp_hash_slots(weights, legacy=legacy)
@@ -233,13 +233,13 @@ def dp_hash_shares(weights: Sequence[int] | int, legacy: bool = False) -> list[f
 
 def alternatives(k: int, legacy: bool = False,
                  informative: bool = False) -> dict[str, list[float]]:
-    """The wrong splits of k equal backends each distribution check must
-    catch with POWER, as shares in backend order, against the dp_hash shares
+    """The wrong splits of k equal servers each distribution check must
+    catch with POWER, as shares in server order, against the dp_hash shares
     of one OVS slot rule: 1/k shares where both slot rules agree (k <= 4;
     the slot model itself is in question), the other OVS slot rule where
-    they differ (k >= 5), one backend doubled (twice its expected share,
-    relative to the others), one backend missing (its share spread over the
-    others); for the last two, the backend whose change is hardest to see.
+    they differ (k >= 5), one server doubled (twice its expected share,
+    relative to the others), one server missing (its share spread over the
+    others); for the last two, the server whose change is hardest to see.
     Alternatives equal to the expected shares are left out.  With
     informative=True, 1/k shares where the rules differ too (shown in the
     power table, not required)."""
@@ -264,8 +264,8 @@ def alternatives(k: int, legacy: bool = False,
         w = [2 * s if j == i else s for j, s in enumerate(p0)]
         doubled.append([x / sum(w) for x in w])
         missing.append([0.0 if j == i else s / (1 - p0[i]) for j, s in enumerate(p0)])
-    found["one backend doubled"] = hardest(doubled)
-    found["one backend missing"] = hardest(missing)
+    found["one server doubled"] = hardest(doubled)
+    found["one server missing"] = hardest(missing)
     return found
 
 
@@ -380,12 +380,12 @@ def samples_needed(ks: Sequence[int] = SUITE_K, alpha: float = ALPHA,
 
 
 def planned_samples(k: int) -> int:
-    """The samples a distribution check over k backends plans."""
+    """The samples a distribution check over k servers plans."""
     return PLANNED_SAMPLES.get(k) or _samples_needed_for(k)
 
 
 def samples_for(k: int, at_least: int | None = None) -> int:
-    """The samples a check over k backends takes: its plan, or `at_least`
+    """The samples a check over k servers takes: its plan, or `at_least`
     (--ovnlb-samples) where that is more: a setting adds power, never
     takes any away."""
     return max(planned_samples(k), at_least or 0)
@@ -558,7 +558,7 @@ def loss_test(kinds: Mapping[str, int], answered: int, planned: int | None = Non
 
 
 def expected_counts(n: int, shares: Mapping[str, float]) -> dict[str, float]:
-    """Expected number of connections per backend out of n."""
+    """Expected number of connections per server out of n."""
     return {name: n * share for name, share in shares.items()}
 
 
@@ -591,8 +591,8 @@ class Verdict:
 
     def report(self) -> str:
         names = list(self.shares) + [b for b in self.counts if b not in self.shares]
-        width = max([len("backend")] + [len(b) for b in names])
-        lines = [f"{'backend':<{width}}  {'observed':>8}  {'obs.share':>9}  "
+        width = max([len("server")] + [len(b) for b in names])
+        lines = [f"{'server':<{width}}  {'observed':>8}  {'obs.share':>9}  "
                  f"{'exp.share':>9}  {'expected':>9}"]
         for b in names:
             count = self.counts.get(b, 0)
@@ -698,16 +698,16 @@ def look_passes(counts: Mapping[str, int], shares: Mapping[str, float], planned:
 def chi_square_test(counts: Mapping[str, int], shares: Mapping[str, float],
                     alpha: float = ALPHA, planned: int | None = None,
                     lost: Mapping[str, int] | None = None) -> Verdict:
-    """Pearson goodness-of-fit of observed counts per backend to expected
+    """Pearson goodness-of-fit of observed counts per server to expected
     shares, and the loss test (loss_test()) of the `lost` connections (per
     error kind), which are not part of the split.
 
-    Backends listed in `shares` but absent from `counts` got no connections.
+    Servers listed in `shares` but absent from `counts` got no connections.
     `planned`: the sample size of the test, when sampling stopped early at
     n < planned, either because failure_settled() or loss_settled() (the
     verdict then fails) or at an interim look, one of looks(planned),
     because look_passes() (the verdict then passes).
-    Any connection to a backend with no share (share 0, or not in `shares`)
+    Any connection to a server with no share (share 0, or not in `shares`)
     is impossible under the expected distribution, so the verdict fails with
     p = 0 regardless of the other counts.
     """
@@ -755,7 +755,7 @@ def chi_square_test(counts: Mapping[str, int], shares: Mapping[str, float],
         p = chi2_sf(chi2, df)
     else:
         chi2 = sum((counts.get(b, 0) - e) ** 2 / e for b, e in expected.items())
-        # One backend only: every connection went to it, nothing to test.
+        # One server only: every connection went to it, nothing to test.
         p = chi2_sf(chi2, df) if df > 0 else 1.0
     if failed or unexpected:
         split_passed = False
