@@ -40,8 +40,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="netns (an embedded lab of namespaces, default) or fake-multinode "
                          "(the topology inside a running ovn-fake-multinode cluster)")
     up.add_argument("--fmn-dir", default=None, metavar="DIR",
-                    help="fake-multinode: the ovn-fake-multinode checkout whose "
-                         "ovn_cluster.sh starts a cluster if none runs (it keeps running)")
+                    help="fake-multinode: an ovn-fake-multinode checkout whose images must be "
+                         "built; the lab goes into the cluster that runs (a pytest run with "
+                         "--ovn-fmn-dir starts and stops one)")
     up.add_argument("--runtime", default=None,
                     help="fake-multinode: podman or docker (default $RUNC_CMD, else "
                          "whichever is installed, podman first)")
