@@ -7,9 +7,11 @@ everything it made.  `Lab.attach()` reopens a lab by name from its record.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import shlex
 import subprocess
+import sys
 import textwrap
 import time
 from pathlib import Path
@@ -19,7 +21,7 @@ from pytest_ovnlb.backends import fakemultinode
 from pytest_ovnlb.backends.base import Backend, Request, Versions
 from pytest_ovnlb.engine import evidence as evidence_mod
 from pytest_ovnlb.engine import logical, procs, records, topology
-from pytest_ovnlb.engine.ovsdb import Northbound
+from pytest_ovnlb.engine.ovsdb import Northbound, Southbound
 from pytest_ovnlb.engine.records import Record
 from pytest_ovnlb.engine.topology import Names
 from pytest_ovnlb.errors import LabError
@@ -60,6 +62,25 @@ def sweep(everything: bool = False) -> list[str]:
     return records.sweep(destroy, everything)
 
 
+# A TCP connection attempt to each address given, all at once; returns when
+# each is answered (a reset) or after 0.2 s: the router learns the host
+# from the first packet, whose answer it holds meanwhile.
+KNOCK = """
+import select, socket, sys
+pending = []
+for ip in sys.argv[1:]:
+    s = socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET)
+    s.setblocking(False)
+    s.connect_ex((ip, 9))
+    pending.append(s)
+while pending:
+    done = select.select([], pending, [], 0.2)[1]
+    if not done:
+        break
+    pending = [s for s in pending if s not in done]
+"""
+
+
 class Lab:
     def __init__(self, record: Record):
         self.record = record
@@ -98,6 +119,7 @@ class Lab:
                 lab = cls(record)
                 started = time.monotonic()
                 lab.backend.build(timeout)
+                lab.meet_neighbours(timeout)
                 record.state = "ready"
                 record.build_seconds = round(time.monotonic() - started, 3)
                 record.own(owner)
@@ -109,6 +131,47 @@ class Lab:
                     destroy(record)
             raise
         return lab
+
+    def meet_neighbours(self, timeout: float) -> None:
+        """Every router port on the provider network learns the provider
+        hosts on its subnets (each host opens a TCP connection to it, which
+        the router answers with a reset, resolving the host first), and the
+        lab waits until the Southbound holds those MAC bindings.  A
+        router that has yet to resolve a client hands the replies to
+        ovn-controller, which keeps only a few while it asks: the first
+        burst of a test's connections from that client would be lost."""
+        topo = self.topology
+        if not topo.provider:
+            return
+        hosts = topo.provider.hosts + topo.provider.hosts6
+        wanted, asks = set(), {}
+        for router in topo.routers:
+            for port in router.ports:
+                for ip in (port.ip, port.ip6) if port.switch == topo.provider.switch else ():
+                    if not ip:
+                        continue
+                    net = ipaddress.ip_interface(ip).network
+                    for node, address in hosts:
+                        if ipaddress.ip_interface(address).ip in net:
+                            wanted.add(str(ipaddress.ip_interface(address).ip))
+                            asks.setdefault(node, []).append(str(ipaddress.ip_interface(ip).ip))
+        knocks = [subprocess.Popen(self.backend.enter_prefix(node)
+                                   + [sys.executable, "-c", KNOCK, *targets],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                  for node, targets in asks.items()]
+        for knock in knocks:
+            knock.wait(timeout=30)
+        sb = Southbound(self.sb_remote(), where=self.central)
+        try:
+            sb.wait(lambda: wanted <= {str(ipaddress.ip_address(b.ip))
+                                       for b in sb.rows("MAC_Binding")}, timeout,
+                    "MAC bindings of the provider hosts")
+        except TimeoutError:
+            known = {str(ipaddress.ip_address(b.ip)) for b in sb.rows("MAC_Binding")}
+            raise LabError(f"lab {self.name}: the routers did not learn the provider hosts "
+                           f"{', '.join(sorted(wanted - known))} within {timeout:g} s") from None
+        finally:
+            sb.close()
 
     @classmethod
     def attach(cls, name: str, require_ready: bool = True) -> "Lab":
