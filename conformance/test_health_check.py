@@ -7,7 +7,7 @@ server is back it is marked online and gets new connections again.  Pairs
 with test_no_health_check.py.
 
 Both placements: ovn-northd builds the gateway router's DNAT flows from the
-same healthy-backend list as a switch load balancer's (ovn-northd(8)), and
+same healthy-server list as a switch load balancer's (ovn-northd(8)), and
 the probes do not depend on where the load balancer is attached."""
 
 import pytest

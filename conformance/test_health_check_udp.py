@@ -11,7 +11,7 @@ VIP with its health check.  Every server address has its own monitor, so
 one stop and restart of a server shows both families; a UDP monitor needs
 a probe's timeout and an interval to turn online, which makes this the
 cheaper way to see both (ovn-northd builds the gateway router's and the
-switch's DNAT flows from the same healthy-backend list)."""
+switch's DNAT flows from the same healthy-server list)."""
 
 import pytest
 

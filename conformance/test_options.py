@@ -30,7 +30,7 @@ def emptied(ovn_lab, ovn_lbs, ovn_hub, node, placement, options):
     lb = ovn_lbs(server, options=options)
     served = ovn_hub.fresh(node, lb.vip, lb.port, 16, timeout=2.0)
     assert checks.tally(served) == {server[0].target: 16}, (
-        "control failed, the VIP with one backend: " + checks.context(
+        "control failed, the VIP with one server: " + checks.context(
             lb, placement, node, f"every connection served by {server[0].target}",
             served, ovn_lab))
     ovn_lbs.set_servers(lb, [])
@@ -81,7 +81,7 @@ def test_affinity_timeout_keeps_a_client_on_its_server(ovn_lab, ovn_lbs, ovn_hub
     targets = checks.tally(results)
     assert len(targets) == 1 and all(r.ok for r in results), (
         f"with affinity_timeout=60, every new connection from {node} to {lb.vip_key} "
-        f"({placement}) should reach one backend: " + checks.context(
+        f"({placement}) should reach one server: " + checks.context(
             lb, placement, node, "one server for every connection", results, ovn_lab))
     tolerated = quirk("affinity_first_connection_lost", ovn_lab.versions.datapath, placement)
     assert first.ok or tolerated, (

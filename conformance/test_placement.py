@@ -57,7 +57,7 @@ def test_lb_only_on_server_switch_does_not_serve_other_switch(ovn_lab, ovn_lbs, 
 def test_server_switch_lb_ignores_traffic_from_router_port(ovn_lab, ovn_lbs, ovn_hub, roles,
                                                            client_node, placement, request, family,
                                                            control):
-    """Route the VIP into the server switch, towards the first backend: the
+    """Route the VIP into the server switch, towards the first server: the
     client's SYNs arrive there with the VIP still as destination (not
     translated), and no server accepts them."""
     servers = ovn_lbs.servers(2)
@@ -125,4 +125,4 @@ def test_gateway_port_lb_serves_only_what_enters_through_it(ovn_lab, ovn_lbs, ov
     arrived = [p for p in first.packets + second.packets
                if p.direction == "in" and p.src == source]
     assert not arrived, (
-        f"packets of {internal}'s connections to {lb.vip_key} reached a backend: {arrived}")
+        f"packets of {internal}'s connections to {lb.vip_key} reached a server: {arrived}")

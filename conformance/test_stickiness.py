@@ -1,4 +1,4 @@
-"""A connection, once balanced, stays on its backend: every request on a
+"""A connection, once balanced, stays on its server: every request on a
 keep-alive connection reaches the same web server, and an established
 connection survives edits of the VIP's server list."""
 

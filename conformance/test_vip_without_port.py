@@ -25,6 +25,6 @@ def test_vip_without_port_keeps_every_destination_port(ovn_lab, ovn_lbs, ovn_hub
         results = ovn_hub.fresh(node, lb.vip, port, 30, timeout=2.0)
         assert all(r.ok for r in results) and checks.tally(results).keys() == expected, (
             f"to port {port} of a VIP without a port ({endpoint(lb.vip, port)}): connections "
-            "failed, or not served on that port by every backend: " + checks.context(
+            "failed, or not served on that port by every server: " + checks.context(
                 lb, placement, node, f"every connection served, by {sorted(expected)}",
                 results, ovn_lab))
