@@ -120,8 +120,10 @@ def test_bad_upgrade_input_is_one_line_and_changes_nothing(new_root, tmp_path):
     up = subprocess.run(CLI + ["up", "--name", name, "--topology", "single"],
                         capture_output=True, text=True, timeout=120)
     assert up.returncode == 0, up.stderr
+    from pytest_ovnlb.lab import Lab
+
     try:
-        before = records.load(name)
+        before, pids = records.load(name), Lab.attach(name).daemon_pids()
         for args, says in ((["--to", new_root, "--step", "northd"], "unknown upgrade step"),
                            (["--to", str(tmp_path), "--step", "all"], "programs not found in"),
                            (["--to", new_root, "--step", "ovs", "--chassis", "nope"],
@@ -132,6 +134,7 @@ def test_bad_upgrade_input_is_one_line_and_changes_nothing(new_root, tmp_path):
             assert len(done.stderr.splitlines()) == 1, done.stderr
         after = records.load(name)
         assert (after.roots, after.ovn_root) == (before.roots, before.ovn_root)
+        assert Lab.attach(name).daemon_pids() == pids
     finally:
         subprocess.run(CLI + ["down", "--name", name], capture_output=True, timeout=120)
 

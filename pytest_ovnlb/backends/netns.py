@@ -557,7 +557,10 @@ class NetnsBackend(Backend):
                 pass
             return not procs.alive(pid)
 
-        wait_for(exited, 10, f"{key} did not exit")
+        try:
+            wait_for(exited, 10, "")
+        except TimeoutError:
+            raise LabError(f"{key} (pid {pid}) did not exit within 10 s of `exit`") from None
 
     def _convert(self, node: str, db: Path, schema: str, new: Install) -> None:
         """Convert database file `db` to `new`'s schema when it needs it, as
