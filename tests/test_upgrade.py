@@ -89,7 +89,7 @@ def test_step_by_step_upgrade_keeps_the_lab_whole(new_root):
 
         def traffic_flows():
             for lb in made:
-                results = hub.fresh("vm3", lb.vip, lb.port, 8)
+                results = hub.fresh("vm3", lb.vip, lb.port, 32)  # both answer: 1 - 2**-31
                 assert all(r.ok for r in results), (lb, results)
                 assert {r.backend for r in results} == {"vm1", "vm2"}, (lb, results)
 
@@ -110,6 +110,13 @@ def test_step_by_step_upgrade_keeps_the_lab_whole(new_root):
             assert Lab.attach(lab.name).versions.daemons == daemons
             traffic_flows()
         assert (lab.versions.ovn, lab.versions.ovs) == (new.ovn_version, new.ovs_version)
+        # a daemon that dies is restarted on the program it ran (crashes.py)
+        key = "ubuntu2/ovn-controller"
+        os.kill(lab.daemon_pids()[key], signal.SIGKILL)
+        lab.backend.restart([key])
+        lab.sync()
+        assert reported(lab)[key] == (new.ovn_version, new_root)
+        traffic_flows()
     finally:
         hub.close()
         lab.down()
@@ -182,9 +189,10 @@ def test_new_controllers_under_an_old_central_pass_conformance_tests(new_root, p
     out = result.stdout.str()
     assert result.ret == 0, out
     assert result.parseoutcomes().get("passed", 0) >= 4, out
+    header = (f"ovnlb: central: OVN {old.ovn_version}, OVS {old.ovs_version}; "
+              f"chassis: OVN {new.ovn_version}, OVS {new.ovs_version} in {new_root};*")
     result.stdout.fnmatch_lines([
-        f"ovnlb: central: OVN {old.ovn_version}, OVS {old.ovs_version}; "
-        f"chassis: OVN {new.ovn_version}, OVS {new.ovs_version} in {new_root};*",
+        header,
         "ovnlb: programs (central, in /): *",
         f"ovnlb: programs (chassis, in {new_root}): *"])
     impl = json.loads((pytester.path / "report.json").read_text())["implementation"]
