@@ -4,6 +4,7 @@
     ovnlb-lab status [--name NAME] | env [--name NAME] | list
     ovnlb-lab exec [--name NAME] NODE -- CMD...
     ovnlb-lab nbctl [--name NAME] -- ARGS...   (and sbctl)
+    ovnlb-lab upgrade [--name NAME] --to ROOT --step controllers|central|ovs|all
     ovnlb-lab down [--name NAME] | sweep [--all]
     ovnlb-lab coverage [--ovn-root DIR] [--json]
 """
@@ -49,8 +50,25 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--ovn-root", default=None, metavar="DIR",
                     help="run the OVN installed in this root filesystem (e.g. made with "
                          "debootstrap) instead of the one on PATH; default $OVNLB_OVN_ROOT")
+    for part, what in (("central", "NB/SB ovsdb-servers and ovn-northd"),
+                       ("chassis", "each chassis's ovn-controller, ovsdb-server and ovs-vswitchd")):
+        up.add_argument(f"--ovn-{part}-root", default=None, metavar="DIR",
+                        help=f"run the {what} from this root filesystem ('/': this machine's) "
+                             "instead of --ovn-root's")
     up.add_argument("--timeout", type=float, default=20.0,
                     help="seconds to wait for the chassis to be ready (default 20)")
+    upgrade = named("upgrade", "restart daemons on another OVN/OVS installation, as a package "
+                    "upgrade does, and return when every chassis follows the Northbound again")
+    upgrade.add_argument("--to", required=True, metavar="ROOT",
+                         help="root filesystem holding the new OVN/OVS ('/': this machine's)")
+    upgrade.add_argument("--step", required=True,
+                         help="controllers (ovn-controller), central (NB/SB databases converted, "
+                              "then ovn-northd), ovs (each chassis's ovsdb-server, conf.db "
+                              "converted, and ovs-vswitchd) or all (ovs, controllers, central)")
+    upgrade.add_argument("--chassis", action="append", default=None, metavar="NAME",
+                         help="only this chassis (repeatable; default every one)")
+    upgrade.add_argument("--timeout", type=float, default=30.0,
+                         help="seconds to wait after each step for the chassis (default 30)")
     named("status", "describe a lab: state, versions, run directory, logs")
     named("env", "the lab's names and addresses as shell assignments, for "
           "eval \"$(ovnlb-lab env)\" (ROUTER, ROUTER_VIP, VM1, ...)")
@@ -97,7 +115,9 @@ def run(args: argparse.Namespace) -> int:
     procs.require_root("ovnlb-lab")
     if args.command == "up":
         started = time.monotonic()
-        request = Request(ovn_root=args.ovn_root, fmn_dir=args.fmn_dir, runtime=args.runtime)
+        request = Request(ovn_root=args.ovn_root, central_root=args.ovn_central_root,
+                          chassis_root=args.ovn_chassis_root, fmn_dir=args.fmn_dir,
+                          runtime=args.runtime)
         try:
             lab = Lab.up(args.name, args.topology, owner=None, timeout=args.timeout,
                          backend=args.backend, request=request)
@@ -108,6 +128,16 @@ def run(args: argparse.Namespace) -> int:
               f"{time.monotonic() - started:.2f} s; {lab.summary}; "
               f"`ovnlb-lab status --name {lab.name}` describes it")
         lab.close()
+    elif args.command == "upgrade":
+        lab = Lab.attach(args.name)
+        started = time.monotonic()
+        try:
+            done = lab.upgrade(args.to, args.step, args.chassis, args.timeout)
+        finally:
+            lab.close()
+        print(f"lab {lab.name}: {args.step} upgraded to {args.to} in "
+              f"{time.monotonic() - started:.2f} s (restarted {', '.join(done)}); "
+              f"{lab.versions.summary}")
     elif args.command == "status":
         print(Lab.attach(args.name, require_ready=False).status())
     elif args.command == "env":

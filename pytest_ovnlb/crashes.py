@@ -92,7 +92,8 @@ class Watchdog:
                 backend, program = self.lab.backend, program_of(key)
                 how = backend.daemon_exit(key, pid)
                 versions = self.lab.versions
-                version = versions.ovn if program.startswith("ovn-") else versions.ovs
+                version = (versions.daemons[key].version if key in versions.daemons  # its own
+                           else versions.ovn if program.startswith("ovn-") else versions.ovs)
                 # a bug explains a crash, not a daemon someone killed or stopped
                 bugs = known_bugs(program, version) if CRASHED.search(how) else []
                 new.append(Crash(key, pid, how, tail(logs[key]) if key in logs else [],

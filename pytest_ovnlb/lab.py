@@ -285,6 +285,15 @@ class Lab:
                            f"`ovnlb-lab status --name {self.name}`") from None
         self.backend.settle()
 
+    def upgrade(self, to: str | None, step: str, chassis: list[str] | None = None,
+                timeout: float = 30.0) -> list[str]:
+        """One upgrade step to the installation in root filesystem `to`
+        (None or "/": this machine's): "controllers", "central", "ovs" or
+        "all" (docs/upgrades.md); returns once the lab is whole again, with
+        the daemons it restarted."""
+        self.close()  # the Northbound connection would outlive its server
+        return self.backend.upgrade(to, step, chassis, timeout)
+
     def reset(self) -> None:
         """Back to the topology alone: the lab's load balancers and their
         groups removed (and no one else's), conntrack of its traffic forgotten."""

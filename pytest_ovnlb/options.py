@@ -25,14 +25,17 @@ class Settings:
     samples: int | None  # None: each check plans its own (stats.planned_samples)
     ready_timeout: float
     ovn_root: str | None
+    ovn_central_root: str | None
+    ovn_chassis_root: str | None
     fmn_dir: str | None
     fmn_runtime: str | None
     fmn_prepare_host: bool
 
     @property
     def request(self) -> Request:
-        return Request(ovn_root=self.ovn_root, fmn_dir=self.fmn_dir, runtime=self.fmn_runtime,
-                       prepare_host=self.fmn_prepare_host)
+        return Request(ovn_root=self.ovn_root, central_root=self.ovn_central_root,
+                       chassis_root=self.ovn_chassis_root, fmn_dir=self.fmn_dir,
+                       runtime=self.fmn_runtime, prepare_host=self.fmn_prepare_host)
 
 
 SETTINGS = pytest.StashKey[Settings]()
@@ -54,6 +57,12 @@ OPTIONS = [
     ("--ovn-root", "ovn_root",
      "root filesystem holding the OVN under test (default: the one on PATH; "
      "$OVNLB_OVN_ROOT)", "", str),
+    ("--ovn-central-root", "ovn_central_root",
+     "root filesystem the NB/SB databases and ovn-northd run from ('/': this machine's; "
+     "default: --ovn-root's)", "", str),
+    ("--ovn-chassis-root", "ovn_chassis_root",
+     "root filesystem each chassis's ovn-controller and OVS run from ('/': this machine's; "
+     "default: --ovn-root's)", "", str),
     ("--ovnlb-samples", "ovnlb_samples",
      "answered new connections per distribution check, where more than the check's "
      "own plan (the fewest giving its power: "

@@ -10,7 +10,8 @@ import os
 import pytest
 
 from pytest_ovnlb import evidence
-from pytest_ovnlb.engine import install, records
+from pytest_ovnlb.backends import netns
+from pytest_ovnlb.engine import records
 from pytest_ovnlb.engine.procs import sigterm_as_interrupt
 from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.fixtures import (  # noqa: F401  (re-exported so pytest finds them)
@@ -71,6 +72,8 @@ def pytest_configure(config: pytest.Config) -> None:
         samples=setting(config, "ovnlb_samples", count),
         ready_timeout=setting(config, "ovnlb_ready_timeout", float),
         ovn_root=setting(config, "ovn_root") or None,
+        ovn_central_root=setting(config, "ovn_central_root") or None,
+        ovn_chassis_root=setting(config, "ovn_chassis_root") or None,
         fmn_dir=setting(config, "ovn_fmn_dir") or None,
         fmn_runtime=setting(config, "ovn_fmn_runtime") or None,
         fmn_prepare_host=setting(config, "ovn_fmn_prepare_host", bool),
@@ -118,9 +121,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
         return [f"ovnlb: {exc}; topology {settings.topology}, backend {settings.backend}"]
     lines = [f"ovnlb: {found}; topology {settings.topology}, backend {settings.backend}"]
     if settings.backend == "netns":  # which build runs, program by program
-        programs = install.find(settings.ovn_root).programs
-        lines.append("ovnlb: programs: " + ", ".join(f"{p} {path}"
-                                                     for p, path in programs.items()))
+        found = netns.installs(settings.request)
+        mixed = found["central"] != found["chassis"]
+        for part, ins in found.items() if mixed else [("", found["central"])]:
+            which = f" ({part}, in {ins.root or '/'})" if mixed else ""
+            lines.append(f"ovnlb: programs{which}: "
+                         + ", ".join(f"{p} {path}" for p, path in ins.programs.items()))
     return lines
 
 

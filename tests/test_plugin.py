@@ -55,6 +55,8 @@ INI_TWINS = [  # ini key, value in the ini file, the setting it must give
     ("ovnlb_samples", "50100", 50100),
     ("ovnlb_ready_timeout", "12.5", 12.5),
     ("ovnlb_evidence_dir", "proofs", "proofs"),
+    ("ovn_central_root", "/srv/ovn-old", "/srv/ovn-old"),
+    ("ovn_chassis_root", "/srv/ovn-new", "/srv/ovn-new"),
 ]
 
 

@@ -10,7 +10,7 @@ the next one.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
@@ -22,16 +22,51 @@ from pytest_ovnlb.model.versions import Version
 
 
 @dataclass(frozen=True)
+class Daemon:
+    """One daemon's program, its version and where it runs from."""
+
+    program: str  # ovn-northd, ovn-controller, ovsdb-server, ovs-vswitchd
+    version: Version  # of OVN for ovn-*, of OVS for the others
+    root: str | None = None  # root filesystem it runs from (None: this machine's)
+
+
+@dataclass(frozen=True)
 class Versions:
-    """Read from the deployment itself."""
+    """Read from the deployment itself.  Where the daemons run different
+    versions (an upgrade under way), `ovn` is the oldest of ovn-northd and
+    the ovn-controllers and `ovs` the oldest ovs-vswitchd: the expectations
+    follow those (docs/upgrades.md)."""
 
     ovn: Version
     ovs: Version
     datapath: str  # "netdev" (userspace) or "system" (kernel)
+    daemons: dict[str, Daemon] = field(default_factory=dict, compare=False)  # by key
+
+    @classmethod
+    def of(cls, daemons: dict[str, Daemon], datapath: str) -> "Versions":
+        ovn = min(d.version for d in daemons.values() if d.program.startswith("ovn-"))
+        ovs = min(d.version for d in daemons.values() if d.program == "ovs-vswitchd")
+        return cls(ovn, ovs, datapath, daemons)
+
+    @property
+    def mixed(self) -> bool:
+        """Whether the daemons run from more than one installation."""
+        return len({d.root for d in self.daemons.values()}) > 1
+
+    def by_daemon(self) -> str:
+        """Which daemons run which version: 'OVN 23.03.1: central/northd; ...'."""
+        groups: dict[str, list[str]] = {}
+        for key, d in self.daemons.items():
+            kind = "OVN" if d.program.startswith("ovn-") else "OVS"
+            groups.setdefault(f"{kind} {d.version}", []).append(key)
+        return "; ".join(f"{v}: {', '.join(keys)}" for v, keys in groups.items())
 
     @property
     def summary(self) -> str:
-        return f"OVN {self.ovn}, OVS {self.ovs}, {self.datapath} datapath"
+        text = f"OVN {self.ovn}, OVS {self.ovs}, {self.datapath} datapath"
+        if self.mixed:
+            text += f" (mixed, expectations follow the oldest; {self.by_daemon()})"
+        return text
 
 
 @dataclass(frozen=True)
@@ -39,6 +74,8 @@ class Request:
     """What the user asked of a backend (options of pytest or ovnlb-lab)."""
 
     ovn_root: str | None = None  # netns: root filesystem of the OVN under test
+    central_root: str | None = None  # netns: NB/SB and ovn-northd from this one instead
+    chassis_root: str | None = None  # netns: each chassis's OVN and OVS from this one instead
     fmn_dir: str | None = None  # fake-multinode: checkout to start a cluster from
     runtime: str | None = None  # fake-multinode: podman or docker
     prepare_host: bool = False  # fake-multinode spin-up: provide the host's OVS and bridges
@@ -187,6 +224,12 @@ class Backend(ABC):
     def restart(self, keys: list[str]) -> None:
         """Start the daemons `keys` (gone) again, as the lab started them."""
         raise LabError(f"the {self.name} backend does not restart daemons")
+
+    def upgrade(self, to: str | None, step: str, chassis: list[str] | None,
+                timeout: float) -> list[str]:
+        """Do what a package upgrade to installation `to` does for `step`,
+        then wait until the lab is whole; the daemons restarted."""
+        raise LabError(f"the {self.name} backend does not upgrade daemons")
 
     def close(self) -> None:
         """Let go of connections (the lab stays)."""

@@ -29,10 +29,10 @@ from pathlib import Path
 from pyroute2 import IPRoute, netns
 
 from pytest_ovnlb.backends import base
-from pytest_ovnlb.backends.base import Backend, Request, Versions
+from pytest_ovnlb.backends.base import Backend, Daemon, Request, Versions
 from pytest_ovnlb.engine import install as install_mod
 from pytest_ovnlb.engine import links, logical, procs, sysctls, unixctl
-from pytest_ovnlb.engine.install import PROGRAMS
+from pytest_ovnlb.engine.install import PROGRAMS, Install
 from pytest_ovnlb.engine.links import iproute, last_line, tx_checksum_off
 from pytest_ovnlb.engine.ovsdb import Northbound, Southbound, wait_for
 from pytest_ovnlb.engine.records import Record
@@ -40,6 +40,13 @@ from pytest_ovnlb.engine.topology import Names, Topology
 from pytest_ovnlb.errors import LabError
 
 UNDERLAY = "underlay"
+CENTRAL_DAEMONS = ("nb", "sb", "northd")
+CHASSIS_DAEMONS = ("ovsdb-server", "ovs-vswitchd", "ovn-controller")
+# Upgrade steps and what each restarts on a chassis; `all` upgrades the chassis
+# first (dpkg configures openvswitch-switch before ovn-host, which needs it),
+# then the central, as OVN's rolling upgrade does.
+STEPS = {"controllers": ("ovn-controller",), "central": (),
+         "ovs": ("ovsdb-server", "ovs-vswitchd")}
 
 
 # What every ovn-controller logs at start here, whatever goes wrong later:
@@ -51,6 +58,20 @@ def namespaces(record: Record, topo: Topology) -> list[str]:
     return [record.namespace(n) for n in [UNDERLAY] + topo.nodes]
 
 
+def daemon_keys(topo: Topology) -> list[str]:
+    """Every daemon of a lab, in the order it starts them."""
+    return ([f"central/{d}" for d in CENTRAL_DAEMONS]
+            + [f"{c.name}/{d}" for c in topo.chassis for d in CHASSIS_DAEMONS])
+
+
+def installs(request: Request) -> dict[str, Install]:
+    """The installations the central and the chassis run from: --ovn-root
+    (else $OVNLB_OVN_ROOT, else PATH) unless one of their own is given."""
+    default = request.ovn_root or os.environ.get("OVNLB_OVN_ROOT") or None
+    return {"central": install_mod.at(request.central_root or default),
+            "chassis": install_mod.at(request.chassis_root or default)}
+
+
 class NetnsBackend(Backend):
     """Builds and removes one lab; the lab owns everything, the whole
     Northbound included."""
@@ -60,7 +81,6 @@ class NetnsBackend(Backend):
 
     def __init__(self, record: Record, topo: Topology):
         super().__init__(record, topo)
-        self.install = install_mod.find(record.ovn_root)
         self.rundir = record.rundir
         self.ns = record.namespace
         self.underlay_macs: dict[str, str] = {}  # chassis -> MAC of its br-phy
@@ -68,13 +88,29 @@ class NetnsBackend(Backend):
     @classmethod
     def preflight(cls, request: Request) -> str:
         procs.require_root("the embedded lab (network namespaces, OVS daemons)")
-        return install_mod.find(request.ovn_root).summary
+        found = installs(request)
+        if found["central"] == found["chassis"]:
+            return found["central"].summary
+        return "; ".join(f"{part}: {ins.summary}" for part, ins in found.items())
 
     @classmethod
     def prepare(cls, record: Record, request: Request) -> None:
-        record.ovn_root = install_mod.find(request.ovn_root).root
-        record.namespaces = namespaces(record, cls.topology_of(record))
+        found = installs(request)
+        topo = cls.topology_of(record)
+        record.ovn_root = found["central"].root
+        record.roots = {key: found["central" if key.startswith("central/") else "chassis"].root
+                        for key in daemon_keys(topo)}
+        record.namespaces = namespaces(record, topo)
         record.names = Names(owner=record.name).to_record()
+
+    def install_of(self, key: str) -> Install:
+        """The installation daemon `key` runs from (the record says)."""
+        return install_mod.at(self.record.roots.get(key, self.record.ovn_root))
+
+    @property
+    def install(self) -> Install:
+        """The central's installation: the lab's ovn-nbctl/ovn-sbctl."""
+        return self.install_of("central/northd")
 
     @classmethod
     def destroy(cls, record: Record) -> None:
@@ -90,7 +126,12 @@ class NetnsBackend(Backend):
 
     @property
     def versions(self) -> Versions:
-        return Versions(self.install.ovn_version, self.install.ovs_version, "netdev")
+        daemons = {}
+        for key in self.logs():
+            ins, program = self.install_of(key), base.program_of(key)
+            version = ins.ovn_version if program.startswith("ovn-") else ins.ovs_version
+            daemons[key] = Daemon(program, version, ins.root)
+        return Versions.of(daemons, "netdev")
 
     def ctl_command(self, which: str) -> list[str]:
         remote = self.nb_remote() if which == "nb" else self.sb_remote()
@@ -121,7 +162,8 @@ class NetnsBackend(Backend):
 
     def run(self, host: str, argv: list[str], timeout: float) -> str:
         try:
-            return self._run(host, self.install.command(*argv), timeout=timeout)
+            ins = self.install_of(f"{host}/ovs-vswitchd")  # the chassis's own tools
+            return self._run(host, ins.command(*argv), timeout=timeout)
         except subprocess.TimeoutExpired:
             raise LabError(f"{argv[0]} on {host}: no answer within {timeout:g} s") from None
 
@@ -144,8 +186,16 @@ class NetnsBackend(Backend):
         return "exit status unknown (not a child of this process)"
 
     def describe(self) -> list[str]:
-        where = f" in {self.install.root}" if self.install.root else ""
-        return [f"  programs: the OVN/OVS{where} on this machine",
+        roots: dict[str | None, list[str]] = {}
+        for key in self.logs():
+            roots.setdefault(self.install_of(key).root, []).append(key)
+        if len(roots) == 1:
+            root = next(iter(roots))
+            programs = f"the OVN/OVS{f' in {root}' if root else ''} on this machine"
+        else:
+            programs = "; ".join(f"{root or '/'} for {', '.join(keys)}"
+                                 for root, keys in roots.items())
+        return [f"  programs: {programs}",
                 f"  run directory (databases, sockets, logs): {self.rundir}",
                 f"  MTU: {self.topo.mtu} on the lab's networks (VMs, provider network), "
                 f"{self.topo.underlay_mtu} on the underlay that carries their Geneve tunnels",
@@ -167,11 +217,11 @@ class NetnsBackend(Backend):
         return self.rundir / chassis
 
     def logs(self) -> dict[str, str]:
-        logs = {f"central/{n}": str(self.central_dir() / f"{n}.log")
-                for n in ("nb", "sb", "northd")}
-        for c in self.topo.chassis:
-            for daemon in ("ovsdb-server", "ovs-vswitchd", "ovn-controller"):
-                logs[f"{c.name}/{daemon}"] = str(self.chassis_dir(c.name) / f"{daemon}.log")
+        logs = {}
+        for key in daemon_keys(self.topo):
+            node, daemon = key.split("/")
+            home = self.central_dir() if node == "central" else self.chassis_dir(node)
+            logs[key] = str(home / f"{daemon}.log")
         return logs
 
     def exec_prefix(self, node: str) -> list[str]:
@@ -257,7 +307,13 @@ class NetnsBackend(Backend):
             for peer in self.topo.chassis:
                 if peer is not c:
                     self.appctl(c.name, "ovs-vswitchd", "tnl/neigh/set", "br-phy",
-                                peer.underlay_ip, self.underlay_macs[peer.name])
+                                peer.underlay_ip, self._underlay_mac(peer.name))
+
+    def _underlay_mac(self, name: str) -> str:
+        if name not in self.underlay_macs:  # a lab this process did not build
+            with iproute(self.ns(name)) as r:
+                self.underlay_macs[name] = r.get_links(ifname="br-phy")[0].get("IFLA_ADDRESS")
+        return self.underlay_macs[name]
 
     def settle(self) -> None:
         # drop each chassis's cached datapath flows: the next packets take the new OpenFlow
@@ -332,7 +388,7 @@ class NetnsBackend(Backend):
         self._launch("central/northd")
 
     def _start_chassis(self, name: str) -> None:
-        d, ins, topo = self.chassis_dir(name), self.install, self.topo
+        d, ins, topo = self.chassis_dir(name), self.install_of(f"{name}/ovsdb-server"), self.topo
         d.mkdir()
         chassis = next(c for c in topo.chassis if c.name == name)
         self._run(name, ins.command("ovsdb-tool", "create", str(d / "conf.db"),
@@ -374,7 +430,7 @@ class NetnsBackend(Backend):
         for it: at build, and again when it died.  It runs from a directory
         of its own, where a crash leaves its core."""
         node, daemon = key.split("/")
-        ins = self.install
+        ins = self.install_of(key)
         if node == "central":
             d, where, env = self.central_dir(), self.topo.central.name, None
             if daemon == "northd":
@@ -420,7 +476,8 @@ class NetnsBackend(Backend):
         return cores[-1] if cores else None
 
     def program(self, key: str) -> tuple[str, str | None]:
-        return self.install.host_path(base.program_of(key)), self.install.root
+        ins = self.install_of(key)
+        return ins.host_path(base.program_of(key)), ins.root
 
     def restart(self, keys: list[str]) -> None:
         """Start the daemons `keys` again, in the order the lab started them
@@ -429,6 +486,102 @@ class NetnsBackend(Backend):
             self._launch(key)
         if any(k.endswith("/ovs-vswitchd") for k in keys):
             self._set_tunnel_neighbours()
+
+    # --- upgrades -----------------------------------------------------------
+    def upgrade(self, to: str | None, step: str, chassis: list[str] | None,
+                timeout: float) -> list[str]:
+        """What upgrading the packages to the installation in `to` (None or
+        "/": this machine's) restarts for `step`, on `chassis` (default:
+        every one; the central step ignores it): each daemon stopped as its
+        init script does, its database converted to the new schema, started
+        on the new binary.  After each step, waits until every chassis is
+        registered and has installed the Northbound's contents."""
+        if step not in (*STEPS, "all"):
+            raise LabError(f"unknown upgrade step {step!r}: one of {', '.join(STEPS)}, all")
+        hosts = chassis or self.chassis_hosts()
+        unknown = [h for h in hosts if h not in self.chassis_hosts()]
+        if unknown:
+            raise LabError(f"no chassis {unknown[0]!r} in lab {self.record.name} "
+                           f"(chassis: {', '.join(self.chassis_hosts())})")
+        new = install_mod.at(to)
+        done: list[str] = []
+        for one in ("ovs", "controllers", "central") if step == "all" else (step,):
+            if one == "central":
+                done += self._upgrade_central(new)
+            else:
+                for host in hosts:
+                    done += self._upgrade_chassis(host, STEPS[one], new)
+            self._whole(timeout)
+        return done
+
+    def _upgrade_chassis(self, host: str, daemons: tuple[str, ...], new: Install) -> list[str]:
+        keys = [f"{host}/{d}" for d in daemons]
+        for key in reversed(keys):  # ovs-vswitchd before its database
+            # --restart: ovn-controller keeps its chassis and flows, as ovn-ctl restarts it
+            self._stop(key, *(["--restart"] if key.endswith("/ovn-controller") else []))
+        if "ovsdb-server" in daemons:
+            self._convert(host, self.chassis_dir(host) / "conf.db", "vswitch", new)
+        self._switch(keys, new)
+        self.restart(keys)  # puts back what a new ovs-vswitchd needs, as after a crash
+        return keys
+
+    def _upgrade_central(self, new: Install) -> list[str]:
+        dbs = ["central/nb", "central/sb"]
+        for key in dbs:
+            self._stop(key)
+        for db in ("nb", "sb"):
+            self._convert(self.topo.central.name, self.central_dir() / f"{db}.db", db, new)
+        self._switch(dbs, new)
+        self.restart(dbs)
+        self._stop("central/northd")
+        self._switch(["central/northd"], new)
+        self.restart(["central/northd"])
+        return dbs + ["central/northd"]
+
+    def _stop(self, key: str, *args: str) -> None:
+        """Ask daemon `key` to exit (`ovs-appctl -t DAEMON exit`) and wait
+        until it has."""
+        node, daemon = key.split("/")
+        pid = self.daemon_pids()[key]
+        if pid is None:
+            return  # not running: nothing to stop
+        if node == "central":
+            unixctl.call(str(self.central_dir() / f"{daemon}.ctl"), "exit", *args)
+        else:
+            self.appctl(node, daemon, "exit", *args)
+
+        def exited() -> bool:
+            try:
+                os.waitpid(pid, os.WNOHANG)  # our zombie when this process is its subreaper
+            except ChildProcessError:
+                pass
+            return not procs.alive(pid)
+
+        try:
+            wait_for(exited, 10, "")
+        except TimeoutError:
+            raise LabError(f"{key} (pid {pid}) did not exit within 10 s of `exit`") from None
+
+    def _convert(self, node: str, db: Path, schema: str, new: Install) -> None:
+        """Convert database file `db` to `new`'s schema when it needs it, as
+        ovn-ctl and ovs-ctl do on start."""
+        argv = (str(db), new.schemas[schema])
+        if self._run(node, new.command("ovsdb-tool", "needs-conversion", *argv)).strip() == "yes":
+            self._run(node, new.command("ovsdb-tool", "convert", *argv))
+
+    def _switch(self, keys: list[str], new: Install) -> None:
+        """Record that daemons `keys` run from `new` (a crash restart and a
+        sweep read it), before they start."""
+        self.record.roots.update({key: new.root for key in keys})
+        self.record.save()
+
+    def _whole(self, timeout: float) -> None:
+        nb = Northbound(self.nb_remote(), where=self.central)
+        try:
+            self._wait_ready(nb, timeout)
+        finally:
+            nb.close()
+        self.settle()
 
     def _wait_ready(self, nb: Northbound, timeout: float) -> None:
         deadline = time.monotonic() + timeout

@@ -112,7 +112,14 @@ def _version(install: Install, program: str) -> Version:
 def find(root: str | None = None, path: str | None = None) -> Install:
     """Locate every program and schema (in `root` if given, else on `path`,
     by default PATH); one clear line if anything is missing."""
-    root = root or os.environ.get("OVNLB_OVN_ROOT") or None
+    return at(root or os.environ.get("OVNLB_OVN_ROOT") or None, path)
+
+
+def at(root: str | None, path: str | None = None) -> Install:
+    """The installation in `root` (None or "/": this machine's, on PATH),
+    whatever $OVNLB_OVN_ROOT says: what a lab's record names."""
+    if root is not None and os.path.abspath(root) == "/":
+        root = None
     return _find(root, os.environ.get("PATH", "") if path is None else path)
 
 

@@ -43,7 +43,8 @@ class Record:
     state: str = "building"  # building | ready
     build_seconds: float | None = None
     kept_for: int | None = None  # pytest process that kept it after failures
-    ovn_root: str | None = None  # root filesystem of the OVN under test, if not /
+    ovn_root: str | None = None  # root filesystem of the OVN under test (the central's), if not /
+    roots: dict = field(default_factory=dict)  # daemon key -> the root it runs from (None: /)
     names: dict = field(default_factory=dict)  # topology.Names.to_record()
     data: dict = field(default_factory=dict)  # what the backend made, to remove it
     created: float = field(default_factory=time.time)

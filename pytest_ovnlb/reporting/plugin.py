@@ -24,7 +24,7 @@ import pytest
 from _pytest.junitxml import xml_key
 
 import pytest_ovnlb
-from pytest_ovnlb.engine import install
+from pytest_ovnlb.backends import netns
 from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.lab import preflight
 from pytest_ovnlb.options import SETTINGS
@@ -120,17 +120,22 @@ class Collector:
         impl = {"ovn": found.get("ovn"), "ovs": found.get("ovs"),
                 "datapath": found.get("datapath"), "backend": settings.backend,
                 "topology": settings.topology, "root": None, "packages": {}}
+        if found.get("daemons"):
+            impl["daemons"] = found["daemons"]
         if settings.backend == "netns":
             try:
-                inst = install.find(settings.ovn_root)
+                installs = netns.installs(settings.request)
             except LabError:
                 return impl
-            impl["root"] = inst.root
-            impl["ovn"] = impl["ovn"] or str(inst.ovn_version)
-            impl["ovs"] = impl["ovs"] or str(inst.ovs_version)
-            programs = [inst[p] for p in ("ovn-northd", "ovn-controller", "ovs-vswitchd")]
-            impl["packages"] = report.packages(programs, inst.root)
-            impl["programs"] = dict(inst.programs)
+            central, chassis = installs["central"], installs["chassis"]
+            impl["root"] = central.root
+            impl["ovn"] = impl["ovn"] or str(min(central.ovn_version, chassis.ovn_version))
+            impl["ovs"] = impl["ovs"] or str(chassis.ovs_version)
+            # central and chassis programs come from different packages: no name clashes
+            impl["packages"] = {**report.packages([central["ovn-northd"]], central.root),
+                                **report.packages([chassis[p] for p in (
+                                    "ovn-controller", "ovs-vswitchd")], chassis.root)}
+            impl["programs"] = dict(central.programs)
         return impl
 
     def suite(self) -> dict:
@@ -240,7 +245,9 @@ def pytest_runtest_makereport(item: pytest.Item, call):
         if lab is not None:
             v = lab.versions
             item.user_properties.append((record.IMPLEMENTATION, {
-                "ovn": str(v.ovn), "ovs": str(v.ovs), "datapath": v.datapath}))
+                "ovn": str(v.ovn), "ovs": str(v.ovs), "datapath": v.datapath,
+                "daemons": {key: {"program": d.program, "version": str(d.version),
+                                  "root": d.root} for key, d in v.daemons.items()}}))
             item.config.stash[VERSIONS_SENT] = True
     return (yield)
 
