@@ -11,6 +11,7 @@ with a clustered central too).
 import ipaddress
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -61,16 +62,27 @@ def one_line_error(result, *words):
     return lines[0]
 
 
+def blocks(text: str, start: re.Pattern) -> list[str]:
+    """`text` cut where a line starts a block, sorted: ovn-nbctl lists rows
+    in the order its IDL got them, which differs from one process to the next."""
+    cuts = [m.start() for m in start.finditer(text)] + [len(text)]
+    return sorted(text[a:b] for a, b in zip(cuts, cuts[1:]))
+
+
 def snapshot(cluster):
-    """What a run must leave as it was: the NB contents, and each container's
-    namespaces and OVS ports."""
+    """What a run must leave as it was: the NB contents (rows, in any
+    order), and each container's namespaces and OVS ports."""
     nbctl = cluster.ctl_argv("nb")
-    nb = "".join(subprocess.run(nbctl + argv, capture_output=True, text=True, check=True).stdout
-                 for argv in (["show"], ["--columns=name,vips", "list", "Load_Balancer"]))
-    nodes = {c: cluster.sh(c, "ip netns list; for b in $(ovs-vsctl list-br); do "
-                              "echo $b; ovs-vsctl list-ports $b; done")
+    nb = [blocks(subprocess.run(nbctl + argv, capture_output=True, text=True,
+                                check=True).stdout, start)
+          for argv, start in ((["show"], re.compile(r"^\S", re.M)),
+                              (["--columns=name,vips", "list", "Load_Balancer"],
+                               re.compile(r"^name", re.M)))]
+    nodes = {c: sorted(cluster.sh(c, "ip netns list; for b in $(ovs-vsctl list-br); do "
+                                     "ovs-vsctl list-ports $b | sed \"s/^/$b /\"; done")
+                       .splitlines())
              for c in cluster.hosts}
-    return nb, nodes
+    return "".join(nb[0] + nb[1]), nodes
 
 
 def test_each_provider_subnet_has_an_ipv6_subnet_of_its_own():
