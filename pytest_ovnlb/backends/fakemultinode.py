@@ -38,7 +38,7 @@ from pytest_ovnlb.backends import fmnhost
 from pytest_ovnlb.backends.base import Backend, Request, Versions
 from pytest_ovnlb.engine import links, logical, procs, sysctls, topology, unixctl
 from pytest_ovnlb.engine.links import iproute, last_line, tx_checksum_off
-from pytest_ovnlb.engine.ovsdb import Northbound, Southbound
+from pytest_ovnlb.engine.ovsdb import Northbound, Southbound, wait_for
 from pytest_ovnlb.engine.records import Record
 from pytest_ovnlb.engine.topology import GENEVE_OVERHEAD, Names, Topology
 from pytest_ovnlb.errors import LabError
@@ -54,6 +54,8 @@ PROVIDER_POOL = ipaddress.ip_network("10.127.0.0/16")
 PROVIDER_POOL6 = ipaddress.ip_network("fd00:127::/48")
 SUBNET_KEY = "ovnlb:subnet"
 EXEC_TIMEOUT = 30
+# A clustered database elects a new leader within a few election timers (1 s).
+ELECTION_TIMEOUT = 10.0
 
 
 def provider6(subnet: str) -> str:
@@ -161,20 +163,33 @@ class Cluster:
     def leader(self, db: str) -> str:
         """The member leading database `db` (nb or sb); the only one of a
         central that is not clustered.  Asked through each member's control
-        socket (`cluster/status`); a member that does not answer is skipped."""
+        socket (`cluster/status`); a member that does not answer is skipped,
+        and an election under way is waited for (up to ELECTION_TIMEOUT)."""
         if len(self.centrals) == 1:
             return self.centrals[0]
         name = {"nb": "OVN_Northbound", "sb": "OVN_Southbound"}[db]
+        controls = {}
         for member in self.centrals:
             try:
-                sock = self.db_socket(member, db)
-                status = unixctl.call(sock[:-len(".sock")] + ".ctl", "cluster/status", name)
+                controls[member] = self.db_socket(member, db)[:-len(".sock")] + ".ctl"
             except LabError:
                 continue
-            if re.search(r"^Role: leader$", status, re.M):
-                return member
-        raise LabError(f"fake-multinode: no member of {self.central} leads {name} "
-                       "(cluster/status on each)")
+
+        def leading() -> str | None:
+            for member, control in controls.items():
+                try:
+                    status = unixctl.call(control, "cluster/status", name)
+                except LabError:
+                    continue
+                if re.search(r"^Role: leader$", status, re.M):
+                    return member
+            return None
+
+        try:
+            return wait_for(leading, ELECTION_TIMEOUT, f"a leader of {name}")
+        except TimeoutError:
+            raise LabError(f"fake-multinode: no member of {self.central} leads {name} "
+                           f"within {ELECTION_TIMEOUT:g} s (cluster/status on each)") from None
 
     def ctl_argv(self, which: str) -> list[str]:
         """`ovn-nbctl`/`ovn-sbctl` (which: nb or sb) in the member leading
