@@ -1,5 +1,5 @@
-"""Without a health check OVN keeps balancing to a server whose server is
-down: about its share of new connections is refused, the rest succeed."""
+"""Without a health check OVN keeps balancing to a server whose web server
+is down: about its share of new connections is refused, the rest succeed."""
 
 import pytest
 

@@ -300,3 +300,15 @@ def test_readme_walkthrough_leaves_a_users_lb_and_the_cluster_as_found(cluster, 
         assert after == before
     finally:
         subprocess.run(nbctl + ["--if-exists", "lb-del", "users-own-lb2"], check=True)
+
+
+def test_an_ovsdbapp_error_without_its_arguments_is_still_one_line():
+    """ovsdbapp's own bug (a TimeoutException() wrapped while connecting)
+    made str() raise, and the run end in an INTERNALERROR."""
+    from ovsdbapp import exceptions
+
+    from pytest_ovnlb.engine.ovsdb import describe
+    error = exceptions.OvsdbConnectionUnavailable(db_schema="OVN_Northbound",
+                                                  error=exceptions.TimeoutException())
+    line = describe(error)
+    assert "OVN_Northbound" in line and "\n" not in line

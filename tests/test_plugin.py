@@ -577,7 +577,7 @@ def ignore_gateway_mtu(monkeypatch):
                 check_error=True)
             self.sync()
         return lb""")),
-    # A stopped server's server is dropped from the VIP (as if a health
+    # A stopped server is dropped from the VIP (as if a health
     # check ran): nothing is refused any more.
     "stopped_backend_dropped": (None, _TRACKED.format(body="""
     stop = Hub.stop

@@ -34,22 +34,17 @@ CONNECT_TIMEOUT, TIMEOUT = 10.0, 30.0
 
 
 def describe(exc: BaseException) -> str:
-    """An exception as one line.  ovsdbapp raises some without the arguments
-    their message needs (a TimeoutException() while connecting, wrapped in
-    OvsdbConnectionUnavailable): their str() then fails."""
-    try:
-        text = str(exc)
-    except Exception:
-        text = getattr(exc, "message", "") or type(exc).__name__
-    return " ".join(text.split()) or type(exc).__name__
+    """An exception as one line."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _safe_str(self) -> str:
     return getattr(self, "msg", None) or self.message
 
 
-# Such an exception reaching pytest would end the run in an INTERNALERROR
-# (its report calls str()); give every ovsdbapp exception a str() that works.
+# ovsdbapp raises some exceptions without the arguments their message needs
+# (a TimeoutException() while connecting, wrapped in OvsdbConnectionUnavailable):
+# their str() fails, and one reaching pytest ends the run in an INTERNALERROR.
 exceptions.OvsdbAppException.__str__ = _safe_str
 
 

@@ -69,7 +69,7 @@ BEHAVIOURS = {b.name: b for b in (
               "the connection, seen with the VIP as source"),
     Behaviour("health_check", _v("20.3.0"),
               "load balancer health checks (ip_port_mappings + Load_Balancer_Health_Check) "
-              "take a server whose server is down out of the rotation"),
+              "take a server that is down out of the rotation"),
     Behaviour("selection_fields", _v("20.6.0"),
               "load balancers hash on chosen fields (selection_fields)"),
     Behaviour("reject_no_backends", _v("21.3.0"),

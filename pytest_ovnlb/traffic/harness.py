@@ -1,4 +1,4 @@
-"""What a conformance test drives: web servers on server VMs, clients in any
+"""What a conformance test drives: web servers on VMs, clients in any
 node, and load balancers placed on a router or a switch.
 
 One `Hub` per lab keeps a traffic agent per node for the whole session;
