@@ -32,6 +32,17 @@ def test_an_entry_holds_for_its_daemon_only():
     assert complaints("ovn-controller", text, NEW) == [text]
 
 
+@pytest.mark.parametrize("text", [
+    "2026-12-06T14:16:09.831Z|00001|dpif(revalidator5)|WARN|netdev@ovs-netdev: failed to "
+    "put[modify] (No such file or directory) ufid:311088e3 actions:drop",
+    "2026-12-06T11:47:11.346Z|00004|ofproto_dpif_upcall(revalidator6)|WARN|Failed to "
+    "acquire udpif_key corresponding to unexpected flow (Invalid argument): ufid:1"])
+def test_revalidator_races_are_expected_of_ovs_vswitchd(text):
+    assert complaints("ovs-vswitchd", text, NEW) == []
+    handler = text.replace("(revalidator5)", "(handler1)").replace("(revalidator6)", "(handler1)")
+    assert complaints("ovs-vswitchd", handler, NEW) == [handler]
+
+
 def test_an_entry_holds_for_its_versions_only():
     text = line("handle service check: Service monitor not found")
     assert complaints("ovn-controller", text, OLD) == []

@@ -40,7 +40,7 @@ ALLOWED = (
             "no openvswitch kernel module here (userspace datapath): the dpctl commands "
             "the lab uses (conntrack flush) look for kernel datapaths too"),
     Allowed("revalidator_races", "ovs-vswitchd",
-            r"ofproto_dpif_upcall.*(failed to put|failed to flow_get|failed to flow_del|"
+            r"\(revalidator\d*\)\|WARN\|.*(failed to (put|flow_get|flow_del)|"
             r"Failed to acquire udpif_key)",
             "the userspace datapath's revalidators race with datapath flows that go "
             "meanwhile (the lab purges them and flushes conntrack between tests); seen "
