@@ -45,6 +45,10 @@ ALLOWED = (
             "the userspace datapath's revalidators race with datapath flows that go "
             "meanwhile (the lab purges them and flushes conntrack between tests); seen "
             "on a loaded machine; OVN's own system tests filter the same lines"),
+    Allowed("geneve_options_after_restart", "ovs-vswitchd",
+            r"Invalid Geneve tunnel metadata",
+            "a restarted ovs-vswitchd (the lab's repair after a crash) receives tunnelled "
+            "packets before ovn-controller has given it back OVN's Geneve option table"),
     Allowed("template_without_values", "*",
             r'bad IP address "\[?ovnlb_|error parsing .*\^ovnlb_',
             "a template load balancer on a chassis with no value for its template "
