@@ -58,13 +58,16 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument("--timeout", type=float, default=20.0,
                     help="seconds to wait for the chassis to be ready (default 20)")
     upgrade = named("upgrade", "restart daemons on another OVN/OVS installation, as a package "
-                    "upgrade does, and return when every chassis follows the Northbound again")
+                    "upgrade does, and return when every chassis follows the Northbound again "
+                    "(controllers pinned to another northd version: when ovn-northd does)")
     upgrade.add_argument("--to", required=True, metavar="ROOT",
                          help="root filesystem holding the new OVN/OVS ('/': this machine's)")
     upgrade.add_argument("--step", required=True,
                          help="controllers (ovn-controller), central (NB/SB databases converted, "
                               "then ovn-northd), ovs (each chassis's ovsdb-server, conf.db "
-                              "converted, and ovs-vswitchd) or all (ovs, controllers, central)")
+                              "converted, and ovs-vswitchd), all (ovs, controllers, central) or "
+                              "pin (ovn-match-northd-version=true on each chassis, before a "
+                              "fail-safe upgrade)")
     upgrade.add_argument("--chassis", action="append", default=None, metavar="NAME",
                          help="only this chassis (repeatable; default every one)")
     upgrade.add_argument("--timeout", type=float, default=30.0,

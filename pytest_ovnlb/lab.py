@@ -286,13 +286,14 @@ class Lab:
         self.backend.settle()
 
     def upgrade(self, to: str | None, step: str, chassis: list[str] | None = None,
-                timeout: float = 30.0) -> list[str]:
+                timeout: float = 30.0, pinned: bool | None = None) -> list[str]:
         """One upgrade step to the installation in root filesystem `to`
-        (None or "/": this machine's): "controllers", "central", "ovs" or
-        "all" (docs/upgrades.md); returns once the lab is whole again, with
-        the daemons it restarted."""
+        (None or "/": this machine's): "controllers", "central", "ovs",
+        "pin" or "all" (docs/upgrades.md); returns once the lab is whole
+        again (with `pinned`, once ovn-northd is: pinned controllers follow
+        no change), with the daemons it restarted."""
         self.close()  # the Northbound connection would outlive its server
-        return self.backend.upgrade(to, step, chassis, timeout)
+        return self.backend.upgrade(to, step, chassis, timeout, pinned)
 
     def reset(self) -> None:
         """Back to the topology alone: the lab's load balancers and their

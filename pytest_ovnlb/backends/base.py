@@ -226,10 +226,11 @@ class Backend(ABC):
         raise LabError(f"the {self.name} backend does not restart daemons")
 
     def upgrade(self, to: str | None, step: str, chassis: list[str] | None,
-                timeout: float) -> list[str]:
+                timeout: float, pinned: bool | None = None) -> list[str]:
         """Do what a package upgrade to installation `to` does for `step`,
         then wait until the lab is whole; the daemons restarted."""
-        raise LabError(f"the {self.name} backend does not upgrade daemons")
+        raise LabError(f"the {self.name} backend does not upgrade daemons: its nodes run "
+                       "the OVN their images hold; upgrades run on the netns backend")
 
     def close(self) -> None:
         """Let go of connections (the lab stays)."""

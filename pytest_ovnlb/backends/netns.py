@@ -489,20 +489,30 @@ class NetnsBackend(Backend):
 
     # --- upgrades -----------------------------------------------------------
     def upgrade(self, to: str | None, step: str, chassis: list[str] | None,
-                timeout: float) -> list[str]:
+                timeout: float, pinned: bool | None = None) -> list[str]:
         """What upgrading the packages to the installation in `to` (None or
         "/": this machine's) restarts for `step`, on `chassis` (default:
         every one; the central step ignores it): each daemon stopped as its
         init script does, its database converted to the new schema, started
-        on the new binary.  After each step, waits until every chassis is
-        registered and has installed the Northbound's contents."""
-        if step not in (*STEPS, "all"):
-            raise LabError(f"unknown upgrade step {step!r}: one of {', '.join(STEPS)}, all")
+        on the new binary; "pin" sets `ovn-match-northd-version=true` on
+        each chassis instead.  After each step, waits until every chassis is
+        registered and has installed the Northbound's contents; with
+        `pinned` (the controllers are pinned to another northd's version,
+        and follow no change) only until ovn-northd has.  `pinned=None`:
+        whether any chassis is, as the lab stands after the step."""
+        if step not in (*STEPS, "pin", "all"):
+            raise LabError(f"unknown upgrade step {step!r}: one of "
+                           f"{', '.join(STEPS)}, pin, all")
         hosts = chassis or self.chassis_hosts()
         unknown = [h for h in hosts if h not in self.chassis_hosts()]
         if unknown:
             raise LabError(f"no chassis {unknown[0]!r} in lab {self.record.name} "
                            f"(chassis: {', '.join(self.chassis_hosts())})")
+        if step == "pin":
+            for host in hosts:
+                self._vsctl(host, "set", "Open_vSwitch", ".",
+                            "external_ids:ovn-match-northd-version=true")
+            return []
         new = install_mod.at(to)
         done: list[str] = []
         for one in ("ovs", "controllers", "central") if step == "all" else (step,):
@@ -511,8 +521,20 @@ class NetnsBackend(Backend):
             else:
                 for host in hosts:
                     done += self._upgrade_chassis(host, STEPS[one], new)
-            self._whole(timeout)
+            self._whole(timeout, self._pinned() if pinned is None else pinned)
         return done
+
+    def _pinned(self) -> bool:
+        northd = self.install_of("central/northd").ovn_version
+        return any(self.install_of(f"{host}/ovn-controller").ovn_version != northd
+                   and "true" in self._vsctl(host, "--if-exists", "get", "Open_vSwitch", ".",
+                                             "external_ids:ovn-match-northd-version")
+                   for host in self.chassis_hosts())
+
+    def _vsctl(self, host: str, *args: str) -> str:
+        ins = self.install_of(f"{host}/ovsdb-server")
+        return self._run(host, ins.command(
+            "ovs-vsctl", f"--db=unix:{self.chassis_dir(host) / 'db.sock'}", *args))
 
     def _upgrade_chassis(self, host: str, daemons: tuple[str, ...], new: Install) -> list[str]:
         keys = [f"{host}/{d}" for d in daemons]
@@ -575,15 +597,15 @@ class NetnsBackend(Backend):
         self.record.roots.update({key: new.root for key in keys})
         self.record.save()
 
-    def _whole(self, timeout: float) -> None:
+    def _whole(self, timeout: float, pinned: bool = False) -> None:
         nb = Northbound(self.nb_remote(), where=self.central)
         try:
-            self._wait_ready(nb, timeout)
+            self._wait_ready(nb, timeout, pinned)
         finally:
             nb.close()
         self.settle()
 
-    def _wait_ready(self, nb: Northbound, timeout: float) -> None:
+    def _wait_ready(self, nb: Northbound, timeout: float, pinned: bool = False) -> None:
         deadline = time.monotonic() + timeout
         left = lambda: max(0.0, deadline - time.monotonic())  # noqa: E731
         expected = {c.name for c in self.topo.chassis}
@@ -603,7 +625,10 @@ class NetnsBackend(Backend):
                 raise LabError(self._blame(self.topo.vm(port).chassis,
                                            f"did not bring up port {port} within {timeout:g} s")) from None
             try:
-                nb.sync(left())
+                if pinned:  # controllers follow no change: only northd can
+                    nb.sync(left(), chassis=False)
+                else:
+                    nb.sync(left())
             except TimeoutError:
                 lagging = self._lagging(sb, nb)
                 raise LabError(self._blame(lagging, "did not install the Northbound "

@@ -145,9 +145,11 @@ class Northbound(_Db):
     api_class = nb_idl.OvnNbApiIdlImpl
     schema = "OVN_Northbound"
 
-    def sync(self, timeout: float) -> None:
+    def sync(self, timeout: float, chassis: bool = True) -> None:
         """Return once every chassis has installed the current NB contents
-        (what `ovn-nbctl --wait=hv sync` does), bounded by `timeout`."""
+        (what `ovn-nbctl --wait=hv sync` does), or with `chassis=False` once
+        ovn-northd has put them in the Southbound (`--wait=sb`), bounded by
+        `timeout`."""
         with self.conn.lock:
             nb_global = next(iter(self.api.tables["NB_Global"].rows.values()))
             target = nb_global.nb_cfg + 1
@@ -156,9 +158,10 @@ class Northbound(_Db):
 
         def caught_up():
             with self.conn.lock:
-                return nb_global.hv_cfg >= target
+                return (nb_global.hv_cfg if chassis else nb_global.sb_cfg) >= target
 
-        self.wait(caught_up, timeout, f"hv_cfg stayed below nb_cfg={target}")
+        self.wait(caught_up, timeout, f"{'hv' if chassis else 'sb'}_cfg stayed below "
+                  f"nb_cfg={target}")
 
 
 class Southbound(_Db):

@@ -709,6 +709,179 @@ class Sessions:
         return self.sessions[sid]
 
 
+# --- held traffic -------------------------------------------------------------
+#
+# Traffic kept going in the background while the lab changes under it (an
+# upgrade): long-lived TCP connections asking one request every `interval`,
+# UDP flows (one source port each) doing the same, and streams of new TCP
+# connections, one started every `interval`.  Every request is logged as
+# [sent, answered or None, server or None, error or None], times on
+# CLOCK_MONOTONIC, which the caller's time.monotonic() reads too.  A held
+# TCP connection is never reopened: the first error ends it, as it would
+# end a user's session.
+
+class _Flow:
+    def __init__(self, spec):
+        self.id, self.kind = spec["id"], spec["kind"]
+        self.host, self.port = spec["host"], int(spec["port"])
+        self.interval = float(spec.get("interval", 0.2))
+        self.timeout = float(spec.get("timeout", 30.0))
+        self.events, self.ended, self.local_port = [], None, None
+
+
+async def _tcp_held(flow):
+    """One connection, one request every interval, until an error ends it."""
+    loop = asyncio.get_running_loop()
+    request = b"GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % _url_host(flow.host).encode()
+    sock = None
+    try:
+        sock = socket.socket(_family(flow.host), socket.SOCK_STREAM)
+        sock.setblocking(False)
+        await asyncio.wait_for(loop.sock_connect(sock, (flow.host, flow.port)), flow.timeout)
+        flow.local_port = sock.getsockname()[1]
+        while True:
+            sent, data = time.monotonic(), b""
+            event = [sent, None, None, None]
+            flow.events.append(event)
+            try:
+                await loop.sock_sendall(sock, request)
+                while not _complete(data):
+                    chunk = await asyncio.wait_for(loop.sock_recv(sock, 65536),
+                                                   max(0.0, sent + flow.timeout - time.monotonic()))
+                    if not chunk:
+                        raise ConnectionResetError("closed by the peer")
+                    data += chunk
+                reply = json.loads(data.partition(b"\r\n\r\n")[2])
+                event[1], event[2] = time.monotonic(), reply.get("backend")
+            except Exception as e:
+                event[1], event[3] = time.monotonic(), classify(e)
+                flow.ended = event[3]
+                return
+            await asyncio.sleep(max(0.0, sent + flow.interval - time.monotonic()))
+    except asyncio.CancelledError:
+        raise
+    except Exception as e:  # the connection was never made
+        flow.events.append([time.monotonic(), time.monotonic(), None, classify(e)])
+        flow.ended = flow.events[-1][3]
+    finally:
+        if sock is not None:
+            sock.close()
+
+
+async def _udp_held(flow):
+    """One source port, one datagram every interval; an unanswered one is
+    logged as a timeout after `interval` and the flow goes on."""
+    loop = asyncio.get_running_loop()
+    sock = socket.socket(_family(flow.host), socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.connect((flow.host, flow.port))
+        flow.local_port = sock.getsockname()[1]
+        while True:
+            sent = time.monotonic()
+            event = [sent, None, None, None]
+            flow.events.append(event)
+            try:
+                sock.send(b"?\n")
+                reply = json.loads(await asyncio.wait_for(loop.sock_recv(sock, 65536),
+                                                          flow.interval))
+                event[1], event[2] = time.monotonic(), reply.get("backend")
+            except Exception as e:
+                event[1], event[3] = time.monotonic(), classify(e)
+            await asyncio.sleep(max(0.0, sent + flow.interval - time.monotonic()))
+    finally:
+        sock.close()
+
+
+async def _new_stream(flow):
+    """A new connection started every interval, each with its own timeout."""
+    global _PORTS
+    if _PORTS is None:
+        _PORTS = _source_ports()
+    loop = asyncio.get_running_loop()
+
+    async def one():
+        event = [time.monotonic(), None, None, None]
+        flow.events.append(event)
+        try:
+            reply = await asyncio.wait_for(
+                _tcp_sample(loop, flow.host, flow.port, {}, _PORTS), flow.timeout)
+            event[1], event[2] = time.monotonic(), reply.get("backend")
+        except Exception as e:
+            event[1], event[3] = time.monotonic(), classify(e)
+
+    tasks = set()
+    try:
+        while True:
+            start = time.monotonic()
+            task = loop.create_task(one())
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            await asyncio.sleep(max(0.0, start + flow.interval - time.monotonic()))
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+class Holds:
+    """Held flows on an event loop of their own, in a daemon thread."""
+    RUN = {"tcp": _tcp_held, "udp": _udp_held, "new": _new_stream}
+
+    def __init__(self):
+        self.loop, self.flows, self.tasks, self.read_upto = None, {}, {}, {}
+
+    def _run(self, coro):
+        if self.loop is None:
+            self.loop = asyncio.new_event_loop()
+            threading.Thread(target=self.loop.run_forever, daemon=True).start()
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(10)
+
+    def start(self, specs):
+        flows = [_Flow(s) for s in specs]
+        for flow in flows:
+            if flow.kind not in self.RUN:
+                raise OpError(f"bad held flow kind {flow.kind!r}")
+            if flow.id in self.flows:
+                raise OpError(f"held flow {flow.id} already running")
+        return self._run(self._start(flows))
+
+    async def _start(self, flows):
+        for flow in flows:
+            self.flows[flow.id] = flow
+            self.read_upto[flow.id] = 0
+            self.tasks[flow.id] = asyncio.get_running_loop().create_task(
+                self.RUN[flow.kind](flow))
+        return {}
+
+    def read(self, stop=False):
+        """Each flow's events not read before (an event is read once it is
+        finished), its source port and, once ended, why."""
+        return self._run(self._read(stop))
+
+    async def _read(self, stop):
+        if stop:
+            for task in self.tasks.values():
+                task.cancel()
+            await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+            self.tasks = {}
+        out = {}
+        for fid, flow in self.flows.items():
+            upto = self.read_upto[fid]
+            done = upto
+            while done < len(flow.events) and flow.events[done][1] is not None:
+                done += 1
+            out[fid] = {"events": flow.events[upto:done], "local_port": flow.local_port,
+                        "ended": flow.ended}
+            self.read_upto[fid] = done
+        if stop:
+            self.flows, self.read_upto = {}, {}
+        return {"flows": out}
+
+    def close(self):
+        if self.loop is not None and self.tasks:
+            self.read(stop=True)
+
+
 # --- packet capture -----------------------------------------------------------
 
 def _default_iface():
@@ -939,6 +1112,7 @@ class Agent:
         self.name = name
         self.servers = Servers()
         self.sessions = Sessions()
+        self.holds = Holds()
         self.captures = {}
 
     def handle(self, req):
@@ -965,6 +1139,10 @@ class Agent:
         if op == "session_close":
             self.sessions.close(req["sid"])
             return {}
+        if op == "hold_start":
+            return self.holds.start(req["flows"])
+        if op == "hold_read":
+            return self.holds.read(stop=bool(req.get("stop")))
         if op == "capture_start":
             return self._capture_start(req)
         if op == "solicit":
@@ -1005,6 +1183,7 @@ class Agent:
         for cap in self.captures.values():
             cap.stop()
         self.sessions.close_all()
+        self.holds.close()
         self.servers.close()
 
 

@@ -214,6 +214,19 @@ class Agent:
         """A keep-alive HTTP session from this node to host:port."""
         return Session(self, host, port, timeout)
 
+    def hold(self, flows: list[dict]) -> None:
+        """Start held flows in the background (agent.Holds): each a dict
+        with id, kind ("tcp": one long-lived connection, "udp": one source
+        port, "new": a stream of new connections), host, port, interval and
+        timeout (seconds)."""
+        self.call("hold_start", flows=[{**f, "host": str(f["host"])} for f in flows])
+
+    def held(self, stop: bool = False) -> dict:
+        """{flow id: {"events": [[sent, answered, server, error], ...] not
+        read before, "local_port", "ended": why, or None}}; `stop` ends
+        every held flow first."""
+        return self.call("hold_read", stop=stop, timeout=20)["flows"]
+
     def capture(self, proto, dst=None, dport=None, iface=None):
         """Context manager recording matching IPv4 and IPv6 packets on an
         interface; dst matches however the address is written."""
