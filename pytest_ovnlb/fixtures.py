@@ -10,6 +10,8 @@
   servers' open connections reset).
 - `ovn_case` (test): all of that for one test, with its expectations
   (pytest_ovnlb/case.py).
+- `ovn_upgrade` (test): an upgrade run's walk and its verdicts
+  (pytest_ovnlb/upgrade.py).
 """
 
 from __future__ import annotations
@@ -22,10 +24,11 @@ from pytest_ovnlb.case import Case
 from pytest_ovnlb.engine import topology
 from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.lab import Lab
-from pytest_ovnlb.options import FAILED, SETTINGS
+from pytest_ovnlb.options import FAILED, SETTINGS, UPGRADE
 from pytest_ovnlb.reporting import features
 from pytest_ovnlb.model.placements import FAMILIES, PLACEMENTS
 from pytest_ovnlb.traffic.harness import Hub, LoadBalancers
+from pytest_ovnlb.upgrade import Walk, walk_quietly
 from pytest_ovnlb.workers import worker_id
 
 
@@ -36,6 +39,13 @@ def ovn_lab(request: pytest.FixtureRequest):
         lab = Lab.up(f"pytest{os.getpid()}", settings.topology, owner=os.getpid(),
                      timeout=settings.ready_timeout, backend=settings.backend,
                      request=settings.request)
+        path = request.config.stash.get(UPGRADE, None)
+        if path is not None:  # an upgrade run: the suite runs on the upgraded lab
+            try:
+                walk_quietly(lab, path)
+            except BaseException:
+                lab.down()
+                raise
     except LabError as exc:
         failure = f"ovnlb: {exc}"
     else:
@@ -111,3 +121,23 @@ def ovn_lbs(ovn_lab: Lab, ovn_hub: Hub, placement: str, family: int):
     ovn_lab.reset()
     yield lbs
     lbs.remove_all()
+
+
+@pytest.fixture
+def ovn_upgrade(request: pytest.FixtureRequest):
+    """An upgrade run's walk (pytest_ovnlb/upgrade.py): a lab of its own
+    started on the source, taken along the path with traffic held through
+    it, judged step by step; the lab is removed after.  Skipped outside an
+    upgrade run (--ovn-upgrade-from)."""
+    path = request.config.stash.get(UPGRADE, None)
+    if path is None:
+        pytest.skip("not an upgrade run: --ovn-upgrade-from names the OVN to upgrade from")
+    settings = request.config.stash[SETTINGS]
+    lab = Lab.up(f"pytest{os.getpid()}u", settings.topology, owner=os.getpid(),
+                 timeout=settings.ready_timeout, request=settings.request)
+    hub = Hub(lab)
+    try:
+        yield Walk(lab, hub, path).run()
+    finally:
+        hub.close()
+        lab.down()

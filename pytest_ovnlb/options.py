@@ -30,9 +30,14 @@ class Settings:
     fmn_dir: str | None
     fmn_runtime: str | None
     fmn_prepare_host: bool
+    upgrade_from: str | None = None  # an upgrade run: the lab starts on this root
+    upgrade_procedure: str | None = None  # forced; else the one OVN documents
 
     @property
     def request(self) -> Request:
+        """What the run's labs start from: in an upgrade run, the source."""
+        if self.upgrade_from:
+            return Request(ovn_root=self.upgrade_from)
         return Request(ovn_root=self.ovn_root, central_root=self.ovn_central_root,
                        chassis_root=self.ovn_chassis_root, fmn_dir=self.fmn_dir,
                        runtime=self.fmn_runtime, prepare_host=self.fmn_prepare_host)
@@ -41,6 +46,7 @@ class Settings:
 SETTINGS = pytest.StashKey[Settings]()
 FAILED = pytest.StashKey[bool]()
 CLUSTER = pytest.StashKey[object]()  # the record of a cluster this run started
+UPGRADE = pytest.StashKey[object]()  # an upgrade run's path (upgrade.Path)
 
 OPTIONS = [
     # (flag, ini key, help, default, type)
@@ -63,6 +69,14 @@ OPTIONS = [
     ("--ovn-chassis-root", "ovn_chassis_root",
      "root filesystem each chassis's ovn-controller and OVS run from ('/': this machine's; "
      "default: --ovn-root's)", "", str),
+    ("--ovn-upgrade-from", "ovn_upgrade_from",
+     "an upgrade run: labs start on the OVN in this root filesystem ('/': this machine's) "
+     "and are upgraded to the OVN under test by the procedure OVN documents for the span; "
+     "test_upgrade.py judges traffic held through every step, the rest run on the upgraded "
+     "labs (docs/upgrades.md)", "", str),
+    ("--ovn-upgrade-procedure", "ovn_upgrade_procedure",
+     "with --ovn-upgrade-from: rolling or fail-safe instead of the one OVN documents for "
+     "the span", "", str),
     ("--ovnlb-samples", "ovnlb_samples",
      "answered new connections per distribution check, where more than the check's "
      "own plan (the fewest giving its power: "

@@ -21,13 +21,16 @@ from pytest_ovnlb.fixtures import (  # noqa: F401  (re-exported so pytest finds 
     ovn_hub,
     ovn_lab,
     ovn_lbs,
+    ovn_upgrade,
     placement,
 )
 from pytest_ovnlb.lab import destroy, preflight, start_cluster
+from pytest_ovnlb.upgrade import upgrade_path
 from pytest_ovnlb.options import (
     CLUSTER,
     FAILED,
     SETTINGS,
+    UPGRADE,
     Settings,
     add_options,
     count,
@@ -77,6 +80,8 @@ def pytest_configure(config: pytest.Config) -> None:
         fmn_dir=setting(config, "ovn_fmn_dir") or None,
         fmn_runtime=setting(config, "ovn_fmn_runtime") or None,
         fmn_prepare_host=setting(config, "ovn_fmn_prepare_host", bool),
+        upgrade_from=setting(config, "ovn_upgrade_from") or None,
+        upgrade_procedure=setting(config, "ovn_upgrade_procedure") or None,
     )
     config.stash[SETTINGS] = settings
     config.stash[FAILED] = False
@@ -120,6 +125,12 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     except LabError as exc:
         return [f"ovnlb: {exc}; topology {settings.topology}, backend {settings.backend}"]
     lines = [f"ovnlb: {found}; topology {settings.topology}, backend {settings.backend}"]
+    if settings.upgrade_from:
+        try:
+            lines.append(f"ovnlb: upgrade run, OVN {upgrade_path(settings).name}: labs start "
+                         f"on {settings.upgrade_from} and are upgraded before the tests")
+        except LabError as exc:
+            lines.append(f"ovnlb: {exc}")
     if settings.backend == "netns":  # which build runs, program by program
         found = netns.installs(settings.request)
         mixed = found["central"] != found["chassis"]
@@ -132,7 +143,8 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Refuse to start, with one line, when tests need a lab that can't be built."""
-    if not any("ovn_lab" in getattr(item, "fixturenames", ()) for item in items):
+    if not any({"ovn_lab", "ovn_upgrade"} & set(getattr(item, "fixturenames", ()))
+               for item in items):
         return
     if worker_id(config):
         items[:] = interleaved(items)
@@ -141,6 +153,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     settings = config.stash[SETTINGS]
     try:
         preflight(settings.backend, settings.request)
+        if settings.upgrade_from or settings.upgrade_procedure:
+            config.stash[UPGRADE] = upgrade_path(settings)
     except LabError as exc:
         raise pytest.UsageError(str(exc)) from None
 

@@ -67,12 +67,25 @@ def plan(source: str, target: str | None, procedure: str | None = None) -> Path:
         src = install.at(source)
     except LabError as exc:
         raise LabError(f"--ovn-upgrade-from={source}: not an OVN installation: {exc}") from None
-    dst = install.at(target)
+    dst = install.find(target)
     try:
         chosen, steps = upgrades.plan(src.ovn_version, dst.ovn_version, procedure)
     except ValueError as exc:
         raise LabError(str(exc)) from None
     return Path(src, dst, chosen, steps)
+
+
+def upgrade_path(settings) -> Path:
+    """The run's upgrade path from its settings (options.Settings)."""
+    if not settings.upgrade_from:
+        raise LabError("--ovn-upgrade-procedure needs --ovn-upgrade-from")
+    if settings.backend != "netns":
+        raise LabError(f"--ovn-upgrade-from: the {settings.backend} backend does not upgrade "
+                       "daemons; upgrade runs use the netns backend")
+    if settings.ovn_central_root or settings.ovn_chassis_root:
+        raise LabError("--ovn-upgrade-from walks every daemon from the source to the target: "
+                       "drop --ovn-central-root/--ovn-chassis-root")
+    return plan(settings.upgrade_from, settings.ovn_root, settings.upgrade_procedure)
 
 
 def walk_quietly(lab, path: Path) -> None:

@@ -2,9 +2,10 @@
 
 Two profiles, as Gateway API conformance reports have them:
 
-- core: the four behaviours the suite exists to prove (how new connections
+- core: the behaviours the suite exists to prove (how new connections
   are spread, that a connection stays on its server, the source address a
-  server sees, where a load balancer must be placed);
+  server sees, where a load balancer must be placed, and that traffic
+  survives an upgrade: proved in upgrade runs only);
 - extended: every behaviour of the version table
   (pytest_ovnlb/model/versions.py BEHAVIOURS); supported or not follows
   the OVN (or, for OVS behaviours, the OVS) version under test.
@@ -42,6 +43,8 @@ CORE = {
     "stickiness": "an established connection stays on its server",
     "source_ip": "the source address a server sees (proxy mode: SNAT or the client's own)",
     "placement": "where a load balancer must sit to serve a client",
+    "upgrade": ("load-balanced traffic held through OVN's documented upgrade procedure: "
+                "no established connection broken, stalled or moved, new ones served"),
 }
 
 # Behaviours of OVS, not OVN: judged by the OVS version.

@@ -75,6 +75,11 @@ class Recorder:
             "context": {k: str(v) for k, v in context.items()},
         })
 
+    def upgrade(self, walk: dict) -> None:
+        """An upgrade walk (upgrade.Outcome.describe()): the path and, per
+        step, the figures of the traffic held through it and its verdict."""
+        self._add({"kind": "upgrade", **walk})
+
 
 # The item whose test runs in this process (set by the plugin).  A module
 # global, not the config's stash: current() is called without arguments
