@@ -204,3 +204,84 @@ def test_new_controllers_under_an_old_central_pass_conformance_tests(new_root, p
     assert daemons["ubuntu2/ovn-controller"] == {"program": "ovn-controller",
                                                  "version": str(new.ovn_version), "root": new_root}
     assert daemons["ubuntu2/ovs-vswitchd"]["version"] == str(new.ovs_version)
+
+
+# --- upgrade runs: traffic held through OVN's procedure --------------------
+
+def walk(target: str, procedure: str | None = None):
+    """A lab on this machine's OVN walked to `target` with traffic held."""
+    from pytest_ovnlb import upgrade
+    from pytest_ovnlb.lab import Lab
+    from pytest_ovnlb.traffic.harness import Hub
+
+    path = upgrade.plan("/", target, procedure)
+    lab = Lab.up(f"upw{os.getpid()}", owner=os.getpid())
+    hub = Hub(lab)
+    try:
+        return upgrade.Walk(lab, hub, path).run()
+    finally:
+        hub.close()
+        lab.down()
+
+
+def judged(outcome) -> dict[str, list[str]]:
+    return {v.name: v.failures for v in outcome.verdicts}
+
+
+def test_upgrade_run_passes_and_reports_every_step(new_root, pytester):
+    """`--ovn-upgrade-from`: test_upgrade.py walks the path with traffic and
+    the report holds the path and each step's figures."""
+    shutil.copy(ROOT / "conformance" / "conftest.py", pytester.path / "conftest.py")
+    shutil.copy(ROOT / "conformance" / "test_upgrade.py", pytester.path / "test_upgrade.py")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--ovn-upgrade-from=/", f"--ovn-root={new_root}",
+        "--ovnlb-report=report.json")
+    out = result.stdout.str()
+    assert result.ret == 0, out
+    result.assert_outcomes(passed=1)
+    old, new = install.at(None), install.at(new_root)
+    result.stdout.fnmatch_lines([f"ovnlb: upgrade run, OVN {old.ovn_version} -> "
+                                 f"{new.ovn_version} (*)*"])
+    report = json.loads((pytester.path / "report.json").read_text())
+    walks = [m for t in report["tests"] for m in t.get("measurements", [])
+             if m["kind"] == "upgrade"]
+    assert len(walks) == 1, report["tests"]
+    steps = walks[0]["steps_judged"]
+    assert [s["step"] for s in steps] == ["before", *walks[0]["steps"]]
+    for s in steps:
+        assert s["passed"] and s["held"]["requests"] > 0 and s["new"]["started"] > 0, s
+        assert s["held"]["answered"] <= s["held"]["requests"]
+
+
+def test_a_controller_that_clears_flows_on_start_fails_its_step(new_root, tmp_path):
+    """A target whose ovn-controller deletes every flow and takes 3 s to
+    start: the step that restarts it fails on the stall it causes, the steps
+    before it pass in the same walk."""
+    broken = tmp_path / "root"
+    subprocess.run(["cp", "-al", new_root, str(broken)], check=True)
+    program = broken / "usr/bin/ovn-controller"
+    program.rename(broken / "usr/bin/ovn-controller.real")  # a new name, same inode
+    program.write_text("#!/bin/sh\n"
+                       "ovs-ofctl -O OpenFlow15 del-flows br-int\n"
+                       "sleep 3\n"
+                       'exec /usr/bin/ovn-controller.real "$@"\n')
+    program.chmod(0o755)
+    outcome = walk(str(broken))
+    failures = judged(outcome)
+    step = "controllers"
+    before = outcome.path.steps[:outcome.path.steps.index(step)]
+    assert all(not failures[s] for s in ("before", *before)), failures
+    assert any("stalled" in f for f in failures[step]), failures
+
+
+def test_ovs_before_the_controllers_of_a_pinned_span_fails(new_root, monkeypatch):
+    """Fail-safe, with each chassis's OVS restarted while its controller is
+    still pinned to the old northd: nothing puts the flows back, so traffic
+    stops at that step; the steps before it pass."""
+    from pytest_ovnlb.model import upgrades
+
+    monkeypatch.setitem(upgrades.STEPS, "fail-safe", ("pin", "central", "ovs", "controllers"))
+    failures = judged(walk(new_root, "fail-safe"))
+    assert not any(failures[s] for s in ("before", "pin", "central")), failures
+    assert any("stalled" in f or "no new connection served" in f for f in failures["ovs"]), \
+        failures
