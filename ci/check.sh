@@ -5,6 +5,9 @@
 #                a file each (the host-state tests, which take turns, all
 #                on one of them instead of both waiting for each other)
 #   conformance  the suite on the embedded lab, two xdist workers
+#   upgrade      an upgrade run of the suite from this machine's OVN to
+#                another Debian release's, and the upgrade self-tests
+#                (ci/check-upgrade.sh)
 #   fmn          the suite and the backend's tests on the stand-in cluster
 #                (ci/check-fmn.sh: image build, attach, spin-up)
 # Extra arguments go to both pytest runs.  Prints one line of times at the
@@ -31,6 +34,7 @@ phase setup bash ci/setup.sh
 phase "own tests" $PYTEST tests -n 2 --dist loadfile --durations=15 "$@"
 phase conformance $PYTEST conformance --ovn-topology=lab -n 2 "$@"
 export OVNLB_NETNS_SECONDS=$seconds
+phase upgrade bash ci/check-upgrade.sh "$@"
 phase fmn bash ci/check-fmn.sh
 line="$(date -u +%F)  total $(took "$start") s${times} (OVN $(ovn-northd --version | awk 'NR==1{print $NF}'), $(nproc) cores)"
 echo "check: $line"
