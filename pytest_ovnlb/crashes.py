@@ -79,9 +79,15 @@ class Watchdog:
     def __init__(self, lab):
         self.lab = lab
         self.pids = lab.daemon_pids()
+        lab.on_restart.append(self.restarted)
         self.crashes: list[Crash] = []  # every one seen
         self.pending: list[Crash] = []  # not repaired yet
         self.broken: str | None = None
+
+    def restarted(self, keys: list[str]) -> None:
+        """Daemons the lab restarted on purpose: their new pids are the ones to watch."""
+        now = self.lab.daemon_pids()
+        self.pids.update({key: now.get(key) for key in keys})
 
     def check(self) -> list[Crash]:
         now = self.lab.daemon_pids()

@@ -80,6 +80,7 @@ class Watch:
     crashes: list[Crash] = field(default_factory=list)
     saved: Path | None = None
     judged_from: dict[str, int] = field(default_factory=dict)  # log offsets after set-up
+    mixed: bool = False  # the lab ran mixed versions during the test (an upgrade step)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -133,6 +134,8 @@ def pytest_runtest_setup(item: pytest.Item):
         if lab is not None:
             watch.lab = lab
             watch.judged_from = lab.log_offsets()
+            watch.mixed = lab.versions.mixed
+            lab.on_restart.append(lambda keys: setattr(watch, "mixed", True))
             if dog is None:
                 item.config.stash[DOG] = Watchdog(lab)
             else:
@@ -157,6 +160,7 @@ def _complained(item: pytest.Item) -> None:
     if watch is None or watch.lab is None or not watch.lab.backend.logs_are_ours:
         return
     ovn, found = watch.lab.versions.ovn, []
+    mixed = watch.mixed or watch.lab.versions.mixed
     for key, path in watch.lab.backend.log_files().items():
         try:
             with open(path, "rb") as f:
@@ -164,7 +168,7 @@ def _complained(item: pytest.Item) -> None:
                 text = f.read().decode(errors="replace")
         except OSError:
             continue
-        found += [f"{key}: {line}" for line in logs.complaints(program_of(key), text, ovn)]
+        found += [f"{key}: {line}" for line in logs.complaints(program_of(key), text, ovn, mixed)]
     if found:
         pytest.fail(f"a lab daemon logged {len(found)} unexpected WARN/ERR/EMER line(s) "
                     "during the test (verdicts/logs.py lists the expected ones):\n"

@@ -89,6 +89,9 @@ class Lab:
         self.backend: Backend = kind(record, kind.topology_of(record))
         self._nb: Northbound | None = None
         self.gone = False
+        # called with the keys of daemons the lab restarted on purpose (an
+        # upgrade step), so a crash watchdog does not take them for dead
+        self.on_restart: list = []
 
     # --- life cycle -------------------------------------------------------
     @classmethod
@@ -293,7 +296,10 @@ class Lab:
         again (with `pinned`, once ovn-northd is: pinned controllers follow
         no change), with the daemons it restarted."""
         self.close()  # the Northbound connection would outlive its server
-        return self.backend.upgrade(to, step, chassis, timeout, pinned)
+        done = self.backend.upgrade(to, step, chassis, timeout, pinned)
+        for call in self.on_restart:
+            call(done)
+        return done
 
     def reset(self) -> None:
         """Back to the topology alone: the lab's load balancers and their

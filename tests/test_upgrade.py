@@ -285,3 +285,26 @@ def test_ovs_before_the_controllers_of_a_pinned_span_fails(new_root, monkeypatch
     assert not any(failures[s] for s in ("before", "pin", "central")), failures
     assert any("stalled" in f or "no new connection served" in f for f in failures["ovs"]), \
         failures
+
+
+def test_an_upgrade_step_inside_a_run_is_not_a_crash(new_root, pytester):
+    """A test that upgrades the session's lab: its restarted daemons are
+    watched from their new pids, not reported dead; a daemon killed after
+    the step still is."""
+    pytester.makepyfile(f"""
+        import os, signal
+
+        def test_upgrade(ovn_lab):
+            ovn_lab.upgrade({new_root!r}, "controllers")
+
+        def test_after(ovn_lab):
+            ovn_lab.sync()
+
+        def test_kill(ovn_lab):
+            os.kill(ovn_lab.daemon_pids()["ubuntu2/ovn-controller"], signal.SIGKILL)
+    """)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
+    out = result.stdout.str()
+    result.assert_outcomes(passed=2, failed=1)
+    assert "test_kill" in out and "ubuntu2/ovn-controller" in out, out
+    assert "test_upgrade FAILED" not in out and "test_after FAILED" not in out, out
