@@ -35,11 +35,14 @@ bench: setup
 	.venv/bin/python ci/bench_suite.py
 
 # Pass/fail matrix over OVN releases: this machine's, and Debian trixie's and
-# sid's installed into root filesystems under .roots/ (debootstrap, ~50 s each).
+# sid's installed into root filesystems under .roots/ (debootstrap, ~50 s each);
+# then the upgrade paths between them (and one downgrade, shown as such).
 SUITES ?= trixie sid
+UPGRADES ?= host:.roots/trixie host:.roots/sid .roots/trixie:.roots/sid .roots/sid:.roots/trixie
 matrix: setup
 	for s in $(SUITES); do bash ci/make-root.sh $$s $(CURDIR)/.roots/$$s; done
-	.venv/bin/python ci/matrix.py --out matrix host $(addprefix .roots/,$(SUITES))
+	.venv/bin/python ci/matrix.py --out matrix host $(addprefix .roots/,$(SUITES)) \
+		$(addprefix --upgrade ,$(UPGRADES)) -- -n 2
 
 # The same installations into one artifacts folder (nightly/): per installation
 # JUnit, report and evidence, then the matrix page (ci/nightly)

@@ -6,6 +6,9 @@ pass/fail matrix (one column per OVN/OVS version).
 
 Each INSTALL is `host` (the OVN on PATH) or a root filesystem holding
 another OVN, e.g. one made by `ci/make-root.sh trixie /srv/ovn-trixie`.
+`--upgrade FROM:TO` (repeatable; each an INSTALL) adds an upgrade run from
+FROM to TO (`--ovn-upgrade-from`): a row of the page's upgrade section.  A
+downgrade is run and shown, and fails nothing: OVN documents none.
 Writes per installation DIR/<label>.xml (JUnit) and DIR/<label>.json (its
 conformance report), then the matrix page DIR/matrix.html and table
 DIR/matrix.md (features × installations, see `ovnlb-report`), a pass/fail
@@ -42,6 +45,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("installs", nargs="*", default=["host"])
     parser.add_argument("--out", default="matrix", type=Path)
+    parser.add_argument("--upgrade", action="append", default=[], metavar="FROM:TO")
     argv = sys.argv[1:]
     extra = argv[argv.index("--") + 1:] if "--" in argv else []  # extra pytest arguments
     args = parser.parse_args(argv[:len(argv) - len(extra) - (1 if "--" in argv else 0)])
@@ -71,6 +75,36 @@ def main() -> int:
         if run_report.exists():
             reports.append(report.load(run_report))
 
+    upgrades_failed = False
+    for path in args.upgrade:
+        source, _, target = path.partition(":")
+        if not target:
+            print(f"--upgrade {path}: FROM:TO, each host or a root filesystem", file=sys.stderr)
+            return 2
+        try:
+            old, new = (install.find(None if w == "host" else w) for w in (source, target))
+        except LabError as exc:
+            print(f"--upgrade {path}: {exc}", file=sys.stderr)
+            return 2
+        junit = args.out / f"upgrade-{old.ovn_version}-{new.ovn_version}.xml"
+        run_report = junit.with_suffix(".json")
+        run_report.unlink(missing_ok=True)
+        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "conformance",
+               f"--junitxml={junit}", f"--ovnlb-report={run_report}",
+               f"--ovn-upgrade-from={'/' if source == 'host' else source}",
+               *(["--ovn-root", target] if target != "host" else []),
+               *[a for a in args.pytest_args if a != "--"]]
+        print(f"== upgrade OVN {old.ovn_version} -> {new.ovn_version} ({path})", flush=True)
+        subprocess.run(cmd, cwd=ROOT)
+        if not run_report.exists():
+            upgrades_failed = True
+            continue
+        data = report.load(run_report)
+        reports.append(data)
+        walk = matrix.upgrade_of(data)
+        downgrade = walk is not None and walk["procedure"] == "downgrade"
+        upgrades_failed |= not downgrade and (walk is None or data["result"] == "failure")
+
     tests = sorted({t for r in results.values() for t in r})
     mark = {"passed": "pass", "failed": "FAIL", "skipped": "skip", None: "-"}
     lines = ["| test | " + " | ".join(columns) + " |",
@@ -85,7 +119,7 @@ def main() -> int:
     print(f"matrix page: {page}")
     failed = any(v == "failed" for r in results.values() for v in r.values())
     empty = any(not r for r in results.values())
-    return 1 if failed or empty else 0
+    return 1 if failed or empty or upgrades_failed else 0
 
 
 if __name__ == "__main__":

@@ -280,3 +280,37 @@ def test_regressions_against_a_baseline_come_first(tmp_path):
     assert result.returncode == 0, result.stderr
     assert f"1 regression against the baseline: {dist}" in result.stdout
     assert 'id="changes"' in (tmp_path / "out/matrix.html").read_text()
+
+
+def upgraded(source, target, procedure, walk_passed=True):
+    """An upgrade run's report: the suite on the upgraded labs, and the walk."""
+    data = synthetic(target, "3.5.0")
+    step = {"step": "controllers", "what": "", "passed": walk_passed,
+            "failures": [] if walk_passed else ["router ipv4: long-lived connection "
+                                                "router4-tcp stalled 3.1 s (bound 1 s)"],
+            "seconds": 4.0, "held": {"flows": 12, "broken": 0, "moved": 0, "requests": 240,
+                                     "answered": 240, "longest_stall": 0.3 if walk_passed else 3.1},
+            "new": {"started": 280, "served": 280, "fraction": 1.0, "longest_gap": 0.2},
+            "bound": {"stall": 1.0, "gap": 1.5, "new_may_fail": False, "why": ""}}
+    walk = {"kind": "upgrade", "from": source, "to": target, "from_ovs": "3.1.0",
+            "to_ovs": "3.5.0", "from_root": None, "to_root": "/srv/new",
+            "procedure": procedure, "steps": ["controllers"], "seconds": 20.0,
+            "passed": walk_passed, "steps_judged": [step]}
+    data["tests"].append({**data["tests"][1], "id": "test_upgrade.py::test_upgrade_keeps_"
+                          "load_balanced_traffic", "measurements": [walk]})
+    report.validate(data)
+    return data
+
+
+def test_upgrade_runs_are_rows_of_their_own_section():
+    reports = [synthetic("23.03.1", "3.1.0"), upgraded("23.03.1", "25.03.0", "fail-safe"),
+               upgraded("25.03.0", "26.03.1", "rolling", walk_passed=False)]
+    page = matrix.render_html(reports)
+    assert page.count('class="column"') == 2  # one column header + its section: steady only
+    assert 'id="upgrades"' in page
+    assert "23.03.1 → 25.03.0" in page and "fail-safe" in page
+    assert "stalled 3.1 s" in page  # a failed walk says why
+    table = matrix.render_markdown(reports)
+    assert "| 25.03.0 → 26.03.1 | 3.1.0 → 3.5.0 | rolling | **failed**: controllers: FAILED" \
+        in table
+    assert "**Upgrades**" not in matrix.render_markdown(reports[:1])

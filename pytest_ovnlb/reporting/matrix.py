@@ -283,12 +283,77 @@ def _test_html(t: dict, out_dir: Path | None = None) -> str:
     return "".join(out)
 
 
+def upgrade_of(data: dict) -> dict | None:
+    """An upgrade run's walk (its test's `upgrade` measurement), or None."""
+    return next((m for t in data.get("tests", []) for m in t.get("measurements", [])
+                 if m.get("kind") == "upgrade"), None)
+
+
+def upgrade_rows(reports: list[dict]) -> list[dict]:
+    """A row per upgrade run: the path, the walk's verdict with each step's
+    figures, and the suite's result on the upgraded labs."""
+    rows = []
+    for data in reports:
+        walk = upgrade_of(data)
+        if walk is None:
+            continue
+        s = data["statistics"]
+        steps = [f"{st['step']}: {'ok' if st['passed'] else 'FAILED'}, stall "
+                 f"{st['held']['longest_stall']:.2f} s (bound {st['bound']['stall']:g}), new "
+                 + (f"{100 * st['new']['fraction']:.1f} %" if st['new']['fraction'] is not None
+                    else "none") + f" served, gap {st['new']['longest_gap']:.2f} s"
+                 for st in walk["steps_judged"]]
+        rows.append({
+            "path": f"{walk['from']} → {walk['to']}", "procedure": walk["procedure"],
+            "ovs": f"{walk['from_ovs']} → {walk['to_ovs']}",
+            "walk": "passed" if walk["passed"] else "failed", "suite": data["result"],
+            "counts": f"{s['Passed']} passed, {s['Failed']} failed, {s['Skipped']} skipped",
+            "steps": steps,
+            "failures": [f"{st['step']}: {f}" for st in walk["steps_judged"]
+                         for f in st["failures"]]})
+    return rows
+
+
+def _upgrades_html(rows: list[dict]) -> list[str]:
+    out = ['<h2 id="upgrades">Upgrades</h2>',
+           "<p><small>Traffic held through OVN's upgrade procedure, judged at every step "
+           "(docs/upgrades.md), then the suite on the upgraded labs. A downgrade follows no "
+           "documented procedure: it is reported, not judged against one.</small></p>",
+           '<table class="matrix"><thead><tr><th>OVN</th><th>OVS</th><th>procedure</th>'
+           "<th>traffic through the steps</th><th>suite after</th></tr></thead><tbody>"]
+    for r in rows:
+        steps = "<br/>".join(_e(x) for x in r["steps"])
+        failures = "".join(f"<br/><small>{_e(f)}</small>" for f in r["failures"][:5])
+        out.append(f'<tr><th scope="row">{_e(r["path"])}</th><td>{_e(r["ovs"])}</td>'
+                   f'<td>{_e(r["procedure"])}</td><td class="cell"><span class="r-'
+                   f'{"success" if r["walk"] == "passed" else "failure"}">{r["walk"]}</span>'
+                   f"<small>{steps}</small>{failures}</td>"
+                   f'<td class="cell"><span class="r-{_e(r["suite"])}">{_e(r["suite"])}</span>'
+                   f'<small>{_e(r["counts"])}</small></td></tr>')
+    out.append("</tbody></table>")
+    return out
+
+
+def _upgrades_markdown(rows: list[dict]) -> list[str]:
+    lines = ["", "**Upgrades** (traffic held through OVN's procedure, then the suite)", "",
+             "| OVN | OVS | procedure | traffic through the steps | suite after |",
+             "|---|---|---|---|---|"]
+    lines += [f"| {r['path']} | {r['ovs']} | {r['procedure']} | "
+              + ("passed" if r["walk"] == "passed" else "**failed**") + ": "
+              + "; ".join(r["steps"]) + f" | {r['suite']} ({r['counts']}) |" for r in rows]
+    return lines
+
+
 def render_html(reports: list[dict], title: str = "OVN load balancer conformance",
                 out_dir: Path | None = None, sources: list[Path] | None = None,
                 baselines: list[dict] = ()) -> str:
     """The page; `out_dir`: where it is written (links are relative to it),
-    `sources`: each report's file, `baselines`: earlier runs to compare with."""
-    cols = columns_of(reports, sources)
+    `sources`: each report's file, `baselines`: earlier runs to compare with.
+    Upgrade runs are rows of their own section, not columns."""
+    upgrades = upgrade_rows(reports)
+    steady = [i for i, r in enumerate(reports) if upgrade_of(r) is None]
+    sources = [sources[i] for i in steady] if sources else None
+    cols = columns_of([reports[i] for i in steady], sources)
     rows = rows_of(cols)
     out = ['<!DOCTYPE html>', '<html lang="en"><head><meta charset="utf-8"/>',
            f"<title>{_e(title)}</title><style>{CSS}</style></head><body>",
@@ -324,6 +389,8 @@ def render_html(reports: list[dict], title: str = "OVN load balancer conformance
     out.append("<p><small>success: every test passed; partial: some skipped or exempted; "
                "failure: a test failed; unsupported: the version under test predates the "
                "behaviour; untested: no test ran.</small></p>")
+    if upgrades:
+        out += _upgrades_html(upgrades)
 
     for col in cols:
         d = col.data
@@ -363,7 +430,8 @@ def render_html(reports: list[dict], title: str = "OVN load balancer conformance
 
 def render_markdown(reports: list[dict], page: str = "matrix.html",
                     baselines: list[dict] = ()) -> str:
-    cols = columns_of(reports)
+    upgrades = upgrade_rows(reports)
+    cols = columns_of([r for r in reports if upgrade_of(r) is None])
     lines = []
     for col in cols if baselines else ():  # what changed comes first
         base = baseline_of(col, cols, baselines)
@@ -386,6 +454,8 @@ def render_markdown(reports: list[dict], page: str = "matrix.html",
             why = f" ({why.split(':')[0]})" if why else ""
             cells.append(f"[{text}]({page}#{col.cell_anchor(profile, name)}){why}")
         lines.append(f"| {profile}: {name} | " + " | ".join(cells) + " |")
+    if upgrades:
+        lines += _upgrades_markdown(upgrades)
     return "\n".join(lines) + "\n"
 
 
