@@ -110,22 +110,26 @@ class Case:
         assert seen == expected, self.message(what, lb, node, f"sources {expected}",
                                               f"sources {seen}")
 
-    def expect_split(self, lb, node: str, samples: int, what: str, stopped: str | None = None,
+    def expect_split(self, lb, node: str, samples: int, what: str,
+                     targets: Sequence[str] | None = None, stopped: str | None = None,
                      **kw) -> None:
-        """New connections from `node` spread over `lb`'s servers as OVS's
-        dp_hash select group shares them (chi-square, α of the suite), and
-        few enough are lost (their own test): `samples` answers planned,
-        sampling stops once the verdict is settled; every share taken.  The
-        share of the `stopped` server (still balanced to) is refused."""
+        """New connections from `node` spread over `targets` (by default
+        `lb`'s servers) as OVS's dp_hash select group shares them
+        (chi-square, α of the suite), and few enough are lost (their own
+        test): `samples` answers planned, sampling stops once the verdict is
+        settled; every share taken.  The share of the `stopped` target (a
+        server still balanced to, its port closed) is refused."""
+        targets = targets or lb.targets
         shares = {("error:refused" if t == stopped else t): share for t, share in
-                  checks.dp_hash_shares(lb.targets, self.lab.versions.ovs).items()}
+                  checks.dp_hash_shares(targets, self.lab.versions.ovs).items()}
         results = self.fresh(node, lb, samples, concurrency=checks.SAMPLING_CONCURRENCY,
                              stop=checks.Settled(shares, samples), **kw)
         verdict = checks.distribution(results, shares, planned=samples)
         context = {"protocol": kw["proto"]} if "proto" in kw else {}
-        record.current().distribution(verdict, client=node, vip=lb.vip_key, **context,
-                                      **({"stopped": stopped} if stopped else {}))
-        expected = f"the dp_hash shares of {len(lb.targets)} servers" + (
+        if stopped:
+            context["stopped"] = stopped
+        record.current().distribution(verdict, client=node, vip=lb.vip_key, **context)
+        expected = f"the dp_hash shares of {len(targets)} servers" + (
             f", {stopped}'s refused" if stopped else "")
         assert verdict.passed, (
             checks.failure(verdict, f"{what}: OVN's split does not match OVS dp_hash shares")
@@ -146,12 +150,12 @@ class Case:
         assert ok, self.message(what, lb, node, expected, results)
 
     def expect_pinned(self, results: Sequence[Result], lb, node: str, what: str,
-                      first: Result | None = None, one_connection: bool = False) -> str:
+                      first: Result | None = None, one_connection: bool = False) -> None:
         """Every answer from one server, `first`'s if given (an earlier
         answer): a client pinned by hashing or affinity; with
         `one_connection`, requests on one kept-alive connection, which also
         keeps its client port at both ends (`first`'s), so it was never
-        reopened.  Returns the server."""
+        reopened."""
         targets = {r.target for r in results}
         ok = all(r.ok for r in results) and len(targets) == 1 and (
             first is None or targets == {first.target})
@@ -167,4 +171,3 @@ class Case:
             f" on one connection (client port {first.local_port if first else 'kept'})"
             if one_connection else ""))
         assert ok, self.message(what, lb, node, expected, observed)
-        return targets.pop()
