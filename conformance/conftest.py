@@ -4,7 +4,6 @@ the lab, the placement parametrization and the load balancer factory."""
 import pytest
 
 from pytest_ovnlb.engine.ovsdb import Southbound
-from pytest_ovnlb.model.placements import PLACEMENTS
 from pytest_ovnlb.options import SETTINGS
 from pytest_ovnlb.verdicts import checks
 from pytest_ovnlb.verdicts.stats import samples_for
@@ -24,28 +23,6 @@ def ovn_sb(ovn_lab):
     sb = Southbound(ovn_lab.sb_remote(), where=ovn_lab.central)
     yield sb
     sb.close()
-
-
-@pytest.fixture
-def roles(ovn_lab):
-    return ovn_lab.topology.roles
-
-
-@pytest.fixture
-def client_node(ovn_lab, roles, request):
-    """Node playing a client role: "internal" (a VM on another switch than
-    the servers), "external" (a host on the provider network), or "served":
-    the client a placement serves, internal for the gateway router and the
-    switch, external for a distributed gateway port (which balances only
-    traffic that enters through it, on its gateway chassis)."""
-    def node(role: str) -> str:
-        if role == "served":
-            role = PLACEMENTS[request.getfixturevalue("placement")].served
-        name = roles.client(role)
-        if name is None:
-            pytest.skip(f"topology {ovn_lab.topology.name} has no {role} client")
-        return name
-    return node
 
 
 @pytest.fixture

@@ -11,8 +11,6 @@ import re
 
 import pytest
 
-from pytest_ovnlb.verdicts import checks
-
 # Above IPv6's minimum MTU (1280): Linux ignores a "packet too big" below it.
 GATEWAY_MTU = 1300
 REPLY_BYTES = 65536
@@ -36,34 +34,29 @@ def forget_mtus(lab, server) -> None:
 @pytest.mark.router
 @pytest.mark.dgp
 @pytest.mark.ovnlb(needs=("gateway_mtu",))
-def test_gateway_mtu_teaches_a_server_behind_a_vip_the_path_mtu(
-        ovn_lab, ovn_lbs, ovn_hub, client_node, roles, placement):
-    node = client_node("external")
-    server, = ovn_lbs.servers(1)
-    lb = ovn_lbs([server])
-    router, outside = roles.target(placement), ovn_lab.topology.provider.switch
-    forget_mtus(ovn_lab, server)
+def test_gateway_mtu_teaches_a_server_behind_a_vip_the_path_mtu(ovn_case):
+    lab, node = ovn_case.lab, ovn_case.client("external")
+    server, = ovn_case.servers(1)
+    lb = ovn_case.lb([server])
+    router, outside = ovn_case.roles.target(ovn_case.placement), lab.topology.provider.switch
+    option = f"gateway_mtu={GATEWAY_MTU} on {router}'s port to {outside}"
+    forget_mtus(lab, server)
     try:
-        plain = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES, size=REPLY_BYTES, timeout=5.0)
-        assert checks.tally(plain) == {server.target: SAMPLES}, (
-            "control failed, no gateway_mtu: " + checks.context(
-                lb, placement, node, f"every {REPLY_BYTES} B reply whole from {server.target}",
-                plain, ovn_lab))
+        plain = ovn_case.fresh(node, lb, SAMPLES, size=REPLY_BYTES, timeout=5.0)
+        ovn_case.expect_served(plain, lb, node, by=server.target,
+                               what=f"control failed, no gateway_mtu, {REPLY_BYTES} B replies")
         client = plain[0].peer
-        assert learned_mtu(ovn_lab, server, client) is None, (
-            f"control failed: {server.vm} learned a path MTU to {client} without "
-            f"gateway_mtu [{ovn_lab.summary}]")
-        with ovn_lbs.router_port_options(router, outside, {"gateway_mtu": str(GATEWAY_MTU)}):
-            big = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES, size=REPLY_BYTES, timeout=5.0)
-            learned = learned_mtu(ovn_lab, server, client)
-        assert checks.tally(big) == {server.target: SAMPLES}, (
-            f"with gateway_mtu={GATEWAY_MTU} on {router}'s port to {outside}, replies larger "
-            "than it should arrive whole after path MTU discovery: " + checks.context(
-                lb, placement, node, f"every {REPLY_BYTES} B reply whole from {server.target}",
-                big, ovn_lab))
-        assert learned == GATEWAY_MTU, (
-            f"with gateway_mtu={GATEWAY_MTU} on {router}'s port to {outside}, {server.vm} "
-            f"should have been told the path MTU to {client}: " + checks.context(
-                lb, placement, node, f"path MTU {GATEWAY_MTU} learned", learned, ovn_lab))
+        learned = learned_mtu(lab, server, client)
+        ovn_case.expect(learned is None, lb, node, f"control failed: {server.vm} learned a "
+                        f"path MTU to {client} without gateway_mtu", "no path MTU", learned)
+        with ovn_case.lbs.router_port_options(router, outside, {"gateway_mtu": str(GATEWAY_MTU)}):
+            big = ovn_case.fresh(node, lb, SAMPLES, size=REPLY_BYTES, timeout=5.0)
+            learned = learned_mtu(lab, server, client)
+        ovn_case.expect_served(big, lb, node, by=server.target,
+                               what=f"with {option}, {REPLY_BYTES} B replies, larger than it, "
+                               "should arrive whole after path MTU discovery")
+        ovn_case.expect(learned == GATEWAY_MTU, lb, node, f"with {option}, {server.vm} should "
+                        f"have been told the path MTU to {client}",
+                        f"path MTU {GATEWAY_MTU} learned", learned)
     finally:
-        forget_mtus(ovn_lab, server)
+        forget_mtus(lab, server)

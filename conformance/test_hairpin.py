@@ -7,8 +7,6 @@ import ipaddress
 
 import pytest
 
-from pytest_ovnlb.reporting import record
-from pytest_ovnlb.verdicts import checks
 
 pytestmark = pytest.mark.switch
 
@@ -36,62 +34,47 @@ def hairpin_option(topo) -> dict[str, str]:
     return {"hairpin_snat_ip": " ".join(spare_addresses(topo, f, 1)[0] for f in topo.families)}
 
 
-def self_balanced(ovn_lab, ovn_hub, lb, placement, me, other, hairpin_source, label, count=60):
+def self_balanced(ovn_case, lb, me, other, hairpin_source, what, count=60):
     """From server `me` to `lb`: every connection served, both servers
     used; `me` sees `hairpin_source`, `other` sees `me`'s own address."""
-    results = ovn_hub.fresh(me.vm, lb.vip, lb.port, count)
-    assert all(r.ok for r in results) and checks.tally(results).keys() == {
-        me.target, other.target}, f"{label}: connections failed or a server unused: " + (
-        checks.context(lb, placement, me.vm, f"every connection served, by "
-                       f"{sorted([me.target, other.target])}", results, ovn_lab))
-    seen = checks.peers_by_server(results)
-    expected = {me.target: {hairpin_source}, other.target: {me.ip}}
-    record.current().sources(seen, expected, label=label, client=me.vm)
-    return seen, expected, results
+    results = ovn_case.fresh(me.vm, lb, count)
+    seen = ovn_case.expect_served(results, lb, me.vm,
+                                  what=what)
+    ovn_case.expect_sources(lb, me.vm, seen, {me.target: {hairpin_source}, other.target: {me.ip}},
+                            f"{what}: expected sources per server differ")
 
 
 @pytest.mark.ovnlb(needs=("hairpin_snat_ip",))
-def test_hairpin_snat_ip_replaces_the_vip(ovn_lab, ovn_lbs, ovn_hub, roles, placement,
-                                          family, control):
+def test_hairpin_snat_ip_replaces_the_vip(ovn_case, control):
     """A server connects to its own VIP on its own switch, the VIP with
     hairpin_snat_ip: balanced to itself it sees the configured address of
     its family, not the VIP; the other server sees its real address.
     Control first: it reaches both servers at their own addresses."""
-    servers = ovn_lbs.servers(2)
-    me, other = servers
+    servers = me, other = ovn_case.servers(2)
     control(me.vm, servers)
-    option = hairpin_option(ovn_lab.topology)
-    hairpin = spare_addresses(ovn_lab.topology, family, 1)[0]
-    lb = ovn_lbs(servers, attach_to=[roles.server_switch], options=option)
-    seen, expected, results = self_balanced(ovn_lab, ovn_hub, lb, placement, me, other, hairpin,
-                                            f"hairpin_snat_ip={option['hairpin_snat_ip']}")
-    assert seen == expected, (
-        f"with hairpin_snat_ip={option['hairpin_snat_ip']}, expected sources per server "
-        "differ: " + checks.context(lb, placement, me.vm, f"sources {expected}",
-                                    f"sources {seen}; {checks.summary(results)}", ovn_lab))
+    topo = ovn_case.lab.topology
+    option = hairpin_option(topo)
+    hairpin = spare_addresses(topo, ovn_case.family, 1)[0]
+    lb = ovn_case.lb(servers, attach_to=[ovn_case.roles.server_switch], options=option)
+    self_balanced(ovn_case, lb, me, other, hairpin,
+                  f"with hairpin_snat_ip={option['hairpin_snat_ip']}")
 
 
 @pytest.mark.ovnlb(needs=("hairpin_snat_ip",))
-def test_hairpin_snat_ip_is_per_vip(ovn_lab, ovn_lbs, ovn_hub, roles, placement,
-                                    family, control):
+def test_hairpin_snat_ip_is_per_vip(ovn_case, control):
     """Two VIPs on the servers' switch share both servers, the first with
     hairpin_snat_ip, the second without.  From one server, each VIP serves
     it (and the other server); balanced to itself it sees the configured
     address through the first VIP and the second VIP's own address through
     the second.  Control first: it reaches both servers at their own
     addresses."""
-    servers = ovn_lbs.servers(2)
-    me, other = servers
+    servers = me, other = ovn_case.servers(2)
     control(me.vm, servers)
-    option = hairpin_option(ovn_lab.topology)
-    hairpin, second_vip = spare_addresses(ovn_lab.topology, family, 2)
-    first = ovn_lbs(servers, attach_to=[roles.server_switch], options=option)
-    second = ovn_lbs(servers, vip=second_vip, attach_to=[roles.server_switch])
+    topo, switch = ovn_case.lab.topology, ovn_case.roles.server_switch
+    hairpin, second_vip = spare_addresses(topo, ovn_case.family, 2)
+    first = ovn_case.lb(servers, attach_to=[switch], options=hairpin_option(topo))
+    second = ovn_case.lb(servers, vip=second_vip, attach_to=[switch])
     for lb, source, label in ((first, hairpin, "the VIP with hairpin_snat_ip"),
                               (second, second_vip, "the VIP without hairpin_snat_ip")):
-        seen, expected, results = self_balanced(ovn_lab, ovn_hub, lb, placement, me, other,
-                                                source, label)
-        assert seen == expected, (
-            f"{label}, sharing {me.target} with another VIP: expected sources per server "
-            "differ: " + checks.context(lb, placement, me.vm, f"sources {expected}",
-                                        f"sources {seen}; {checks.summary(results)}", ovn_lab))
+        self_balanced(ovn_case, lb, me, other, source,
+                      f"{label}, sharing {me.target} with another VIP")

@@ -12,7 +12,7 @@ the probes do not depend on where the load balancer is attached."""
 
 import pytest
 
-from pytest_ovnlb.verdicts import checks, monitors
+from pytest_ovnlb.verdicts import monitors
 
 # Probe every second; offline after 2 failed probes, online after 1 answer.
 HEALTH_CHECK = {"interval": 1, "timeout": 1, "failure_count": 2, "success_count": 1}
@@ -25,37 +25,21 @@ def wait(sb, names, wanted, why):
 
 
 @pytest.mark.ovnlb(needs=("health_check",))
-def test_health_check_takes_dead_server_out_and_back(ovn_lbs, ovn_hub, ovn_lab, ovn_sb,
-                                                     client_node, placement):
-    servers = ovn_lbs.servers(2)
-    dead, alive = servers
-    lb = ovn_lbs(servers, health_check=HEALTH_CHECK)
-    node = client_node("internal")
-    where = f"{lb.vip_key} on {'/'.join(lb.attached)} ({ovn_lab.summary})"
+def test_health_check_takes_dead_server_out_and_back(ovn_case, ovn_sb):
+    lab, hub = ovn_case.lab, ovn_case.hub
+    servers = dead, alive = ovn_case.servers(2)
+    lb = ovn_case.lb(servers, health_check=HEALTH_CHECK)
+    node = ovn_case.client("internal")
+    where = f"{lb.vip_key} on {'/'.join(lb.attached)} ({lab.summary})"
 
-    wait(ovn_sb, ovn_lab.names, {dead: "online", alive: "online"},
-         f"health check on {where}: both servers run")
-    ovn_lbs.sync()
-    before = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES)
-    assert all(r.ok for r in before) and set(checks.tally(before)) == set(lb.targets), (
-        "both servers online: " + checks.context(
-            lb, placement, node, "every connection served, by both", before, ovn_lab))
+    def sample(state, statuses, **kw):
+        wait(ovn_sb, lab.names, statuses, f"health check on {where}: {state}")
+        ovn_case.lbs.sync()
+        ovn_case.expect_served(ovn_case.fresh(node, lb, SAMPLES), lb, node, what=state, **kw)
 
-    ovn_hub.stop(dead)
-    wait(ovn_sb, ovn_lab.names, {dead: "offline", alive: "online"},
-         f"health check on {where}: {dead.target}'s server stopped")
-    ovn_lbs.sync()
-    down = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES)
-    assert checks.tally(down) == {alive.target: SAMPLES}, (
-        f"{dead.target} offline: " + checks.context(
-            lb, placement, node, f"every new connection served by {alive.target}", down, ovn_lab))
-
-    ovn_hub.serve([dead])
-    wait(ovn_sb, ovn_lab.names, {dead: "online", alive: "online"},
-         f"health check on {where}: {dead.target}'s server restarted")
-    ovn_lbs.sync()
-    back = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES)
-    assert all(r.ok for r in back) and checks.tally(back)[dead.target] > 0, (
-        f"{dead.target} back online: " + checks.context(
-            lb, placement, node, f"every connection served, some by {dead.target}", back,
-            ovn_lab))
+    sample("both servers online", {dead: "online", alive: "online"})
+    hub.stop(dead)
+    sample(f"{dead.target}'s server stopped, offline", {dead: "offline", alive: "online"},
+           by=alive.target)
+    hub.serve([dead])
+    sample(f"{dead.target}'s server restarted, back online", {dead: "online", alive: "online"})

@@ -15,9 +15,10 @@ switch's DNAT flows from the same healthy-server list)."""
 
 import pytest
 
+from pytest_ovnlb.case import Case
 from pytest_ovnlb.model.placements import PLACEMENTS
 from pytest_ovnlb.traffic.harness import LoadBalancers
-from pytest_ovnlb.verdicts import checks, monitors
+from pytest_ovnlb.verdicts import monitors
 
 # Probe every second; offline at the first ICMP error, online after one
 # probe's timeout without one.
@@ -31,9 +32,9 @@ def wait(sb, names, wanted, why):
 
 
 @pytest.fixture
-def dual_stack_lbs(ovn_lab, ovn_hub, placement):
-    """The load balancer factory of `placement` for IPv4 VIPs, whose rows
-    the test gives IPv6 VIPs too (ovn_lbs, without the family parameter)."""
+def dual_stack_case(ovn_lab, ovn_hub, placement, request):
+    """ovn_case for IPv4 VIPs of `placement`, whose rows the test gives
+    IPv6 VIPs too (without the family parameter: both in each run)."""
     if not ovn_lab.topology.roles.target(placement):
         pytest.skip(f"topology {ovn_lab.topology.name} has no {PLACEMENTS[placement].what}: "
                     "no load balancer can be placed there")
@@ -42,57 +43,44 @@ def dual_stack_lbs(ovn_lab, ovn_hub, placement):
     lbs = LoadBalancers(ovn_lab, ovn_hub, placement, 4)
     ovn_hub.reset()
     ovn_lab.reset()
-    yield lbs
+    yield Case(ovn_lab, ovn_hub, lbs, request.node)
     lbs.remove_all()
 
 
 @pytest.mark.ovnlb(proves=("health_check", "ipv6_vips",), needs=("udp_health_check",))
-def test_udp_health_check_takes_dead_server_out_and_back(dual_stack_lbs, ovn_hub, ovn_lab,
-                                                         ovn_sb, client_node,
-                                                         placement):
+def test_udp_health_check_takes_dead_server_out_and_back(dual_stack_case, ovn_sb):
     """Both servers up: the four monitors online, and UDP flows to each VIP
     reach both servers (the control).  One server stopped: its two monitors
     turn offline and every new flow reaches the other.  Restarted: online
     again, and new flows reach it again."""
-    lbs = dual_stack_lbs
-    lb = lbs(lbs.servers(2), protocol="udp", health_check=HEALTH_CHECK)
-    twin = lbs.add_vip(lb, 6)
-    api = ovn_lab.nb.api
+    case, lab = dual_stack_case, dual_stack_case.lab
+    lb = case.lb(case.servers(2), protocol="udp", health_check=HEALTH_CHECK)
+    twin = case.lbs.add_vip(lb, 6)
+    api = lab.nb.api
     row = api.lb_get(lb.name).execute(check_error=True)
-    with ovn_lab.nb.transaction() as txn:
+    with lab.nb.transaction() as txn:
         txn.add(api.db_set("Load_Balancer", row.uuid,
-                           ("ip_port_mappings", lbs.ip_port_mappings(twin.servers))))
+                           ("ip_port_mappings", case.lbs.ip_port_mappings(twin.servers))))
         txn.add(api.lb_add_health_check(lb.name, twin.vip_key,
                                         **{k: str(v) for k, v in HEALTH_CHECK.items()}))
-    lbs.sync()
-    node = client_node("internal")
+    case.lbs.sync()
+    node = case.client("internal")
     vips = (lb, twin)
     dead = [v.servers[0] for v in vips]
     alive = [v.servers[1] for v in vips]
-    where = (f"{lb.vip_key} and {twin.vip_key}/udp on {'/'.join(lb.attached)} "
-             f"({ovn_lab.summary})")
+    where = f"{lb.vip_key} and {twin.vip_key}/udp on {'/'.join(lb.attached)} ({lab.summary})"
 
-    def sample(holds, state, expected):
+    def sample(state, statuses, **kw):
+        wait(ovn_sb, lab.names, statuses, f"UDP health check on {where}: {state}")
+        case.lbs.sync()
         for vip in vips:
-            results = ovn_hub.fresh(node, vip.vip, vip.port, SAMPLES, proto="udp")
-            assert holds(checks.tally(results)), f"{state}: " + checks.context(
-                vip, placement, node, expected, results, ovn_lab)
+            results = case.fresh(node, vip, SAMPLES, proto="udp")
+            case.expect_served(results, vip, node, what=state, **kw)
 
-    wait(ovn_sb, ovn_lab.names, {s: "online" for s in dead + alive},
-         f"UDP health check on {where}: both servers run")
-    sample(lambda t: set(t) == set(lb.targets), "both servers up",
-           "every flow served, by both")
-
-    ovn_hub.stop(dead[0], "udp")
-    wait(ovn_sb, ovn_lab.names, {s: "offline" for s in dead},
-         f"UDP health check on {where}: {dead[0].target}'s server stopped")
-    lbs.sync()
-    sample(lambda t: t == {alive[0].target: SAMPLES}, f"{dead[0].target} offline",
-           f"every new flow served by {alive[0].target}")
-
-    ovn_hub.serve([dead[0]], "udp")
-    wait(ovn_sb, ovn_lab.names, {s: "online" for s in dead + alive},
-         f"UDP health check on {where}: {dead[0].target}'s server restarted")
-    lbs.sync()
-    sample(lambda t: set(t) == set(lb.targets), f"{dead[0].target} back online",
-           f"every flow served, some by {dead[0].target}")
+    sample("both servers up", {s: "online" for s in dead + alive})
+    case.hub.stop(dead[0], "udp")
+    sample(f"{dead[0].target}'s server stopped, offline", {s: "offline" for s in dead},
+           by=alive[0].target)
+    case.hub.serve([dead[0]], "udp")
+    sample(f"{dead[0].target}'s server restarted, back online",
+           {s: "online" for s in dead + alive})

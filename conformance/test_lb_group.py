@@ -6,77 +6,64 @@ datapath or the load balancer leaves the group (since OVN 21.12, and
 
 import pytest
 
-from pytest_ovnlb.verdicts import checks
 
-
-def served(ovn_lab, ovn_hub, lb, placement, node, how, count=40):
+def served(ovn_case, lb, node, how, count=40):
     """`count` new connections from `node`, each served, every server used;
     the source addresses each server saw."""
-    results = ovn_hub.fresh(node, lb.vip, lb.port, count, timeout=2.0)
-    return checks.served(results, lb, placement, node, ovn_lab, how)
+    return ovn_case.expect_served(ovn_case.fresh(node, lb, count, timeout=2.0), lb, node,
+                                  what=how)
 
 
-def group_row(ovn_lab, lb):
-    return next(r for r in ovn_lab.nb.rows("Load_Balancer_Group") if r.name == lb.group)
+def group_row(lab, lb):
+    return next(r for r in lab.nb.rows("Load_Balancer_Group") if r.name == lb.group)
 
 
-def datapath_table(ovn_lab, datapath: str) -> str:
-    routers = {r.name for r in ovn_lab.topology.routers}
+def datapath_table(lab, datapath: str) -> str:
+    routers = {r.name for r in lab.topology.routers}
     return "Logical_Router" if datapath in routers else "Logical_Switch"
 
 
 @pytest.mark.ovnlb(needs=("lb_group",))
-def test_lb_group_serves_like_direct_attachment(ovn_lab, ovn_lbs, ovn_hub, client_node,
-                                                placement):
+def test_lb_group_serves_like_direct_attachment(ovn_case):
     """The same servers behind two VIPs, one load balancer attached to the
     datapath directly, the other through a Load_Balancer_Group: each serves
     every connection of the same client, each uses every server, and the
     servers see the same source addresses through both."""
-    node = client_node("internal")
-    servers = ovn_lbs.servers(2)
-    direct = ovn_lbs(servers)
-    direct_seen = served(ovn_lab, ovn_hub, direct, placement, node, "attached directly")
-    grouped = ovn_lbs(servers, group=True)
-    grouped_seen = served(ovn_lab, ovn_hub, grouped, placement, node,
-                          f"through Load_Balancer_Group {grouped.group}")
-    assert grouped_seen == direct_seen, (
-        f"through Load_Balancer_Group {grouped.group}, servers saw other sources than "
-        f"attached directly: " + checks.context(
-            grouped, placement, node, f"sources {direct_seen} (as attached directly)",
-            f"sources {grouped_seen}", ovn_lab))
+    node = ovn_case.client("internal")
+    servers = ovn_case.servers(2)
+    direct_seen = served(ovn_case, ovn_case.lb(servers), node, "attached directly")
+    grouped = ovn_case.lb(servers, group=True)
+    how = f"through Load_Balancer_Group {grouped.group}"
+    ovn_case.expect_sources(grouped, node, served(ovn_case, grouped, node, how), direct_seen,
+                            f"{how}, servers saw other sources than attached directly")
 
 
 @pytest.mark.ovnlb(needs=("lb_group",))
-def test_lb_group_detached_stops_serving(ovn_lab, ovn_lbs, ovn_hub, client_node,
-                                         placement):
+def test_lb_group_detached_stops_serving(ovn_case):
     """A grouped load balancer serves (control); the group removed from the
     datapath, the VIP no longer answers; the group back, it serves again
     (control); the load balancer removed from the group (the group still
     attached), it no longer answers."""
-    node = client_node("internal")
-    lb = ovn_lbs(ovn_lbs.servers(2), group=True)
-    api = ovn_lab.nb.api
-    datapath = ovn_lab.names.nb(lb.attached[0])
-    table = datapath_table(ovn_lab, lb.attached[0])
-    group = group_row(ovn_lab, lb)
+    lab, node = ovn_case.lab, ovn_case.client("internal")
+    lb = ovn_case.lb(ovn_case.servers(2), group=True)
+    api = lab.nb.api
+    datapath = lab.names.nb(lb.attached[0])
+    table = datapath_table(lab, lb.attached[0])
+    group = group_row(lab, lb)
     member = api.lb_get(lb.name).execute(check_error=True)
 
     def unserved(how: str) -> None:
-        results = ovn_hub.fresh(node, lb.vip, lb.port, 16, timeout=0.5)
-        assert not any(r.ok for r in results), (
-            f"{how}, the VIP still answered: " + checks.context(
-                lb, placement, node, "no connection served", results, ovn_lab))
+        ovn_case.lbs.sync()
+        ovn_case.expect_lost(ovn_case.fresh(node, lb, 16, timeout=0.5), lb, node,
+                             f"{how}, the VIP still answered")
 
-    served(ovn_lab, ovn_hub, lb, placement, node, "control, the group attached", count=16)
+    served(ovn_case, lb, node, "control, the group attached", count=16)
     api.db_remove(table, datapath, "load_balancer_group", group.uuid).execute(check_error=True)
-    ovn_lbs.sync()
     unserved(f"Load_Balancer_Group {lb.group} removed from {lb.attached[0]}")
 
     api.db_add(table, datapath, "load_balancer_group", group.uuid).execute(check_error=True)
-    ovn_lbs.sync()
-    served(ovn_lab, ovn_hub, lb, placement, node, "control, the group attached again",
-           count=16)
+    ovn_case.lbs.sync()
+    served(ovn_case, lb, node, "control, the group attached again", count=16)
     api.db_remove("Load_Balancer_Group", group.uuid, "load_balancer",
                   member.uuid).execute(check_error=True)
-    ovn_lbs.sync()
     unserved(f"{lb.name} removed from Load_Balancer_Group {lb.group}")

@@ -9,8 +9,6 @@ import ipaddress
 
 import pytest
 
-from pytest_ovnlb.reporting import record
-from pytest_ovnlb.verdicts import checks
 
 pytestmark = pytest.mark.router
 
@@ -66,12 +64,15 @@ def port_towards(topo, router: str, ip: str) -> str:
     return found
 
 
-def sources(ovn_lab, ovn_hub, lb, placement, node, how, count=30) -> dict[str, set[str]]:
-    results = ovn_hub.fresh(node, lb.vip, lb.port, count, timeout=2.0)
-    return checks.served(results, lb, placement, node, ovn_lab, how)
+def seen_as(ovn_case, lb, node, expected: str, what: str, count=30) -> None:
+    """`count` new connections from `node`, each served, every server
+    used, and every server seeing `expected` as their source."""
+    seen = ovn_case.expect_served(ovn_case.fresh(node, lb, count, timeout=2.0), lb, node,
+                                  what=what)
+    ovn_case.expect_sources(lb, node, seen, {t: {expected} for t in lb.targets}, what)
 
 
-def default_sources(ovn_lab, ovn_lbs, ovn_hub, lb, placement, node, role) -> None:
+def default_sources(ovn_case, lb, node, role) -> None:
     """Control, before the router's option is set: the servers see the
     internal client as the router's SNAT address and the external one as
     itself.  It also has the gateway router learn the external client's
@@ -80,87 +81,65 @@ def default_sources(ovn_lab, ovn_lbs, ovn_hub, lb, placement, node, role) -> Non
     client's retransmitted SYN then reaches the server without the forced
     SNAT, so that connection is reset (seen with OVN 23.03 and 26.03 on the
     userspace datapath)."""
-    expected = ovn_lbs.snat_ip if role == "internal" else ovn_lbs.address(node)
-    label = f"control, without the option, {role} client"
-    seen = sources(ovn_lab, ovn_hub, lb, placement, node, label, count=16)
-    assert_seen_as(ovn_lab, lb, placement, node, seen, expected,
-                   f"control failed: before the option, servers should see the {role} "
-                   f"client {node} as {expected}", label)
+    expected = ovn_case.source(node)
+    seen_as(ovn_case, lb, node, expected, f"control failed: before the option, servers "
+            f"should see the {role} client {node} as {expected}", count=16)
 
 
-def assert_seen_as(ovn_lab, lb, placement, node, seen, expected: str, why: str,
-                   label: str) -> None:
-    record.current().sources(seen, {b: [expected] for b in seen}, label=label, client=node)
-    assert all(peers == {expected} for peers in seen.values()), (
-        f"{why}: " + checks.context(lb, placement, node, f"source {expected} at every server",
-                                    f"sources {seen}", ovn_lab))
+def forced_everywhere(ovn_case, lb, router_option, value: str, expected: str, as_what: str):
+    """Controls for both clients, then the gateway router's lb_force_snat_ip
+    set to `value`: the servers see both clients as `expected`."""
+    roles = ovn_case.roles
+    for role in ("internal", "external"):
+        default_sources(ovn_case, lb, ovn_case.client(role), role)
+    router_option(roles.gateway_router, "lb_force_snat_ip", value)
+    for role in ("internal", "external"):
+        node = ovn_case.client(role)
+        seen_as(ovn_case, lb, node, expected, f"with lb_force_snat_ip={value}, servers should "
+                f"see the {role} client {node} as {as_what}")
 
 
 @pytest.mark.ovnlb(needs=("lb_force_snat_ip",))
-def test_lb_force_snat_ip_for_every_client(ovn_lab, ovn_lbs, ovn_hub, roles, client_node,
-                                           router_option, placement, family):
+def test_lb_force_snat_ip_for_every_client(ovn_case, router_option):
     """lb_force_snat_ip with an IPv4 and an IPv6 address: the servers see
     the address of their family, for the internal client (instead of the
     router's SNAT address) and for the external one (instead of its own).
     Control first: before the option, each client is seen as it would be
     without it."""
-    topo = ovn_lab.topology
-    forced = force_snat_ips(topo)
-    lb = ovn_lbs(ovn_lbs.servers(2))
-    for role in ("internal", "external"):
-        default_sources(ovn_lab, ovn_lbs, ovn_hub, lb, placement, client_node(role), role)
-    router_option(roles.gateway_router, "lb_force_snat_ip",
-                  " ".join(forced[f] for f in sorted(forced)))
-    for role in ("internal", "external"):
-        node = client_node(role)
-        label = f"lb_force_snat_ip, {role} client"
-        seen = sources(ovn_lab, ovn_hub, lb, placement, node, label)
-        assert_seen_as(ovn_lab, lb, placement, node, seen, forced[family],
-                       f"with lb_force_snat_ip={forced[family]}, servers should see the "
-                       f"{role} client {node} as that address", label)
+    forced = force_snat_ips(ovn_case.lab.topology)
+    lb = ovn_case.lb(ovn_case.servers(2))
+    forced_everywhere(ovn_case, lb, router_option, " ".join(forced[f] for f in sorted(forced)),
+                      forced[ovn_case.family], "that address")
 
 
 @pytest.mark.ovnlb(needs=("lb_force_snat_router_ip",))
-def test_lb_force_snat_router_ip_is_the_port_towards_the_servers(
-        ovn_lab, ovn_lbs, ovn_hub, roles, client_node, router_option, placement):
+def test_lb_force_snat_router_ip_is_the_port_towards_the_servers(ovn_case, router_option):
     """lb_force_snat_ip=router_ip: the servers see the address of the
     gateway router's port that leads to them (edge1's transit port in the
     lab), from the internal and from the external client.  Control first:
     before the option, each client is seen as it would be without it."""
-    lb = ovn_lbs(ovn_lbs.servers(2))
-    for role in ("internal", "external"):
-        default_sources(ovn_lab, ovn_lbs, ovn_hub, lb, placement, client_node(role), role)
-    router_option(roles.gateway_router, "lb_force_snat_ip", "router_ip")
-    expected = port_towards(ovn_lab.topology, roles.gateway_router, lb.servers[0].ip)
-    for role in ("internal", "external"):
-        node = client_node(role)
-        label = f"lb_force_snat_ip=router_ip, {role} client"
-        seen = sources(ovn_lab, ovn_hub, lb, placement, node, label)
-        assert_seen_as(ovn_lab, lb, placement, node, seen, expected,
-                       f"with lb_force_snat_ip=router_ip, servers should see the {role} "
-                       f"client {node} as {roles.gateway_router}'s port towards them", label)
+    lb = ovn_case.lb(ovn_case.servers(2))
+    router = ovn_case.roles.gateway_router
+    forced_everywhere(ovn_case, lb, router_option, "router_ip",
+                      port_towards(ovn_case.lab.topology, router, lb.servers[0].ip),
+                      f"{router}'s port towards them")
 
 
 @pytest.mark.ovnlb(needs=("lb_skip_snat", "lb_force_snat_ip",))
-def test_skip_snat_exempts_one_load_balancer(ovn_lab, ovn_lbs, ovn_hub, roles, client_node,
-                                             router_option, placement, family):
+def test_skip_snat_exempts_one_load_balancer(ovn_case, router_option):
     """Two load balancers on the gateway router, which gets lb_force_snat_ip:
     the plain one is force-SNATed (control, after a control without the
     option), the one with skip_snat=true is not: its servers see the
     external client's own address."""
-    forced = force_snat_ips(ovn_lab.topology)
-    node = client_node("external")
-    plain = ovn_lbs(ovn_lbs.servers(2))
-    skipped = ovn_lbs(ovn_lbs.servers(2), options={"skip_snat": "true"})
-    default_sources(ovn_lab, ovn_lbs, ovn_hub, plain, placement, node, "external")
-    router_option(roles.gateway_router, "lb_force_snat_ip",
+    forced = force_snat_ips(ovn_case.lab.topology)
+    node = ovn_case.client("external")
+    plain = ovn_case.lb(ovn_case.servers(2))
+    skipped = ovn_case.lb(ovn_case.servers(2), options={"skip_snat": "true"})
+    default_sources(ovn_case, plain, node, "external")
+    router_option(ovn_case.roles.gateway_router, "lb_force_snat_ip",
                   " ".join(forced[f] for f in sorted(forced)))
-    seen = sources(ovn_lab, ovn_hub, plain, placement, node, "control, without skip_snat")
-    assert_seen_as(ovn_lab, plain, placement, node, seen, forced[family],
-                   "control failed: without skip_snat, the router's lb_force_snat_ip "
-                   f"{forced[family]} should apply", "control, without skip_snat")
-    seen = sources(ovn_lab, ovn_hub, skipped, placement, node, "skip_snat=true")
-    own = ovn_lbs.address(node)
-    assert_seen_as(ovn_lab, skipped, placement, node, seen, own,
-                   f"with skip_snat=true, servers should see the external client {node} "
-                   "as its own address, not the router's lb_force_snat_ip", "skip_snat=true")
+    seen_as(ovn_case, plain, node, forced[ovn_case.family], "control failed: without "
+            f"skip_snat, the router's lb_force_snat_ip {forced[ovn_case.family]} should apply")
+    seen_as(ovn_case, skipped, node, ovn_case.lbs.address(node), "with skip_snat=true, servers "
+            f"should see the external client {node} as its own address, not the router's "
+            "lb_force_snat_ip")

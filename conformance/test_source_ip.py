@@ -80,5 +80,6 @@ def test_server_reaching_the_vip(ovn_case, control):
     if hairpin:
         ovn_case.expect_served(results, lb, me.vm)
     else:
-        ovn_case.expect_lost([r for r in results if not r.ok], lb, me.vm, "timeout",
-                             "before OVN 20.03 self-balanced connections time out")
+        ovn_case.expect_lost([r for r in results if not r.ok], lb, me.vm,
+                             "before OVN 20.03 self-balanced connections time out",
+                             error="timeout")

@@ -6,30 +6,22 @@ traffic through conntrack all the same."""
 
 import pytest
 
-from pytest_ovnlb.verdicts import checks
-
 STATELESS = [("from-lport", 2000, "ip", "allow-stateless"),
              ("to-lport", 2000, "ip", "allow-stateless")]
 
 
 @pytest.mark.switch
 @pytest.mark.ovnlb(needs=("stateless_acl_with_lb",))
-def test_stateless_acls_need_the_switch_option_to_keep_balancing(
-        ovn_lab, ovn_lbs, ovn_hub, roles, client_node, placement):
+def test_stateless_acls_need_the_switch_option_to_keep_balancing(ovn_case):
     """The load balancer on the client's switch serves (the control); with
     allow-stateless ACLs on that switch no connection is served; with the
     switch's enable-stateless-acl-with-lb as well, every server serves again."""
-    node = client_node("internal")
-    lb = ovn_lbs(ovn_lbs.servers(2))
-    checks.served(ovn_hub.fresh(node, lb.vip, lb.port, 16), lb, placement, node, ovn_lab,
-                  how="control, before any ACL")
-    with ovn_lbs.acls(roles.client_switch, STATELESS):
-        stateless = ovn_hub.fresh(node, lb.vip, lb.port, 8, timeout=1.0)
-        assert not any(r.ok for r in stateless), (
-            f"with allow-stateless ACLs on {roles.client_switch}, the VIP still answered: "
-            + checks.context(lb, placement, node, "no connection served", stateless, ovn_lab))
-        with ovn_lbs.switch_config(roles.client_switch,
-                                   {"enable-stateless-acl-with-lb": "true"}):
-            results = ovn_hub.fresh(node, lb.vip, lb.port, 60)
-            checks.served(results, lb, placement, node, ovn_lab,
-                          how="with enable-stateless-acl-with-lb=true beside stateless ACLs")
+    node, switch = ovn_case.client("internal"), ovn_case.roles.client_switch
+    lb = ovn_case.lb(ovn_case.servers(2))
+    ovn_case.expect_served(ovn_case.fresh(node, lb, 16), lb, node, what="control, before any ACL")
+    with ovn_case.lbs.acls(switch, STATELESS):
+        ovn_case.expect_lost(ovn_case.fresh(node, lb, 8, timeout=1.0), lb, node,
+                             f"with allow-stateless ACLs on {switch}, the VIP still answered")
+        with ovn_case.lbs.switch_config(switch, {"enable-stateless-acl-with-lb": "true"}):
+            ovn_case.expect_served(ovn_case.fresh(node, lb, 60), lb, node, what="with "
+                                   "enable-stateless-acl-with-lb=true beside stateless ACLs")

@@ -53,27 +53,25 @@ def router_mac(lab, router: str, switch: str) -> str:
 ])
 @pytest.mark.ovnlb(proves=("router_arp_only_own_subnets",))
 @pytest.mark.ovnlb(proves=("switch_ns_to_routers_only_for_their_addresses",), family="ipv6")
-def test_neighbor_responder_decides_who_answers_for_a_vip(ovn_lab, ovn_lbs, ovn_hub, ovn_case,
-                                                          roles, client_node, placement, mode):
+def test_neighbor_responder_decides_who_answers_for_a_vip(ovn_case, mode):
     """One load balancer on the gateway router with two VIPs, one inside its
     provider subnet and one outside every subnet, asked for from a host on
     the provider network: without the option only the first is answered
     (also the control: the router answers at all), with
     neighbor_responder=all both, with none neither."""
-    node = client_node("external")
-    mac = router_mac(ovn_lab, roles.gateway_router, ovn_lab.topology.provider.switch)
-    lb = ovn_lbs(ovn_lbs.servers(1))
-    outside = ovn_lbs.add_vip(lb, ovn_lbs.family, vip=OUTSIDE_VIP[ovn_lbs.family])
+    node, family, router = ovn_case.client("external"), ovn_case.family, ovn_case.roles.gateway_router
+    mac = router_mac(ovn_case.lab, router, ovn_case.lab.topology.provider.switch)
+    lb = ovn_case.lb(ovn_case.servers(1))
+    outside = ovn_case.lbs.add_vip(lb, family, vip=OUTSIDE_VIP[family])
     vips = [ipaddress.ip_address(v).compressed for v in (lb.vip, outside.vip)]
-    agent = ovn_hub.agent(node)
+    agent = ovn_case.hub.agent(node)
 
     # IPv6 solicitations to the solicited-node group for a VIP outside the
     # router's subnets stop at the switch: asked unicast, the router answers
     # as the option says.
-    unforwarded = ovn_lbs.family == 6 and ovn_case.holds(
-        "switch_ns_to_routers_only_for_their_addresses")
-    what = "ARP request" if ovn_lbs.family == 4 else "neighbour solicitation"
-    asked = ("a broadcast ARP request" if ovn_lbs.family == 4
+    unforwarded = family == 6 and ovn_case.holds("switch_ns_to_routers_only_for_their_addresses")
+    what = "ARP request" if family == 4 else "neighbour solicitation"
+    asked = ("a broadcast ARP request" if family == 4
              else "a neighbour solicitation to the solicited-node group")
 
     def check(option):
@@ -82,18 +80,17 @@ def test_neighbor_responder_decides_who_answers_for_a_vip(ovn_lab, ovn_lbs, ovn_
         if unforwarded:
             probes.append((f"a {what} unicast to {mac}", mac, wanted))
         for how, to, expected in probes:
-            answers = agent.solicit(ovn_lbs.address(node), vips, timeout=PROBE_TIMEOUT, to=to)
-            seen = {vip: mac in answers[vip] for vip in vips}
-            assert seen == expected, (
-                f"neighbor_responder={option or '(unset, reachable)'}: " + checks.context(
-                    lb, placement, node,
-                    f"{roles.gateway_router}'s {mac} answering {how} for "
-                    + ", ".join(f"{v}: {'yes' if w else 'no'}" for v, w in expected.items()),
-                    "answers (MACs) " + ", ".join(f"{v}: {answers[v] or 'none'}" for v in vips),
-                    ovn_lab))
+            answers = agent.solicit(ovn_case.lbs.address(node), vips, timeout=PROBE_TIMEOUT,
+                                    to=to)
+            ovn_case.expect(
+                {vip: mac in answers[vip] for vip in vips} == expected, lb, node,
+                f"neighbor_responder={option or '(unset, reachable)'}",
+                f"{router}'s {mac} answering {how} for "
+                + ", ".join(f"{v}: {'yes' if w else 'no'}" for v, w in expected.items()),
+                "answers (MACs) " + ", ".join(f"{v}: {answers[v] or 'none'}" for v in vips))
 
     check(None)
-    ovn_lbs.set_options(lb, {"neighbor_responder": mode})
+    ovn_case.lbs.set_options(lb, {"neighbor_responder": mode})
     check(mode)
 
 
@@ -107,9 +104,7 @@ def routes_to(lab, router: str, vip: str) -> list[str]:
 
 @pytest.mark.ipv4
 @pytest.mark.ovnlb(needs=("add_route_gateway_router",))
-def test_add_route_gives_neighbour_routers_a_route_to_the_vip(ovn_lab, ovn_lbs, ovn_hub, ovn_sb,
-                                                              roles, client_node,
-                                                              placement):
+def test_add_route_gives_neighbour_routers_a_route_to_the_vip(ovn_case, ovn_sb):
     """A VIP on the gateway router, chosen inside the servers' subnet:
     the distributed router between client and gateway router delivers it
     on that subnet, where nothing has it, so connections time out, and it
@@ -118,48 +113,48 @@ def test_add_route_gives_neighbour_routers_a_route_to_the_vip(ovn_lab, ovn_lbs, 
     served.  neighbor_responder=all throughout, so the gateway router
     answers the neighbour's ARP for the VIP (northd gives a distributed
     router no static binding for it)."""
-    topo, neighbour = ovn_lab.topology, roles.distributed_router
-    node = client_node("internal")
+    lab, roles = ovn_case.lab, ovn_case.roles
+    topo, neighbour = lab.topology, roles.distributed_router
+    node = ovn_case.client("internal")
     vip = topo.free_address(roles.server_switch, 4)
     # the neighbour's port on the switch it shares with the gateway router
     shared = {p.switch for p in topo.router(roles.gateway_router).ports}
     link = next(p.switch for p in topo.router(neighbour).ports if p.switch in shared)
-    port = ovn_lab.names.nb(logical.router_port(neighbour, link))
-    lb = ovn_lbs(ovn_lbs.servers(2), vip=vip, options={"neighbor_responder": "all"})
+    port = lab.names.nb(logical.router_port(neighbour, link))
+    lb = ovn_case.lb(ovn_case.servers(2), vip=vip, options={"neighbor_responder": "all"})
     try:
-        assert routes_to(ovn_lab, neighbour, vip) == [], (
-            f"without add_route, {neighbour} has a route to the VIP: " + checks.context(
-                lb, placement, node, f"no lr_in_ip_routing flow of {neighbour} for {vip}",
-                routes_to(ovn_lab, neighbour, vip), ovn_lab))
-        unrouted = ovn_hub.fresh(node, lb.vip, lb.port, 4, timeout=1.0)
-        assert checks.tally(unrouted) == {"error:timeout": 4}, (
-            f"without add_route, {neighbour} should deliver {vip} on {roles.server_switch}: "
-            + checks.context(lb, placement, node, "every connection timing out", unrouted,
-                             ovn_lab))
+        routes = routes_to(lab, neighbour, vip)
+        ovn_case.expect(routes == [], lb, node, f"without add_route, {neighbour} has a route "
+                        "to the VIP", f"no lr_in_ip_routing flow of {neighbour} for {vip}",
+                        routes)
+        ovn_case.expect_lost(ovn_case.fresh(node, lb, 4, timeout=1.0), lb, node,
+                             f"without add_route, {neighbour} should deliver {vip} on "
+                             f"{roles.server_switch}", error="timeout")
 
-        ovn_lbs.set_options(lb, {"neighbor_responder": "all", "add_route": "true"})
-        routes = routes_to(ovn_lab, neighbour, vip)
-        assert len(routes) == 1 and f'outport = "{port}"' in routes[0], (
-            f"add_route=true gave {neighbour} no route to the VIP: " + checks.context(
-                lb, placement, node, f"one lr_in_ip_routing flow for {vip}/32 out of {port}",
-                routes or "none", ovn_lab))
+        ovn_case.lbs.set_options(lb, {"neighbor_responder": "all", "add_route": "true"})
+        routes = routes_to(lab, neighbour, vip)
+        ovn_case.expect(len(routes) == 1 and f'outport = "{port}"' in routes[0], lb, node,
+                        f"add_route=true gave {neighbour} no route to the VIP",
+                        f"one lr_in_ip_routing flow for {vip}/32 out of {port}",
+                        routes or "none")
         # The first packets wait for the neighbour's ARP for the VIP: the
         # connection that sends them may be lost, the next ones are not.
-        ovn_hub.fresh(node, lb.vip, lb.port, 1, timeout=1.0)
+        ovn_case.fresh(node, lb, 1, timeout=1.0)
         try:
             ovn_sb.wait(lambda: learned(ovn_sb, port, vip), 5.0, "MAC_Binding")
         except TimeoutError:
             pytest.fail(f"with add_route=true, {neighbour} never learned {vip}'s MAC on {port} "
-                        f"(no Southbound MAC_Binding) [{ovn_lab.summary}]", pytrace=False)
+                        f"(no Southbound MAC_Binding) [{lab.summary}]", pytrace=False)
         # Sample once every chassis has installed the flows of that binding:
         # sampled while ovn-controller was still at it (twice in 8 runs on
         # 25.03), one connection's reply left the gateway router SNATed to
         # its own address and the connection timed out.
-        ovn_lbs.sync()
-        routed = ovn_hub.fresh(node, lb.vip, lb.port, 16, timeout=1.0)
-        assert all(r.ok for r in routed) and set(checks.tally(routed)) <= set(lb.targets), (
-            f"add_route=true, the VIP routed by {neighbour}: " + checks.context(
-                lb, placement, node, "every connection served", routed, ovn_lab))
+        ovn_case.lbs.sync()
+        routed = ovn_case.fresh(node, lb, 16, timeout=1.0)
+        # every connection served; 16 may leave a server unused
+        ovn_case.expect(all(r.ok for r in routed) and set(checks.tally(routed)) <= set(
+            lb.targets), lb, node, f"add_route=true, the VIP routed by {neighbour}",
+            "every connection served", checks.summary(routed))
     finally:
         forget(ovn_sb, port, vip)
 
