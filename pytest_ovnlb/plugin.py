@@ -152,9 +152,9 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         return
     settings = config.stash[SETTINGS]
     try:
-        preflight(settings.backend, settings.request)
         if settings.upgrade_from or settings.upgrade_procedure:
             config.stash[UPGRADE] = upgrade_path(settings)
+        preflight(settings.backend, settings.request)
     except LabError as exc:
         raise pytest.UsageError(str(exc)) from None
 

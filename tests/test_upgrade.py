@@ -308,3 +308,23 @@ def test_an_upgrade_step_inside_a_run_is_not_a_crash(new_root, pytester):
     result.assert_outcomes(passed=2, failed=1)
     assert "test_kill" in out and "ubuntu2/ovn-controller" in out, out
     assert "test_upgrade FAILED" not in out and "test_after FAILED" not in out, out
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--ovn-upgrade-from=/nonexistent"], "--ovn-upgrade-from=/nonexistent: not an OVN "
+                                          "installation: OVN root /nonexistent is not a directory"),
+    (["--ovn-upgrade-from=/"], "the upgrade source and target are both OVN *: nothing to upgrade"),
+    (["--ovn-upgrade-procedure=rolling"], "--ovn-upgrade-procedure needs --ovn-upgrade-from"),
+    (["--ovn-upgrade-from=/", "--ovn-chassis-root=/"],
+     "--ovn-upgrade-from walks every daemon from the source to the target: drop *"),
+    (["--ovn-upgrade-from=/", "--ovn-backend=fake-multinode"],
+     "--ovn-upgrade-from: the fake-multinode backend does not upgrade daemons*"),
+])
+def test_bad_upgrade_run_input_is_one_line_before_anything_is_built(pytester, args, message):
+    # the test would write this file once its lab is up: it must never run
+    pytester.makepyfile("def test_x(ovn_lab):\n    open('ran', 'w').close()\n")
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+    assert result.ret == pytest.ExitCode.USAGE_ERROR, result.stdout.str()
+    result.stderr.fnmatch_lines([f"ERROR: {message}"])
+    assert len([line for line in result.stderr.lines if line.strip()]) == 1, result.stderr.str()
+    assert not (pytester.path / "ran").exists()
