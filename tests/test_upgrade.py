@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -328,3 +329,35 @@ def test_bad_upgrade_run_input_is_one_line_before_anything_is_built(pytester, ar
     result.stderr.fnmatch_lines([f"ERROR: {message}"])
     assert len([line for line in result.stderr.lines if line.strip()]) == 1, result.stderr.str()
     assert not (pytester.path / "ran").exists()
+
+
+def test_an_interrupted_upgrade_run_leaves_nothing(new_root, pytester):
+    """Ctrl-C in the middle of the walk: the walk's lab, half upgraded, is
+    removed like any other."""
+    from test_lab import leftovers
+
+    shutil.copy(ROOT / "conformance" / "conftest.py", pytester.path / "conftest.py")
+    shutil.copy(ROOT / "conformance" / "test_upgrade.py", pytester.path / "test_upgrade.py")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--ovn-upgrade-from=/",
+         f"--ovn-root={new_root}", "test_upgrade.py"], cwd=pytester.path,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    name = f"pytest{proc.pid}u"
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # until a step has run on the new programs
+            try:
+                if new_root in records.load(name).roots.values():
+                    break
+            except (OSError, ValueError, LabError):
+                pass
+            time.sleep(0.2)
+        else:
+            pytest.fail(f"the walk's lab {name} never ran a step on {new_root}")
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
+    assert leftovers(name) == [], out
