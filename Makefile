@@ -48,4 +48,5 @@ matrix: setup
 # JUnit, report and evidence, then the matrix page (ci/nightly)
 nightly: setup
 	for s in $(SUITES); do bash ci/make-root.sh $$s $(CURDIR)/.roots/$$s; done
-	.venv/bin/python ci/nightly --out nightly host $(addprefix root:.roots/,$(SUITES)) -- -n 2
+	.venv/bin/python ci/nightly --out nightly host $(addprefix root:.roots/,$(SUITES)) \
+		$(addprefix upgrade:,$(UPGRADES)) -- -n 2

@@ -57,6 +57,9 @@ def test_nightly_runs_each_source_and_builds_the_page(tmp_path):
     ([], "usage: ci/nightly"),
     (["somewhere"], "unknown source 'somewhere'"),
     (["root:/nonexistent/x"], "root:/nonexistent/x: /nonexistent/x is not a directory"),
+    (["upgrade:host:/nonexistent/x"], "upgrade:host:/nonexistent/x: /nonexistent/x is not a "
+                                      "directory"),
+    (["upgrade:host"], "unknown source 'upgrade:host'"),
 ])
 def test_bad_input_is_one_line(tmp_path, args, message):
     result = nightly(*args, cwd=tmp_path)

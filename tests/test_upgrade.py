@@ -361,3 +361,25 @@ def test_an_interrupted_upgrade_run_leaves_nothing(new_root, pytester):
             proc.kill()
     assert proc.returncode == pytest.ExitCode.INTERRUPTED, out
     assert leftovers(name) == [], out
+
+
+def test_nightly_runs_an_upgrade_path_as_a_row_of_its_own(new_root, tmp_path):
+    """ci/nightly upgrade:host:ROOT: the upgrade test runs in an upgrade
+    run, the summary says the walk's result, the page has its row."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "ci" / "nightly"), "--out", "out", f"upgrade:host:{new_root}",
+         "host", "--", "-k", "test_upgrade or keepalive", "-m", "ipv4 or not ipv4"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    old, new = install.at(None), install.at(new_root)
+    summary = (tmp_path / "out" / "summary.txt").read_text()
+    assert (f"walk {old.ovn_version} -> {new.ovn_version} "
+            f"({upgrade_procedure(old, new)}): passed") in summary, summary
+    page = (tmp_path / "out" / "matrix.html").read_text()
+    assert 'id="upgrades"' in page and f"{old.ovn_version} → {new.ovn_version}" in page
+    assert page.count('<th class="column"') == 1  # host alone is a column
+
+
+def upgrade_procedure(old, new) -> str:
+    from pytest_ovnlb.model import upgrades
+    return upgrades.documented(old.ovn_version, new.ovn_version)
