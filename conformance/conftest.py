@@ -5,7 +5,7 @@ import pytest
 
 from pytest_ovnlb.engine.ovsdb import Southbound
 from pytest_ovnlb.model.placements import PLACEMENTS
-from pytest_ovnlb.options import SETTINGS
+from pytest_ovnlb.plugin.options import SETTINGS
 from pytest_ovnlb.verdicts import checks
 from pytest_ovnlb.verdicts.stats import samples_for
 

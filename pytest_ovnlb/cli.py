@@ -36,10 +36,12 @@ def _parser() -> argparse.ArgumentParser:
 
     up = named("up", "build a lab and return when traffic can flow")
     up.add_argument("--topology", default="lab",
-                    help=f"one of: {', '.join(sorted(topology.TOPOLOGIES))} (default lab)")
+                    help="a topology: lab (default), single or one a plugin adds "
+                         "(`ovnlb-lab topologies` lists them)")
     up.add_argument("--backend", default="netns",
-                    help="netns (an embedded lab of namespaces, default) or fake-multinode "
-                         "(the topology inside a running ovn-fake-multinode cluster)")
+                    help="netns (an embedded lab of namespaces, default), fake-multinode "
+                         "(the topology inside a running ovn-fake-multinode cluster) or one "
+                         "a plugin adds")
     up.add_argument("--fmn-dir", default=None, metavar="DIR",
                     help="fake-multinode: an ovn-fake-multinode checkout whose images must be "
                          "built; the lab goes into the cluster that runs (a pytest run with "
@@ -100,7 +102,7 @@ def _strip_dashes(argv: list[str]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "topologies":
-        for t in topology.TOPOLOGIES.values():
+        for t in topology.REGISTRY.values():
             print(f"{t.name}: {t.description}")
         return 0
     if args.command == "coverage":  # reads files and collects tests: no root needed

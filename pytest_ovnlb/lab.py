@@ -304,7 +304,7 @@ class Lab:
     def logs(self) -> dict[str, str]:
         return self.backend.logs()
 
-    # --- what a failure report collects (pytest_ovnlb/evidence.py) ---------
+    # --- what a failure report collects (pytest_ovnlb/plugin/evidence.py) ---------
     def log_offsets(self) -> dict[str, int]:
         return evidence_mod.log_offsets(self.backend)
 

@@ -214,10 +214,10 @@ def test_exempted(ovn_lab):
 
 
 def test_the_evidence_section_of_a_failure_names_its_folder(pytestconfig):
-    """What pytest_ovnlb/evidence.py adds to a failure's report ends up in
+    """What pytest_ovnlb/plugin/evidence.py adds to a failure's report ends up in
     the test's `evidence` field."""
     from pytest_ovnlb.reporting import record
-    from pytest_ovnlb.reporting.plugin import Collector
+    from pytest_ovnlb.plugin.collector import Collector
     collector = Collector(pytestconfig)
     meta = [(record.META, {"file": "test_a.py", "function": "test_b", "placement": None,
                            "params": {}})]
@@ -262,7 +262,7 @@ def test_a_run_writes_its_report_and_junit_from_the_controller(pytester):
     assert tests["test_distribution.py::test_exempted"]["reason"] == "known to fail on our builders"
     failed = tests["test_distribution.py::test_measured[router]"]
     assert "router is wrong on purpose" in failed["message"]
-    # the evidence folder, where the run keeps one (pytest_ovnlb/evidence.py)
+    # the evidence folder, where the run keeps one (pytest_ovnlb/plugin/evidence.py)
     if failed["evidence"] is not None:
         assert Path(failed["evidence"]).is_dir() and failed["evidence"] in result.stdout.str()
     assert core["failedTests"][0]["evidence"] == failed["evidence"]
@@ -355,7 +355,7 @@ def test_bad_skip_exit_code_in_ini_is_one_line(pytester):
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert [line for line in result.stderr.lines if line.strip()] == [
-        "ERROR: ovnlb: ovnlb_skip_exit_code must be an integer, got 'often'"]
+        f"ERROR: ovnlb_skip_exit_code = often ({pytester.path}/tox.ini): not a whole number"]
 
 
 def test_a_feature_whose_tests_ran_is_never_untested():

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.model.placements import PLACEMENTS
+from pytest_ovnlb.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -453,16 +454,19 @@ SINGLE = Topology(
     ),
 )
 
-TOPOLOGIES = {t.name: t.validate() for t in (LAB, SINGLE)}
+def _checked(topo) -> Topology:
+    if not isinstance(topo, Topology):
+        raise LabError(f"topology {getattr(topo, 'name', topo)!r} is not a Topology")
+    return topo.validate()
+
+
+# By name: the built-in ones and those of the entry-point group (a
+# Topology object each) or a pytest plugin's (pytest_ovnlb_topologies).
+REGISTRY = Registry("topology", "pytest_ovnlb.topologies", (LAB, SINGLE), _checked)
 
 
 def get(name: str) -> Topology:
-    try:
-        return TOPOLOGIES[name]
-    except KeyError:
-        raise LabError(
-            f"unknown topology {name!r} (known: {', '.join(sorted(TOPOLOGIES))})"
-        ) from None
+    return REGISTRY.get(name)
 
 
 def on_provider(topo: Topology, subnet: str, network_name: str,

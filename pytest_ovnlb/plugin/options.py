@@ -1,4 +1,5 @@
-"""Command-line options and ini keys of pytest-ovnlb, and where they are kept."""
+"""Command-line options and ini keys of pytest-ovnlb: one table, one reader
+(`setting`), read once into `Settings` when pytest configures."""
 
 from __future__ import annotations
 
@@ -30,6 +31,10 @@ class Settings:
     fmn_dir: str | None
     fmn_runtime: str | None
     fmn_prepare_host: bool
+    evidence_dir: str
+    report: str | None  # where the run's report is written
+    exempt: str | None  # the exemption file
+    skip_exit_code: int | None
 
     @property
     def request(self) -> Request:
@@ -39,8 +44,6 @@ class Settings:
 
 
 SETTINGS = pytest.StashKey[Settings]()
-FAILED = pytest.StashKey[bool]()
-CLUSTER = pytest.StashKey[object]()  # the record of a cluster this run started
 
 OPTIONS = [
     # (flag, ini key, help, default, type)
@@ -72,6 +75,14 @@ OPTIONS = [
      "seconds to wait for the lab's chassis", "30", float),
     ("--ovnlb-evidence-dir", "ovnlb_evidence_dir",
      "where a failing test's evidence is saved, in RUN/TEST folders", "ovnlb-evidence", str),
+    ("--ovnlb-report", "ovnlb_report",
+     "write the run's conformance report (JSON, schema "
+     "pytest_ovnlb/reporting/report.schema.json) to PATH", "", str),
+    ("--ovnlb-exempt", "ovnlb_exempt",
+     "exemption file: tests not to run, by stable id, each with a reason", "", str),
+    ("--ovnlb-skip-exit-code", "ovnlb_skip_exit_code",
+     "exit with this code and one line when the suite cannot run here "
+     "(not root, no OVN/OVS programs), e.g. 77 for autopkgtest", "", int),
 ]
 
 
@@ -144,6 +155,27 @@ def count(value: str) -> int | None:
 
 
 KINDS = {int: "a whole number", count: "a whole number", float: "a number"}
+
+
+def read(config: pytest.Config) -> Settings:
+    """Every setting, read and checked once."""
+    return Settings(
+        topology=setting(config, "ovn_topology"),
+        backend=setting(config, "ovn_backend"),
+        keep_on_failure=setting(config, "ovnlb_keep_on_failure", bool),
+        samples=setting(config, "ovnlb_samples", count),
+        ready_timeout=setting(config, "ovnlb_ready_timeout", float),
+        ovn_root=setting(config, "ovn_root") or None,
+        ovn_central_root=setting(config, "ovn_central_root") or None,
+        ovn_chassis_root=setting(config, "ovn_chassis_root") or None,
+        fmn_dir=setting(config, "ovn_fmn_dir") or None,
+        fmn_runtime=setting(config, "ovn_fmn_runtime") or None,
+        fmn_prepare_host=setting(config, "ovn_fmn_prepare_host", bool),
+        evidence_dir=setting(config, "ovnlb_evidence_dir"),
+        report=setting(config, "ovnlb_report") or None,
+        exempt=setting(config, "ovnlb_exempt") or None,
+        skip_exit_code=setting(config, "ovnlb_skip_exit_code", count),
+    )
 
 
 def setting(config: pytest.Config, key: str, kind=str):

@@ -10,6 +10,7 @@
   servers' open connections reset).
 - `ovn_case` (test): all of that for one test, with its expectations
   (pytest_ovnlb/case.py).
+- `ovnlb_record` (test): the test's measurements for the run's report.
 """
 
 from __future__ import annotations
@@ -22,16 +23,16 @@ from pytest_ovnlb.case import Case
 from pytest_ovnlb.engine import topology
 from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.lab import Lab
-from pytest_ovnlb.options import FAILED, SETTINGS
-from pytest_ovnlb.reporting import features
 from pytest_ovnlb.model.placements import FAMILIES, PLACEMENTS
+from pytest_ovnlb.plugin import state
+from pytest_ovnlb.reporting import features, record
 from pytest_ovnlb.traffic.harness import Hub, LoadBalancers
-from pytest_ovnlb.workers import worker_id
 
 
 @pytest.fixture(scope="session")
 def ovn_lab(request: pytest.FixtureRequest):
-    settings = request.config.stash[SETTINGS]
+    run = state.of(request.config)
+    settings = run.settings
     try:
         lab = Lab.up(f"pytest{os.getpid()}", settings.topology, owner=os.getpid(),
                      timeout=settings.ready_timeout, backend=settings.backend,
@@ -40,17 +41,17 @@ def ovn_lab(request: pytest.FixtureRequest):
         failure = f"ovnlb: {exc}"
     else:
         failure = None
-    if failure and worker_id(request.config):
+    if failure and run.worker:
         # An xdist worker that exits mid-test takes the reason with it (the
         # controller only sees a crashed item): each of its tests errors instead.
         pytest.fail(failure, pytrace=False)
     if failure:
         pytest.exit(failure, returncode=3)
-    yield lab  # a terminated run tears it down too (SIGTERM interrupts: plugin.py)
-    if settings.keep_on_failure and request.config.stash[FAILED]:
+    yield lab  # a terminated run tears it down too (SIGTERM interrupts: hooks.py)
+    if settings.keep_on_failure and run.failed:
         lab.close()
         # xdist workers are children of the controller, which prints the note
-        lab.record.kept_for = os.getppid() if worker_id(request.config) else os.getpid()
+        lab.record.kept_for = os.getppid() if run.worker else os.getpid()
         lab.record.own(None)
     else:
         lab.down()
@@ -73,7 +74,7 @@ def placement(request: pytest.FixtureRequest) -> str:
 def family(request: pytest.FixtureRequest) -> int:
     """4 or 6; set by parametrization (ids ipv4, ipv6) from the test's markers."""
     family = FAMILIES[request.param]
-    name = request.config.stash[SETTINGS].topology
+    name = state.of(request.config).settings.topology
     if family not in topology.get(name).families:
         pytest.skip(f"topology {name} has no IPv{family} addresses")
     return family
@@ -111,3 +112,9 @@ def ovn_lbs(ovn_lab: Lab, ovn_hub: Hub, placement: str, family: int):
     ovn_lab.reset()
     yield lbs
     lbs.remove_all()
+
+
+@pytest.fixture
+def ovnlb_record(request: pytest.FixtureRequest) -> record.Recorder:
+    """Record measurements for the conformance report (record.Recorder)."""
+    return record.Recorder(request.node)
