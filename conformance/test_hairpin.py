@@ -7,7 +7,7 @@ import ipaddress
 
 import pytest
 
-from pytest_ovnlb.reporting import record
+from pytest_ovnlb.reporting import measure
 from pytest_ovnlb.verdicts import checks
 
 pytestmark = pytest.mark.switch
@@ -46,7 +46,7 @@ def self_balanced(ovn_lab, ovn_hub, lb, placement, me, other, hairpin_source, la
                        f"{sorted([me.target, other.target])}", results, ovn_lab))
     seen = checks.peers_by_server(results)
     expected = {me.target: {hairpin_source}, other.target: {me.ip}}
-    record.current().sources(seen, expected, label=label, client=me.vm)
+    measure.current().sources(seen, expected, label=label, client=me.vm)
     return seen, expected, results
 
 

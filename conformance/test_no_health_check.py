@@ -3,7 +3,7 @@ is down: about its share of new connections is refused, the rest succeed."""
 
 import pytest
 
-from pytest_ovnlb.reporting import record
+from pytest_ovnlb.reporting import measure
 from pytest_ovnlb.verdicts import checks
 
 
@@ -29,7 +29,7 @@ def test_dead_server_keeps_its_share_as_refusals(ovn_lbs, ovn_hub, ovn_lab, clie
                             concurrency=checks.SAMPLING_CONCURRENCY,
                             stop=checks.Settled(expected, planned))
     verdict = checks.distribution(results, expected, planned=planned)
-    record.current().distribution(verdict, stopped=dead.target, vip=lb.vip_key)
+    measure.current().distribution(verdict, stopped=dead.target, vip=lb.vip_key)
     assert verdict.passed, checks.failure(
         verdict, f"with {dead.target}'s server stopped and no health check, its share should "
         f"be refused and the rest served by {alive.target}") + ": " + checks.context(

@@ -9,7 +9,7 @@ import ipaddress
 
 import pytest
 
-from pytest_ovnlb.reporting import record
+from pytest_ovnlb.reporting import measure
 from pytest_ovnlb.verdicts import checks
 
 pytestmark = pytest.mark.router
@@ -90,7 +90,7 @@ def default_sources(ovn_lab, ovn_lbs, ovn_hub, lb, placement, node, role) -> Non
 
 def assert_seen_as(ovn_lab, lb, placement, node, seen, expected: str, why: str,
                    label: str) -> None:
-    record.current().sources(seen, {b: [expected] for b in seen}, label=label, client=node)
+    measure.current().sources(seen, {b: [expected] for b in seen}, label=label, client=node)
     assert all(peers == {expected} for peers in seen.values()), (
         f"{why}: " + checks.context(lb, placement, node, f"source {expected} at every server",
                                     f"sources {seen}", ovn_lab))

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import pytest
 
 from pytest_ovnlb.model.placements import PLACEMENTS, Placement
-from pytest_ovnlb.reporting import features, record
+from pytest_ovnlb.reporting import features, measure
 from pytest_ovnlb.traffic.client import Result
 from pytest_ovnlb.verdicts import checks
 
@@ -96,7 +96,7 @@ class Case:
     def expect_sources(self, lb, node: str, seen: dict[str, set[str]],
                        expected: dict[str, set[str]], what: str) -> None:
         """The source addresses each server saw are `expected`."""
-        record.current().sources(seen, expected, client=node)
+        measure.current().sources(seen, expected, client=node)
         assert seen == expected, self.message(what, lb, node, f"sources {expected}",
                                               f"sources {seen}")
 
@@ -109,7 +109,7 @@ class Case:
         results = self.fresh(node, lb, samples, concurrency=checks.SAMPLING_CONCURRENCY,
                              stop=checks.Settled(shares, samples), **kw)
         verdict = checks.distribution(results, shares, planned=samples)
-        record.current().distribution(verdict, client=node, vip=lb.vip_key,
+        measure.current().distribution(verdict, client=node, vip=lb.vip_key,
                                       **({"protocol": kw["proto"]} if "proto" in kw else {}))
         assert verdict.passed, (
             checks.failure(verdict, f"{what}: OVN's split does not match OVS dp_hash shares")

@@ -25,7 +25,7 @@ import pytest_ovnlb
 from pytest_ovnlb.backends import netns
 from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.plugin import state
-from pytest_ovnlb.reporting import coverage, exempt, features, record, report
+from pytest_ovnlb.reporting import coverage, exempt, features, measure, report
 from pytest_ovnlb.verdicts.stats import SUITE_K, samples_for
 
 XFAIL_PREFIX = "exempted: "
@@ -67,7 +67,7 @@ def describe_test(item: pytest.Item, when: str) -> None:
     if when == "setup":
         callspec = getattr(item, "callspec", None)
         params = {k: str(v) for k, v in callspec.params.items()} if callspec else {}
-        item.user_properties.append((record.META, {
+        item.user_properties.append((measure.META, {
             "file": os.path.basename(str(item.path)),
             "function": getattr(item, "originalname", item.name),
             "placement": params.get("placement"),
@@ -78,7 +78,7 @@ def describe_test(item: pytest.Item, when: str) -> None:
         lab = getattr(item, "funcargs", {}).get("ovn_lab")
         if lab is not None:
             v = lab.versions
-            item.user_properties.append((record.IMPLEMENTATION, {
+            item.user_properties.append((measure.IMPLEMENTATION, {
                 "ovn": str(v.ovn), "ovs": str(v.ovs), "datapath": v.datapath,
                 "daemons": {key: {"program": d.program, "version": str(d.version),
                                   "root": d.root} for key, d in v.daemons.items()}}))
@@ -93,7 +93,7 @@ class Collector:
         self.settings = state.of(config).settings
         self.path = self.settings.report
         self.start = time.time()
-        self.tests: dict[str, report.TestRecord] = {}
+        self.tests: dict[str, report.TestEntry] = {}
         self.implementation: dict | None = None
         self.exemptions: list[exempt.Exemption] = state.of(config).exemptions
         self.crashes: list[dict] = []  # lab daemons that died, in the order seen
@@ -103,27 +103,27 @@ class Collector:
         self.take(report)
 
     def take(self, rep: pytest.TestReport) -> None:
-        ours = [(k, v) for k, v in rep.user_properties if k in record.KEYS]
+        ours = [(k, v) for k, v in rep.user_properties if k in measure.KEYS]
         if not ours:
             return
-        rep.user_properties = [(k, v) for k, v in rep.user_properties if k not in record.KEYS]
-        test = self.tests.setdefault(rep.nodeid, report.TestRecord(rep.nodeid))
+        rep.user_properties = [(k, v) for k, v in rep.user_properties if k not in measure.KEYS]
+        test = self.tests.setdefault(rep.nodeid, report.TestEntry(rep.nodeid))
         test.duration += rep.duration
         for key, value in ours:
-            if key == record.META:
+            if key == measure.META:
                 test.meta = dict(value)
-            elif key == record.IMPLEMENTATION and self.implementation is None:
+            elif key == measure.IMPLEMENTATION and self.implementation is None:
                 self.implementation = dict(value)
-            elif key == record.EVIDENCE:
+            elif key == measure.EVIDENCE:
                 test.evidence = str(value)
-            elif key == record.CRASH:
+            elif key == measure.CRASH:
                 self.crashes.append(dict(value))
         for title, content in rep.sections:
             if title == EVIDENCE_SECTION and content.startswith(EVIDENCE_SAVED):
                 test.evidence = content[len(EVIDENCE_SAVED):].strip()
         if rep.when == "call" or rep.failed or rep.skipped:
             # a phase's own measurements: the latest list is the whole list
-            test.measurements = [dict(v) for k, v in ours if k == record.MEASUREMENT]
+            test.measurements = [dict(v) for k, v in ours if k == measure.MEASUREMENT]
         if rep.failed and test.outcome != "failed":
             test.outcome = "failed"
             crash = getattr(rep.longrepr, "reprcrash", None)

@@ -59,7 +59,7 @@ from pytest_ovnlb.crashes import Crash, Watchdog, backtrace
 from pytest_ovnlb.engine.evidence import mentioning
 from pytest_ovnlb.engine.logical import OWNER
 from pytest_ovnlb.plugin import state
-from pytest_ovnlb.reporting import record
+from pytest_ovnlb.reporting import measure
 from pytest_ovnlb.verdicts import logs
 
 WATCH = pytest.StashKey["Watch"]()
@@ -163,7 +163,7 @@ def add_to_report(item: pytest.Item, report: pytest.TestReport) -> None:
         save_crashes(watch.saved, watch.crashes)  # a later phase's crash: same folder
     if watch is not None and watch.crashes:
         # the run's report counts and names them (plugin/collector.py)
-        report.user_properties += [(record.CRASH, {
+        report.user_properties += [(measure.CRASH, {
             "daemon": c.key, "pid": c.pid, "how": c.how, "test": item.nodeid,
             "phase": report.when, "core": str(c.core) if c.core else None})
             for c in watch.crashes]

@@ -10,7 +10,7 @@
   servers' open connections reset).
 - `ovn_case` (test): all of that for one test, with its expectations
   (pytest_ovnlb/case.py).
-- `ovnlb_record` (test): the test's measurements for the run's report.
+- `ovnlb_measure` (test): the test's measurements for the run's report.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.lab import Lab
 from pytest_ovnlb.model.placements import FAMILIES, PLACEMENTS
 from pytest_ovnlb.plugin import state
-from pytest_ovnlb.reporting import features, record
+from pytest_ovnlb.reporting import features, measure
 from pytest_ovnlb.traffic.harness import Hub, LoadBalancers
 
 
@@ -115,6 +115,6 @@ def ovn_lbs(ovn_lab: Lab, ovn_hub: Hub, placement: str, family: int):
 
 
 @pytest.fixture
-def ovnlb_record(request: pytest.FixtureRequest) -> record.Recorder:
-    """Record measurements for the conformance report (record.Recorder)."""
-    return record.Recorder(request.node)
+def ovnlb_measure(request: pytest.FixtureRequest) -> measure.Measurements:
+    """Record measurements for the conformance report (measure.Measurements)."""
+    return measure.Measurements(request.node)

@@ -27,10 +27,10 @@ from pytest_ovnlb.plugin.fixtures import (  # noqa: F401  (re-exported so pytest
     ovn_hub,
     ovn_lab,
     ovn_lbs,
-    ovnlb_record,
+    ovnlb_measure,
     placement,
 )
-from pytest_ovnlb.reporting import features, record
+from pytest_ovnlb.reporting import features, measure
 from pytest_ovnlb.verdicts import Unmet
 
 
@@ -222,11 +222,11 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem):
-    record.running(item)
+    measure.running(item)
     try:
         return (yield)
     finally:
-        record.running(None)
+        measure.running(None)
 
 
 @pytest.hookimpl(wrapper=True)
