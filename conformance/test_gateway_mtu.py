@@ -41,7 +41,7 @@ def test_gateway_mtu_teaches_a_server_behind_a_vip_the_path_mtu(
     node = client_node("external")
     server, = ovn_lbs.servers(1)
     lb = ovn_lbs([server])
-    router, outside = roles.target(placement), ovn_lab.topology.provider.switch
+    router, outside = roles.datapath(placement), ovn_lab.topology.provider.switch
     forget_mtus(ovn_lab, server)
     try:
         plain = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES, size=REPLY_BYTES, timeout=5.0)

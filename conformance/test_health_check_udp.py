@@ -34,7 +34,7 @@ def wait(sb, names, wanted, why):
 def dual_stack_lbs(ovn_lab, ovn_hub, placement):
     """The load balancer factory of `placement` for IPv4 VIPs, whose rows
     the test gives IPv6 VIPs too (ovn_lbs, without the family parameter)."""
-    if not ovn_lab.topology.roles.target(placement):
+    if not ovn_lab.topology.roles.datapath(placement):
         pytest.skip(f"topology {ovn_lab.topology.name} has no {PLACEMENTS[placement].what}: "
                     "no load balancer can be placed there")
     if 6 not in ovn_lab.topology.families:

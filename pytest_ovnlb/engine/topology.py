@@ -86,7 +86,7 @@ class Roles:
     client_switch: str  # the internal client's switch
     server_switch: str  # the backends' switch
     switch_vip: str  # VIP for switch placement (outside every subnet)
-    gateway_router: str | None = None  # router placement target
+    gateway_router: str | None = None  # the router placement's datapath
     router_vip: str | None = None
     router_snat_ip: str | None = None  # what backends see for routed clients
     external_client: str | None = None  # a host on the provider network
@@ -106,9 +106,9 @@ class Roles:
         four, six = PLACEMENTS[placement].vips
         return getattr(self, four if family == 4 else six)
 
-    def target(self, placement: str) -> str | None:
+    def datapath(self, placement: str) -> str | None:
         """Where a placement's load balancers go by default."""
-        return getattr(self, PLACEMENTS[placement].target)
+        return getattr(self, PLACEMENTS[placement].datapath_role)
 
     def client(self, role: str) -> str | None:
         """The node playing client role "internal" or "external"."""

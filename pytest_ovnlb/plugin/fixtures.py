@@ -104,7 +104,7 @@ def _ovnlb_needs(request: pytest.FixtureRequest):
 def ovn_lbs(ovn_lab: Lab, ovn_hub: Hub, placement: str, family: int):
     # A placement a topology may not offer: a skip that says so.  Any other
     # failure to make the factory is an error, never a skip.
-    if not ovn_lab.topology.roles.target(placement):
+    if not ovn_lab.topology.roles.datapath(placement):
         pytest.skip(f"topology {ovn_lab.topology.name} has no "
                     f"{PLACEMENTS[placement].what}: no load balancer can be placed there")
     lbs = LoadBalancers(ovn_lab, ovn_hub, placement, family)

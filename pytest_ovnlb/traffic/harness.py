@@ -150,11 +150,11 @@ class LoadBalancers:
         self.family = family
         self.created: list[LoadBalancer] = []
         roles = lab.topology.roles
-        target = roles.target(placement)
-        if not target:
+        datapath = roles.datapath(placement)
+        if not datapath:
             raise LabError(f"topology {lab.topology.name} has nowhere to place a "
                            f"{placement} load balancer")
-        self.default_attach = [target]
+        self.default_attach = [datapath]
         self.default_vip = roles.vip(placement, family)
         if self.default_vip is None:
             raise LabError(f"topology {lab.topology.name} has no IPv{family} {placement} VIP")
