@@ -110,19 +110,19 @@ def run(args: argparse.Namespace) -> int:
         return coverage.main(args.ovn_root or os.environ.get("OVNLB_OVN_ROOT") or None, args.json)
     # Imported here, inside main()'s handlers: a Ctrl-C while these heavy
     # modules load is then an ordinary interrupt, not a traceback.
-    from pytest_ovnlb.backends.base import Request
+    from pytest_ovnlb.backends.base import LabSpec
     from pytest_ovnlb.engine import procs, records
     from pytest_ovnlb.lab import Lab, destroy, sweep
 
     procs.require_root("ovnlb-lab")
     if args.command == "up":
         started = time.monotonic()
-        request = Request(ovn_root=args.ovn_root, central_root=args.ovn_central_root,
-                          chassis_root=args.ovn_chassis_root, fmn_dir=args.fmn_dir,
-                          runtime=args.runtime)
+        spec = LabSpec(ovn_root=args.ovn_root, central_root=args.ovn_central_root,
+                       chassis_root=args.ovn_chassis_root, fmn_dir=args.fmn_dir,
+                       runtime=args.runtime)
         try:
             lab = Lab.up(args.name, args.topology, owner=None, timeout=args.timeout,
-                         backend=args.backend, request=request)
+                         backend=args.backend, spec=spec)
         except KeyboardInterrupt:  # Lab.up removed what it had made
             print("ovnlb-lab: interrupted; nothing left behind", file=sys.stderr)
             return 130

@@ -24,8 +24,8 @@ class Stub(NetnsBackend):
     name = "stub"
 
     @classmethod
-    def preflight(cls, request):
-        return "stub ready: " + super().preflight(request)
+    def preflight(cls, spec):
+        return "stub ready: " + super().preflight(spec)
 """
 
 HOOKS = PLUGIN + """

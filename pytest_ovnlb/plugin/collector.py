@@ -149,7 +149,7 @@ class Collector:
             impl["daemons"] = found["daemons"]
         if settings.backend == "netns":
             try:
-                installs = netns.installs(settings.request)
+                installs = netns.installs(settings.lab_spec)
             except LabError:
                 return impl
             central, chassis = installs["central"], installs["chassis"]

@@ -36,7 +36,7 @@ def ovn_lab(request: pytest.FixtureRequest):
     try:
         lab = Lab.up(f"pytest{os.getpid()}", settings.topology, owner=os.getpid(),
                      timeout=settings.ready_timeout, backend=settings.backend,
-                     request=settings.request)
+                     spec=settings.lab_spec)
     except LabError as exc:
         failure = f"ovnlb: {exc}"
     else:

@@ -119,7 +119,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         return
     if settings.skip_exit_code is not None:
         try:
-            preflight(settings.backend, settings.request)
+            preflight(settings.backend, settings.lab_spec)
         except LabError as exc:
             sys.stderr.write(f"ovnlb: skipped, cannot run here: {exc}\n")
             sys.stderr.flush()
@@ -127,7 +127,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     if settings.backend != "fake-multinode" or not settings.fmn_dir:
         return
     try:
-        run.cluster = start_cluster(settings.request)
+        run.cluster = start_cluster(settings.lab_spec)
     except LabError as exc:
         raise pytest.UsageError(f"ovnlb: {exc}") from None
 
@@ -147,12 +147,12 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def pytest_report_header(config: pytest.Config) -> list[str]:
     settings = state.of(config).settings
     try:
-        found = preflight(settings.backend, settings.request)
+        found = preflight(settings.backend, settings.lab_spec)
     except LabError as exc:
         return [f"ovnlb: {exc}; topology {settings.topology}, backend {settings.backend}"]
     lines = [f"ovnlb: {found}; topology {settings.topology}, backend {settings.backend}"]
     if settings.backend == "netns":  # which build runs, program by program
-        found = netns.installs(settings.request)
+        found = netns.installs(settings.lab_spec)
         mixed = found["central"] != found["chassis"]
         for part, ins in found.items() if mixed else [("", found["central"])]:
             which = f" ({part}, in {ins.root or '/'})" if mixed else ""
@@ -174,7 +174,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if config.option.collectonly:
         return
     try:
-        preflight(run.settings.backend, run.settings.request)
+        preflight(run.settings.backend, run.settings.lab_spec)
     except LabError as exc:
         raise pytest.UsageError(str(exc)) from None
 

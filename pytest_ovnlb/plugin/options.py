@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from pytest_ovnlb import backends
-from pytest_ovnlb.backends.base import Request
+from pytest_ovnlb.backends.base import LabSpec
 from pytest_ovnlb.engine import topology
 from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.verdicts.stats import (
@@ -37,8 +37,8 @@ class Settings:
     skip_exit_code: int | None
 
     @property
-    def request(self) -> Request:
-        return Request(ovn_root=self.ovn_root, central_root=self.ovn_central_root,
+    def lab_spec(self) -> LabSpec:
+        return LabSpec(ovn_root=self.ovn_root, central_root=self.ovn_central_root,
                        chassis_root=self.ovn_chassis_root, fmn_dir=self.fmn_dir,
                        runtime=self.fmn_runtime, prepare_host=self.fmn_prepare_host)
 
