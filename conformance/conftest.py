@@ -57,7 +57,7 @@ def control(ovn_hub):
     def check(node: str, servers, count: int = 4) -> None:
         ovn_hub.serve(list(servers))
         for s in servers:
-            results = ovn_hub.fresh(node, s.ip, s.port, count, timeout=2.0)
+            results = ovn_hub.connect(node, s.ip, s.port, count, timeout=2.0)
             assert checks.tally(results) == {s.target: count}, (
                 f"control failed: {node} cannot reach {s.target} at its own address "
                 f"{s.endpoint}, so the lab cannot show what the test asserts: "

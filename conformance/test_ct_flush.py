@@ -64,7 +64,7 @@ def test_ct_flush_ends_connections_of_a_removed_server(ovn_lab, ovn_lbs, ovn_hub
             lb, placement, node,
             f"the next request on the connection (client port {first.local_port}) failing",
             after, ovn_lab))
-    fresh = ovn_hub.fresh(node, lb.vip, lb.port, 16, timeout=REQUEST_TIMEOUT)
+    fresh = ovn_hub.connect(node, lb.vip, lb.port, 16, timeout=REQUEST_TIMEOUT)
     assert checks.tally(fresh) == {left[0].target: 16}, (
         "after the flush, new connections: " + checks.context(
             lb, placement, node, f"every one served by {left[0].target}", fresh, ovn_lab))

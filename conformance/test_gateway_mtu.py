@@ -44,7 +44,7 @@ def test_gateway_mtu_teaches_a_server_behind_a_vip_the_path_mtu(
     router, outside = roles.datapath(placement), ovn_lab.topology.provider.switch
     forget_mtus(ovn_lab, server)
     try:
-        plain = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES, size=REPLY_BYTES, timeout=5.0)
+        plain = ovn_hub.connect(node, lb.vip, lb.port, SAMPLES, size=REPLY_BYTES, timeout=5.0)
         assert checks.tally(plain) == {server.target: SAMPLES}, (
             "control failed, no gateway_mtu: " + checks.context(
                 lb, placement, node, f"every {REPLY_BYTES} B reply whole from {server.target}",
@@ -54,7 +54,7 @@ def test_gateway_mtu_teaches_a_server_behind_a_vip_the_path_mtu(
             f"control failed: {server.vm} learned a path MTU to {client} without "
             f"gateway_mtu [{ovn_lab.summary}]")
         with ovn_lbs.router_port_options(router, outside, {"gateway_mtu": str(GATEWAY_MTU)}):
-            big = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES, size=REPLY_BYTES, timeout=5.0)
+            big = ovn_hub.connect(node, lb.vip, lb.port, SAMPLES, size=REPLY_BYTES, timeout=5.0)
             learned = learned_mtu(ovn_lab, server, client)
         assert checks.tally(big) == {server.target: SAMPLES}, (
             f"with gateway_mtu={GATEWAY_MTU} on {router}'s port to {outside}, replies larger "

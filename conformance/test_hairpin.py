@@ -39,7 +39,7 @@ def hairpin_option(topo) -> dict[str, str]:
 def self_balanced(ovn_lab, ovn_hub, lb, placement, me, other, hairpin_source, label, count=60):
     """From server `me` to `lb`: every connection served, both servers
     used; `me` sees `hairpin_source`, `other` sees `me`'s own address."""
-    results = ovn_hub.fresh(me.vm, lb.vip, lb.port, count)
+    results = ovn_hub.connect(me.vm, lb.vip, lb.port, count)
     assert all(r.ok for r in results) and checks.tally(results).keys() == {
         me.target, other.target}, f"{label}: connections failed or a server unused: " + (
         checks.context(lb, placement, me.vm, f"every connection served, by "

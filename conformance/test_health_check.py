@@ -36,7 +36,7 @@ def test_health_check_takes_dead_server_out_and_back(ovn_lbs, ovn_hub, ovn_lab, 
     wait(ovn_sb, ovn_lab.names, {dead: "online", alive: "online"},
          f"health check on {where}: both servers run")
     ovn_lbs.sync()
-    before = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES)
+    before = ovn_hub.connect(node, lb.vip, lb.port, SAMPLES)
     assert all(r.ok for r in before) and set(checks.tally(before)) == set(lb.targets), (
         "both servers online: " + checks.context(
             lb, placement, node, "every connection served, by both", before, ovn_lab))
@@ -45,7 +45,7 @@ def test_health_check_takes_dead_server_out_and_back(ovn_lbs, ovn_hub, ovn_lab, 
     wait(ovn_sb, ovn_lab.names, {dead: "offline", alive: "online"},
          f"health check on {where}: {dead.target}'s server stopped")
     ovn_lbs.sync()
-    down = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES)
+    down = ovn_hub.connect(node, lb.vip, lb.port, SAMPLES)
     assert checks.tally(down) == {alive.target: SAMPLES}, (
         f"{dead.target} offline: " + checks.context(
             lb, placement, node, f"every new connection served by {alive.target}", down, ovn_lab))
@@ -54,7 +54,7 @@ def test_health_check_takes_dead_server_out_and_back(ovn_lbs, ovn_hub, ovn_lab, 
     wait(ovn_sb, ovn_lab.names, {dead: "online", alive: "online"},
          f"health check on {where}: {dead.target}'s server restarted")
     ovn_lbs.sync()
-    back = ovn_hub.fresh(node, lb.vip, lb.port, SAMPLES)
+    back = ovn_hub.connect(node, lb.vip, lb.port, SAMPLES)
     assert all(r.ok for r in back) and checks.tally(back)[dead.target] > 0, (
         f"{dead.target} back online: " + checks.context(
             lb, placement, node, f"every connection served, some by {dead.target}", back,

@@ -74,7 +74,7 @@ def test_udp_health_check_takes_dead_server_out_and_back(dual_stack_lbs, ovn_hub
 
     def sample(holds, state, expected):
         for vip in vips:
-            results = ovn_hub.fresh(node, vip.vip, vip.port, SAMPLES, proto="udp")
+            results = ovn_hub.connect(node, vip.vip, vip.port, SAMPLES, proto="udp")
             assert holds(checks.tally(results)), f"{state}: " + checks.context(
                 vip, placement, node, expected, results, ovn_lab)
 

@@ -12,7 +12,7 @@ from pytest_ovnlb.verdicts import checks
 def served(ovn_lab, ovn_hub, lb, placement, node, how, count=40):
     """`count` new connections from `node`, each served, every server used;
     the source addresses each server saw."""
-    results = ovn_hub.fresh(node, lb.vip, lb.port, count, timeout=2.0)
+    results = ovn_hub.connect(node, lb.vip, lb.port, count, timeout=2.0)
     return checks.served(results, lb, placement, node, ovn_lab, how)
 
 
@@ -62,7 +62,7 @@ def test_lb_group_detached_stops_serving(ovn_lab, ovn_lbs, ovn_hub, client_node,
     member = api.lb_get(lb.name).execute(check_error=True)
 
     def unserved(how: str) -> None:
-        results = ovn_hub.fresh(node, lb.vip, lb.port, 16, timeout=0.5)
+        results = ovn_hub.connect(node, lb.vip, lb.port, 16, timeout=0.5)
         assert not any(r.ok for r in results), (
             f"{how}, the VIP still answered: " + checks.context(
                 lb, placement, node, "no connection served", results, ovn_lab))

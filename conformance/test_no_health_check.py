@@ -16,7 +16,7 @@ def test_dead_server_keeps_its_share_as_refusals(ovn_lbs, ovn_hub, ovn_lab, clie
     node = client_node("internal")
     # Control: with both servers up the same client is served by both, so
     # refusals later can only come from the stopped server.
-    before = ovn_hub.fresh(node, lb.vip, lb.port, 50)
+    before = ovn_hub.connect(node, lb.vip, lb.port, 50)
     assert all(r.ok for r in before) and checks.tally(before).keys() == set(lb.targets), (
         "control failed, both servers up: " + checks.context(
             lb, placement, node, "every connection served, by both servers", before, ovn_lab))
@@ -25,9 +25,9 @@ def test_dead_server_keeps_its_share_as_refusals(ovn_lbs, ovn_hub, ovn_lab, clie
     expected = {"error:refused": shares[dead.target], alive.target: shares[alive.target]}
     # refusals are part of this split; other errors are lost connections
     planned = samples(2)
-    results = ovn_hub.fresh(node, lb.vip, lb.port, planned,
-                            concurrency=checks.SAMPLING_CONCURRENCY,
-                            stop=checks.Settled(expected, planned))
+    results = ovn_hub.connect(node, lb.vip, lb.port, planned,
+                              concurrency=checks.SAMPLING_CONCURRENCY,
+                              stop=checks.Settled(expected, planned))
     verdict = checks.distribution(results, expected, planned=planned)
     measure.current().distribution(verdict, stopped=dead.target, vip=lb.vip_key)
     assert verdict.passed, checks.failure(

@@ -14,7 +14,7 @@ def test_selection_fields_ip_src_pins_a_client(ovn_lab, ovn_lbs, ovn_hub, client
     client reaches the same server."""
     lb = ovn_lbs(ovn_lbs.servers(3), selection_fields=["ip_src"])
     node = client_node("internal")
-    results = ovn_hub.fresh(node, lb.vip, lb.port, 200)
+    results = ovn_hub.connect(node, lb.vip, lb.port, 200)
     assert all(r.ok for r in results), "connections failed: " + checks.context(
         lb, placement, node, "every connection served", results, ovn_lab)
     assert len({r.target for r in results}) == 1, (
@@ -28,13 +28,13 @@ def emptied(ovn_lab, ovn_lbs, ovn_hub, node, placement, options):
     16 new connections to it."""
     server = ovn_lbs.servers(1)
     lb = ovn_lbs(server, options=options)
-    served = ovn_hub.fresh(node, lb.vip, lb.port, 16, timeout=2.0)
+    served = ovn_hub.connect(node, lb.vip, lb.port, 16, timeout=2.0)
     assert checks.tally(served) == {server[0].target: 16}, (
         "control failed, the VIP with one server: " + checks.context(
             lb, placement, node, f"every connection served by {server[0].target}",
             served, ovn_lab))
     ovn_lbs.set_servers(lb, [])
-    return lb, ovn_hub.fresh(node, lb.vip, lb.port, 16, timeout=1.0)
+    return lb, ovn_hub.connect(node, lb.vip, lb.port, 16, timeout=1.0)
 
 
 @pytest.mark.ovnlb(needs=("reject_no_backends",))
@@ -76,8 +76,8 @@ def test_affinity_timeout_keeps_a_client_on_its_server(ovn_lab, ovn_lbs, ovn_hub
     and that it went to the same server when it did complete."""
     lb = ovn_lbs(ovn_lbs.servers(3), options={"affinity_timeout": "60"})
     node = client_node("internal")
-    first = ovn_hub.fresh(node, lb.vip, lb.port, 1)[0]
-    results = ovn_hub.fresh(node, lb.vip, lb.port, 200)
+    first = ovn_hub.connect(node, lb.vip, lb.port, 1)[0]
+    results = ovn_hub.connect(node, lb.vip, lb.port, 200)
     targets = checks.tally(results)
     assert len(targets) == 1 and all(r.ok for r in results), (
         f"with affinity_timeout=60, every new connection from {node} to {lb.vip_key} "

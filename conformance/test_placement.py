@@ -20,7 +20,7 @@ def test_lb_on_client_switch_serves_client(ovn_lab, ovn_lbs, ovn_hub, roles, cli
                                            placement):
     lb = ovn_lbs(ovn_lbs.servers(2), attach_to=[roles.client_switch])
     node = client_node("internal")
-    results = ovn_hub.fresh(node, lb.vip, lb.port, 60)
+    results = ovn_hub.connect(node, lb.vip, lb.port, 60)
     assert all(r.ok for r in results) and {r.target for r in results} == set(lb.targets), (
         "connections failed or a server unused: " + checks.context(
             lb, placement, node, f"every connection served, by {sorted(lb.targets)}",
@@ -38,14 +38,14 @@ def test_lb_only_on_server_switch_does_not_serve_other_switch(ovn_lab, ovn_lbs, 
     node = client_node("internal")
     control(node, servers)
     lb = ovn_lbs(servers, attach_to=[roles.client_switch])
-    served = ovn_hub.fresh(node, lb.vip, lb.port, 16)
+    served = ovn_hub.connect(node, lb.vip, lb.port, 16)
     assert checks.tally(served).keys() == set(lb.targets) and all(r.ok for r in served), (
         "control failed, the VIP on the client's switch: " + checks.context(
             lb, placement, node, "every connection served", served, ovn_lab))
     ovn_lbs.remove(lb)
 
     lb = ovn_lbs(servers, attach_to=[roles.server_switch])
-    results = ovn_hub.fresh(node, lb.vip, lb.port, 16, timeout=1.0)
+    results = ovn_hub.connect(node, lb.vip, lb.port, 16, timeout=1.0)
     assert checks.tally(results) == {"error:timeout": 16}, (
         f"a load balancer only on {roles.server_switch} answered a client on "
         f"{roles.client_switch}: " + checks.context(
@@ -76,7 +76,7 @@ def test_server_switch_lb_ignores_traffic_from_router_port(ovn_lab, ovn_lbs, ovn
     source = ovn_lbs.address(node)
     with ovn_hub.agent(servers[0].vm).capture("tcp", dport=lb.port) as first, \
             ovn_hub.agent(servers[1].vm).capture("tcp", dport=lb.port) as second:
-        results = ovn_hub.fresh(node, lb.vip, lb.port, 4, timeout=1.5)
+        results = ovn_hub.connect(node, lb.vip, lb.port, 4, timeout=1.5)
     arrived = [p for p in first.packets if p.direction == "in" and "S" in p.flags]
     assert checks.tally(results) == {"error:timeout": 4}, (
         f"routed to {gateway_vm.vm}, the VIP answered: " + checks.context(
@@ -111,8 +111,8 @@ def test_gateway_port_lb_serves_only_what_enters_through_it(ovn_lab, ovn_lbs, ov
     # one connection first, not judged: an external client's first burst
     # through the gateway port can lose most of its SYNs on a loaded
     # fake-multinode cluster (10 of 16, IPv6) while the path is set up
-    ovn_hub.fresh(external, lb.vip, lb.port, 1)
-    served = ovn_hub.fresh(external, lb.vip, lb.port, 16)
+    ovn_hub.connect(external, lb.vip, lb.port, 1)
+    served = ovn_hub.connect(external, lb.vip, lb.port, 16)
     assert checks.tally(served).keys() == set(lb.targets) and all(r.ok for r in served), (
         "control failed, the external client through the gateway port: " + checks.context(
             lb, placement, external, f"every connection served, by {sorted(lb.targets)}",
@@ -121,7 +121,7 @@ def test_gateway_port_lb_serves_only_what_enters_through_it(ovn_lab, ovn_lbs, ov
     # any port: a translated SYN arrives for a server's port, an untranslated one for the VIP's
     with ovn_hub.agent(servers[0].vm).capture("tcp") as first, \
             ovn_hub.agent(servers[1].vm).capture("tcp") as second:
-        results = ovn_hub.fresh(internal, lb.vip, lb.port, 4, timeout=1.0)
+        results = ovn_hub.connect(internal, lb.vip, lb.port, 4, timeout=1.0)
     assert checks.tally(results) == {"error:timeout": 4}, (
         f"{internal} on a chassis without the gateway port was answered: " + checks.context(
             lb, placement, internal, "every connection to time out", results, ovn_lab))

@@ -67,7 +67,7 @@ def port_towards(topo, router: str, ip: str) -> str:
 
 
 def sources(ovn_lab, ovn_hub, lb, placement, node, how, count=30) -> dict[str, set[str]]:
-    results = ovn_hub.fresh(node, lb.vip, lb.port, count, timeout=2.0)
+    results = ovn_hub.connect(node, lb.vip, lb.port, count, timeout=2.0)
     return checks.served(results, lb, placement, node, ovn_lab, how)
 
 

@@ -21,15 +21,15 @@ def test_stateless_acls_need_the_switch_option_to_keep_balancing(
     switch's enable-stateless-acl-with-lb as well, every server serves again."""
     node = client_node("internal")
     lb = ovn_lbs(ovn_lbs.servers(2))
-    checks.served(ovn_hub.fresh(node, lb.vip, lb.port, 16), lb, placement, node, ovn_lab,
+    checks.served(ovn_hub.connect(node, lb.vip, lb.port, 16), lb, placement, node, ovn_lab,
                   how="control, before any ACL")
     with ovn_lbs.acls(roles.client_switch, STATELESS):
-        stateless = ovn_hub.fresh(node, lb.vip, lb.port, 8, timeout=1.0)
+        stateless = ovn_hub.connect(node, lb.vip, lb.port, 8, timeout=1.0)
         assert not any(r.ok for r in stateless), (
             f"with allow-stateless ACLs on {roles.client_switch}, the VIP still answered: "
             + checks.context(lb, placement, node, "no connection served", stateless, ovn_lab))
         with ovn_lbs.switch_config(roles.client_switch,
                                    {"enable-stateless-acl-with-lb": "true"}):
-            results = ovn_hub.fresh(node, lb.vip, lb.port, 60)
+            results = ovn_hub.connect(node, lb.vip, lb.port, 60)
             checks.served(results, lb, placement, node, ovn_lab,
                           how="with enable-stateless-acl-with-lb=true beside stateless ACLs")

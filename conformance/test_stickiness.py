@@ -54,7 +54,7 @@ def test_established_connection_survives_server_list_changes(ovn_lab, ovn_lbs, o
                     lb, placement, node, f"every request on {first.target}", after, ovn_lab))
             assert {r.local_port for r in after} == {first.local_port}, (
                 f"after {change}, the client had to reconnect")
-            return ovn_hub.fresh(node, lb.vip, lb.port, 200)
+            return ovn_hub.connect(node, lb.vip, lb.port, 200)
 
         # Remove a server other than the pinned one: new connections avoid it.
         removed = next(b for b in servers if b.target != first.target)

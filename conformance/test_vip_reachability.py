@@ -131,7 +131,7 @@ def test_add_route_gives_neighbour_routers_a_route_to_the_vip(ovn_lab, ovn_lbs, 
             f"without add_route, {neighbour} has a route to the VIP: " + checks.context(
                 lb, placement, node, f"no lr_in_ip_routing flow of {neighbour} for {vip}",
                 routes_to(ovn_lab, neighbour, vip), ovn_lab))
-        unrouted = ovn_hub.fresh(node, lb.vip, lb.port, 4, timeout=1.0)
+        unrouted = ovn_hub.connect(node, lb.vip, lb.port, 4, timeout=1.0)
         assert checks.tally(unrouted) == {"error:timeout": 4}, (
             f"without add_route, {neighbour} should deliver {vip} on {roles.server_switch}: "
             + checks.context(lb, placement, node, "every connection timing out", unrouted,
@@ -145,7 +145,7 @@ def test_add_route_gives_neighbour_routers_a_route_to_the_vip(ovn_lab, ovn_lbs, 
                 routes or "none", ovn_lab))
         # The first packets wait for the neighbour's ARP for the VIP: the
         # connection that sends them may be lost, the next ones are not.
-        ovn_hub.fresh(node, lb.vip, lb.port, 1, timeout=1.0)
+        ovn_hub.connect(node, lb.vip, lb.port, 1, timeout=1.0)
         try:
             ovn_sb.wait(lambda: learned(ovn_sb, port, vip), 5.0, "MAC_Binding")
         except TimeoutError:
@@ -156,7 +156,7 @@ def test_add_route_gives_neighbour_routers_a_route_to_the_vip(ovn_lab, ovn_lbs, 
         # 25.03), one connection's reply left the gateway router SNATed to
         # its own address and the connection timed out.
         ovn_lbs.sync()
-        routed = ovn_hub.fresh(node, lb.vip, lb.port, 16, timeout=1.0)
+        routed = ovn_hub.connect(node, lb.vip, lb.port, 16, timeout=1.0)
         assert all(r.ok for r in routed) and set(checks.tally(routed)) <= set(lb.targets), (
             f"add_route=true, the VIP routed by {neighbour}: " + checks.context(
                 lb, placement, node, "every connection served", routed, ovn_lab))

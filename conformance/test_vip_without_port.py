@@ -22,7 +22,7 @@ def test_vip_without_port_keeps_every_destination_port(ovn_lab, ovn_lbs, ovn_hub
     assert len(ports) == 2
     for port in ports:
         expected = {s.target for s in servers if s.port == port}
-        results = ovn_hub.fresh(node, lb.vip, port, 30, timeout=2.0)
+        results = ovn_hub.connect(node, lb.vip, port, 30, timeout=2.0)
         assert all(r.ok for r in results) and checks.tally(results).keys() == expected, (
             f"to port {port} of a VIP without a port ({endpoint(lb.vip, port)}): connections "
             "failed, or not served on that port by every server: " + checks.context(

@@ -53,7 +53,7 @@ class Case:
 
     def fresh(self, node: str, lb, count: int, **kw) -> list[Result]:
         """`count` new connections (flows) from `node` to the load balancer's VIP."""
-        return self.hub.fresh(node, lb.vip, lb.port, count, **kw)
+        return self.hub.connect(node, lb.vip, lb.port, count, **kw)
 
     def holds(self, behaviour: str) -> bool:
         """Whether the version under test shows `behaviour`, which the test

@@ -762,13 +762,13 @@ import os, signal, time, pytest
 @pytest.mark.ipv4
 def test_passes_first(ovn_lbs, ovn_hub, placement):
     lb = ovn_lbs(ovn_hub.servers(2))
-    assert all(r.ok for r in ovn_hub.fresh("vm3", lb.vip, lb.port, 4))
+    assert all(r.ok for r in ovn_hub.connect("vm3", lb.vip, lb.port, 4))
 
 @pytest.mark.switch
 @pytest.mark.ipv4
 def test_fails_on_purpose(ovn_lbs, ovn_hub, placement):
     lb = ovn_lbs(ovn_hub.servers(2))
-    assert ovn_hub.fresh("vm3", lb.vip, lb.port, 4)[0].ok
+    assert ovn_hub.connect("vm3", lb.vip, lb.port, 4)[0].ok
     assert False, "on purpose"
 
 @pytest.mark.switch

@@ -103,7 +103,7 @@ class Hub:
         return sum(self.agent(vm).drop_connections()
                    for vm in sorted({vm for vm, _, proto in self.serving if proto == "tcp"}))
 
-    def fresh(self, node: str, host: str, port: int, count: int, **kw) -> list[Result]:
+    def connect(self, node: str, host: str, port: int, count: int, **kw) -> list[Result]:
         return self.agent(node).fresh(host, port, count, **kw)
 
     def close(self) -> None:
