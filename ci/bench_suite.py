@@ -35,12 +35,12 @@ def connection_rates(count: int, rounds: int, concurrency: int) -> dict[str, lis
         for placement in ("switch", "router"):
             lbs = LoadBalancers(lab, hub, placement)
             lb = lbs(hub.servers(2))
-            hub.fresh("vm3", lb.vip, lb.port, 200)  # start the agents' servers
+            hub.connect("vm3", lb.vip, lb.port, 200)  # start the agents' servers
             rates[placement] = []
             for _ in range(rounds):
                 lab.flush_conntrack()
                 started = time.monotonic()
-                results = hub.fresh("vm3", lb.vip, lb.port, count, concurrency=concurrency)
+                results = hub.connect("vm3", lb.vip, lb.port, count, concurrency=concurrency)
                 elapsed = time.monotonic() - started
                 failed = sum(not r.ok for r in results)
                 if failed:

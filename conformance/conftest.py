@@ -4,7 +4,7 @@ the lab, the placement parametrization and the load balancer factory."""
 import pytest
 
 from pytest_ovnlb.engine.ovsdb import Southbound
-from pytest_ovnlb.options import SETTINGS
+from pytest_ovnlb.plugin.options import SETTINGS
 from pytest_ovnlb.verdicts import checks
 from pytest_ovnlb.verdicts.stats import samples_for
 
@@ -34,7 +34,7 @@ def control(ovn_hub):
     def check(node: str, servers, count: int = 4) -> None:
         ovn_hub.serve(list(servers))
         for s in servers:
-            results = ovn_hub.fresh(node, s.ip, s.port, count, timeout=2.0)
+            results = ovn_hub.connect(node, s.ip, s.port, count, timeout=2.0)
             assert checks.tally(results) == {s.target: count}, (
                 f"control failed: {node} cannot reach {s.target} at its own address "
                 f"{s.endpoint}, so the lab cannot show what the test asserts: "

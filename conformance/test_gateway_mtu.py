@@ -38,7 +38,7 @@ def test_gateway_mtu_teaches_a_server_behind_a_vip_the_path_mtu(ovn_case):
     lab, node = ovn_case.lab, ovn_case.client("external")
     server, = ovn_case.servers(1)
     lb = ovn_case.lb([server])
-    router, outside = ovn_case.roles.target(ovn_case.placement), lab.topology.provider.switch
+    router, outside = ovn_case.roles.datapath(ovn_case.placement), lab.topology.provider.switch
     option = f"gateway_mtu={GATEWAY_MTU} on {router}'s port to {outside}"
     forget_mtus(lab, server)
     try:

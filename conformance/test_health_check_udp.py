@@ -35,7 +35,7 @@ def wait(sb, names, wanted, why):
 def dual_stack_case(ovn_lab, ovn_hub, placement, request):
     """ovn_case for IPv4 VIPs of `placement`, whose rows the test gives
     IPv6 VIPs too (without the family parameter: both in each run)."""
-    if not ovn_lab.topology.roles.target(placement):
+    if not ovn_lab.topology.roles.datapath(placement):
         pytest.skip(f"topology {ovn_lab.topology.name} has no {PLACEMENTS[placement].what}: "
                     "no load balancer can be placed there")
     if 6 not in ovn_lab.topology.families:

@@ -38,12 +38,12 @@ def test_template_lb_resolves_per_chassis(ovn_case):
     first = topo.vm(roles.internal_client)
     clients = [first, next(vm for vm in topo.vms if vm.chassis != first.chassis)]
     on_client = ovn_case.where.balanced_on == "client"
-    target = roles.target(ovn_case.placement)
-    attach = list(dict.fromkeys(vm.switch for vm in clients)) if on_client else [target]
+    datapath = roles.datapath(ovn_case.placement)
+    attach = list(dict.fromkeys(vm.switch for vm in clients)) if on_client else [datapath]
     lb, vip_var, servers_var = ovn_case.lbs.template(servers, attach_to=attach)
     values = {chassis: {vip_var: lb.vip, servers_var: server.endpoint}
               for chassis, server in named.items()}
-    resolver = {vm.name: vm.chassis if on_client else topo.router(target).chassis
+    resolver = {vm.name: vm.chassis if on_client else topo.router(datapath).chassis
                 for vm in clients}
     with ovn_case.lbs.template_vars(values):
         for vm in clients:

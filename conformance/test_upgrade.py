@@ -12,13 +12,13 @@ same way."""
 
 import pytest
 
-from pytest_ovnlb.reporting import record
+from pytest_ovnlb.reporting import measure
 
 
 @pytest.mark.ovnlb(proves=("upgrade",))
 def test_upgrade_keeps_load_balanced_traffic(ovn_upgrade):
     walk = ovn_upgrade.describe()
-    record.current().upgrade(walk)
+    measure.current().upgrade(walk)
     figures = "\n".join(
         f"  {s['step']:12} {'ok' if s['passed'] else 'FAILED':6} held {s['held']['answered']}/"
         f"{s['held']['requests']} answered, longest stall {s['held']['longest_stall']:.2f} s; "

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 import pytest
 
 from pytest_ovnlb.model.placements import PLACEMENTS, Placement
-from pytest_ovnlb.reporting import features, record
+from pytest_ovnlb.reporting import features, measure
 from pytest_ovnlb.traffic.client import Result
 from pytest_ovnlb.verdicts import checks
 
@@ -55,7 +55,7 @@ class Case:
               **kw) -> list[Result]:
         """`count` new connections (flows) from `node` to the load balancer's
         VIP, at its port or `port`."""
-        return self.hub.fresh(node, lb.vip, port or lb.port, count, **kw)
+        return self.hub.connect(node, lb.vip, port or lb.port, count, **kw)
 
     def holds(self, behaviour: str) -> bool:
         """Whether the version under test shows `behaviour`, which the test
@@ -106,7 +106,7 @@ class Case:
     def expect_sources(self, lb, node: str, seen: dict[str, set[str]],
                        expected: dict[str, set[str]], what: str) -> None:
         """The source addresses each server saw are `expected`."""
-        record.current().sources(seen, expected, label=what, client=node)
+        measure.current().sources(seen, expected, label=what, client=node)
         assert seen == expected, self.message(what, lb, node, f"sources {expected}",
                                               f"sources {seen}")
 
@@ -128,7 +128,7 @@ class Case:
         context = {"protocol": kw["proto"]} if "proto" in kw else {}
         if stopped:
             context["stopped"] = stopped
-        record.current().distribution(verdict, client=node, vip=lb.vip_key, **context)
+        measure.current().distribution(verdict, client=node, vip=lb.vip_key, **context)
         expected = f"the dp_hash shares of {len(targets)} servers" + (
             f", {stopped}'s refused" if stopped else "")
         assert verdict.passed, (

@@ -36,10 +36,12 @@ def _parser() -> argparse.ArgumentParser:
 
     up = named("up", "build a lab and return when traffic can flow")
     up.add_argument("--topology", default="lab",
-                    help=f"one of: {', '.join(sorted(topology.TOPOLOGIES))} (default lab)")
+                    help="a topology: lab (default), single or one a plugin adds "
+                         "(`ovnlb-lab topologies` lists them)")
     up.add_argument("--backend", default="netns",
-                    help="netns (an embedded lab of namespaces, default) or fake-multinode "
-                         "(the topology inside a running ovn-fake-multinode cluster)")
+                    help="netns (an embedded lab of namespaces, default), fake-multinode "
+                         "(the topology inside a running ovn-fake-multinode cluster) or one "
+                         "a plugin adds")
     up.add_argument("--fmn-dir", default=None, metavar="DIR",
                     help="fake-multinode: an ovn-fake-multinode checkout whose images must be "
                          "built; the lab goes into the cluster that runs (a pytest run with "
@@ -103,7 +105,7 @@ def _strip_dashes(argv: list[str]) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "topologies":
-        for t in topology.TOPOLOGIES.values():
+        for t in topology.REGISTRY.values():
             print(f"{t.name}: {t.description}")
         return 0
     if args.command == "coverage":  # reads files and collects tests: no root needed
@@ -111,19 +113,19 @@ def run(args: argparse.Namespace) -> int:
         return coverage.main(args.ovn_root or os.environ.get("OVNLB_OVN_ROOT") or None, args.json)
     # Imported here, inside main()'s handlers: a Ctrl-C while these heavy
     # modules load is then an ordinary interrupt, not a traceback.
-    from pytest_ovnlb.backends.base import Request
+    from pytest_ovnlb.backends.base import LabSpec
     from pytest_ovnlb.engine import procs, records
     from pytest_ovnlb.lab import Lab, destroy, sweep
 
     procs.require_root("ovnlb-lab")
     if args.command == "up":
         started = time.monotonic()
-        request = Request(ovn_root=args.ovn_root, central_root=args.ovn_central_root,
-                          chassis_root=args.ovn_chassis_root, fmn_dir=args.fmn_dir,
-                          runtime=args.runtime)
+        spec = LabSpec(ovn_root=args.ovn_root, central_root=args.ovn_central_root,
+                       chassis_root=args.ovn_chassis_root, fmn_dir=args.fmn_dir,
+                       runtime=args.runtime)
         try:
             lab = Lab.up(args.name, args.topology, owner=None, timeout=args.timeout,
-                         backend=args.backend, request=request)
+                         backend=args.backend, spec=spec)
         except KeyboardInterrupt:  # Lab.up removed what it had made
             print("ovnlb-lab: interrupted; nothing left behind", file=sys.stderr)
             return 130

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from pytest_ovnlb import backends
 from pytest_ovnlb.backends import fakemultinode
-from pytest_ovnlb.backends.base import Backend, Request, Versions
+from pytest_ovnlb.backends.base import Backend, LabSpec, Versions
 from pytest_ovnlb.engine import evidence as evidence_mod
 from pytest_ovnlb.engine import logical, procs, records, topology
 from pytest_ovnlb.engine.ovsdb import Northbound, Southbound
@@ -27,9 +27,9 @@ from pytest_ovnlb.engine.topology import Names
 from pytest_ovnlb.errors import LabError
 
 
-def preflight(backend: str = "netns", request: Request = Request()) -> str:
+def preflight(backend: str = "netns", spec: LabSpec = LabSpec()) -> str:
     """Everything a lab needs before anything is made; a one-line summary."""
-    return backends.get(backend).preflight(request)
+    return backends.get(backend).preflight(spec)
 
 
 def destroy(record: Record) -> None:
@@ -38,8 +38,8 @@ def destroy(record: Record) -> None:
     records.remove(record)
 
 
-def start_cluster(request: Request) -> Record | None:
-    """Start an ovn-fake-multinode cluster from `request.fmn_dir` unless one
+def start_cluster(spec: LabSpec) -> Record | None:
+    """Start an ovn-fake-multinode cluster from `spec.fmn_dir` unless one
     runs; its record (owned by this process) stops it when destroyed."""
     sweep()
     record = Record(name=f"fmncluster{os.getpid()}", topology="", backend="fake-multinode")
@@ -48,7 +48,7 @@ def start_cluster(request: Request) -> Record | None:
     records.claim(record)
     try:
         with procs.sigterm_as_interrupt():
-            if fakemultinode.start_cluster(record, request):
+            if fakemultinode.start_cluster(record, spec):
                 return record
     except BaseException:
         with procs.deferred_interrupts():
@@ -97,12 +97,12 @@ class Lab:
     @classmethod
     def up(cls, name: str, topology_name: str = "lab", owner: int | None = None,
            timeout: float = 20.0, backend: str = "netns",
-           request: Request = Request()) -> "Lab":
+           spec: LabSpec = LabSpec()) -> "Lab":
         """Build a lab owned by process `owner` (None: it stays until `down`)
         with deployment `backend` (netns: the OVN on PATH, or the one in
-        root filesystem `request.ovn_root`)."""
+        root filesystem `spec.ovn_root`)."""
         kind = backends.get(backend)
-        kind.preflight(request)
+        kind.preflight(spec)
         records.check_name(name)
         topology.get(topology_name)
         if owner == os.getpid():
@@ -117,7 +117,7 @@ class Lab:
         claimed = False
         try:
             with procs.sigterm_as_interrupt():
-                kind.prepare(record, request)
+                kind.prepare(record, spec)
                 records.claim(record)
                 claimed = True
                 lab = cls(record)
@@ -311,7 +311,7 @@ class Lab:
     def logs(self) -> dict[str, str]:
         return self.backend.logs()
 
-    # --- what a failure report collects (pytest_ovnlb/evidence.py) ---------
+    # --- what a failure report collects (pytest_ovnlb/plugin/evidence.py) ---------
     def log_offsets(self) -> dict[str, int]:
         return evidence_mod.log_offsets(self.backend)
 

@@ -154,7 +154,7 @@ class Walk:
         roles, self.distributions = self.lab.topology.roles, {}
         per_node: dict[str, list[dict]] = {}
         for p in PLACEMENTS.values():
-            if not roles.target(p.name):
+            if not roles.datapath(p.name):
                 continue
             for family in self.lab.topology.families:
                 lbs = LoadBalancers(self.lab, self.hub, p.name, family)
@@ -229,7 +229,7 @@ class Walk:
         for placement, (lbs, lb, node) in self.split.items():
             shares = checks.dp_hash_shares(lb.targets, self.lab.versions.ovs)
             planned = stats.samples_for(len(lb.targets))
-            results = self.hub.fresh(node, lb.vip, lb.port, planned,
+            results = self.hub.connect(node, lb.vip, lb.port, planned,
                                      concurrency=checks.SAMPLING_CONCURRENCY,
                                      stop=checks.Settled(shares, planned))
             verdict = checks.distribution(results, shares, planned=planned)

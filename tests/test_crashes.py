@@ -30,7 +30,7 @@ def killed(lab, key, sig):
 @pytest.mark.ipv4
 def test_1_before(ovn_lbs, ovn_hub, placement):
     lb = ovn_lbs(ovn_hub.servers(2))
-    assert all(r.ok for r in ovn_hub.fresh("vm3", lb.vip, lb.port, 4))
+    assert all(r.ok for r in ovn_hub.connect("vm3", lb.vip, lb.port, 4))
 
 @pytest.mark.switch
 @pytest.mark.ipv4
@@ -44,7 +44,7 @@ def test_3_after(ovn_lab, ovn_lbs, ovn_hub, placement, round):
     assert all(ovn_lab.daemon_pids().values()), ovn_lab.daemon_pids()
     # a Northbound change every chassis must install, then traffic through it
     lb = ovn_lbs(ovn_hub.servers(2))
-    results = ovn_hub.fresh("vm3", lb.vip, lb.port, 8)
+    results = ovn_hub.connect("vm3", lb.vip, lb.port, 8)
     assert all(r.ok for r in results), results
 """
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from pytest_ovnlb.backends.base import Request
+from pytest_ovnlb.backends.base import LabSpec
 from pytest_ovnlb.backends.fakemultinode import PROVIDER_POOL, Cluster, provider6, runtime_of
 from pytest_ovnlb.engine.ovsdb import wait_for
 from pytest_ovnlb.errors import LabError
@@ -32,7 +32,7 @@ FMN = ["--ovn-backend=fake-multinode"]
 
 def _cluster():
     try:
-        return Cluster.find(runtime_of(Request()))
+        return Cluster.find(runtime_of(LabSpec()))
     except LabError:
         return None
 

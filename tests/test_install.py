@@ -54,11 +54,11 @@ ROOTS = [r for r in os.environ.get("OVNLB_TEST_ROOTS", "").split(":") if r]
 CHROOTED_LAB = """
 import os, subprocess, sys
 from pytest_ovnlb.lab import Lab
-from pytest_ovnlb.backends.base import Request
+from pytest_ovnlb.backends.base import LabSpec
 root = sys.argv[1]
 for d in ("usr", "etc"):
     subprocess.run(["mount", "--bind", "/" + d, os.path.join(root, d)], check=True)
-lab = Lab.up("tchroot%d" % os.getpid(), "single", owner=os.getpid(), request=Request(ovn_root=root))
+lab = Lab.up("tchroot%d" % os.getpid(), "single", owner=os.getpid(), spec=LabSpec(ovn_root=root))
 try:
     assert lab.backend.install.summary.endswith("in " + root), lab.backend.install.summary
     names = {s.name for s in lab.nb.api.ls_list().execute(check_error=True)}
@@ -94,10 +94,10 @@ def test_lab_runs_chrooted(tmp_path):
                     reason="set OVNLB_TEST_ROOTS=DIR[:DIR] (ci/make-root.sh) and run as root")
 @pytest.mark.parametrize("root", ROOTS)
 def test_lab_runs_an_ovn_root(root):
-    from pytest_ovnlb.backends.base import Request
+    from pytest_ovnlb.backends.base import LabSpec
     from pytest_ovnlb.lab import Lab
     found = install.find(root)
-    lab = Lab.up(f"troot{os.getpid()}", "single", owner=os.getpid(), request=Request(ovn_root=root))
+    lab = Lab.up(f"troot{os.getpid()}", "single", owner=os.getpid(), spec=LabSpec(ovn_root=root))
     try:
         assert lab.versions.ovn == found.ovn_version
         assert lab.run("vm3", ["true"]).returncode == 0

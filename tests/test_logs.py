@@ -65,7 +65,7 @@ import pytest
 @pytest.mark.ipv4
 def test_quiet(ovn_lbs, ovn_hub, placement):
     lb = ovn_lbs(ovn_hub.servers(2))
-    assert all(r.ok for r in ovn_hub.fresh("vm3", lb.vip, lb.port, 4))
+    assert all(r.ok for r in ovn_hub.connect("vm3", lb.vip, lb.port, 4))
 
 @pytest.mark.switch
 @pytest.mark.ipv4
@@ -78,7 +78,7 @@ def test_makes_ovs_complain(ovn_lab, placement):
 @pytest.mark.ipv4
 def test_quiet_after(ovn_lbs, ovn_hub, placement):
     lb = ovn_lbs(ovn_hub.servers(2))
-    assert all(r.ok for r in ovn_hub.fresh("vm3", lb.vip, lb.port, 4))
+    assert all(r.ok for r in ovn_hub.connect("vm3", lb.vip, lb.port, 4))
 """
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from pytest_ovnlb.reporting import features, matrix, report
-from pytest_ovnlb.reporting.report import TestRecord
+from pytest_ovnlb.reporting.report import TestEntry
 from pytest_ovnlb.verdicts import stats
 
 SUITE = {"name": "pytest-ovnlb", "version": "0.1.0",
@@ -32,7 +32,7 @@ def synthetic(ovn, ovs, broken=False):
     good = measurement({"vm1:8000": 380, "vm2:8000": 310, "vm1:8001": 310}, shares)
     bad = measurement({"vm1:8000": 0, "vm2:8000": 1000, "vm1:8001": 0}, shares)
     tests = [
-        TestRecord("conformance/test_distribution.py::test_client_switch_spreads_new_"
+        TestEntry("conformance/test_distribution.py::test_client_switch_spreads_new_"
                    "connections[switch-3]", outcome="failed" if broken else "passed",
                    message="split wrong" if broken else None,
                    evidence="/ev/switch-3" if broken else None,
@@ -41,12 +41,12 @@ def synthetic(ovn, ovs, broken=False):
                          "placement": "switch", "params": {"placement": "switch", "k": "3"},
                          "features": ["distribution", "switch_lb"]},
                    measurements=[bad if broken else good]),
-        TestRecord("conformance/test_stickiness.py::test_keepalive_requests_all_reach_one_"
+        TestEntry("conformance/test_stickiness.py::test_keepalive_requests_all_reach_one_"
                    "backend[router]", meta={"file": "test_stickiness.py", "function":
                                             "test_keepalive_requests_all_reach_one_server",
                                             "placement": "router", "params": {},
                                             "features": ["stickiness", "gateway_router_lb"]}),
-        TestRecord("conformance/test_options.py::test_affinity_timeout_keeps_a_client_on_its_"
+        TestEntry("conformance/test_options.py::test_affinity_timeout_keeps_a_client_on_its_"
                    "backend[switch]", outcome="skipped", reason="OVN predates 22.12.0",
                    meta={"file": "test_options.py",
                          "function": "test_affinity_timeout_keeps_a_client_on_its_server",

@@ -11,7 +11,7 @@ import pytest
 
 from pytest_ovnlb.engine import install
 from pytest_ovnlb.reporting import coverage, exempt, features, report
-from pytest_ovnlb.reporting.report import TestRecord
+from pytest_ovnlb.reporting.report import TestEntry
 
 IMPL = {"ovn": "23.03.1", "ovs": "3.1.0", "datapath": "netdev", "backend": "netns",
         "topology": "lab", "root": None, "packages": {"ovn-central": "23.03.1-1"}}
@@ -23,7 +23,7 @@ def rec(nodeid, outcome="passed", placement=None, features=(), **meta):
     """A test as the controller receives it; `features` as its markers name them."""
     path, _, rest = nodeid.partition("::")
     function = rest.partition("[")[0]
-    return TestRecord(nodeid=f"conformance/{nodeid}", outcome=outcome,
+    return TestEntry(nodeid=f"conformance/{nodeid}", outcome=outcome,
                       reason="why" if outcome in ("skipped", "exempted") else None,
                       message="boom" if outcome == "failed" else None,
                       meta={"file": path, "function": function, "placement": placement,
@@ -138,7 +138,7 @@ def test_validator_rejects_what_breaks_the_schema(breakage, message):
 def test_a_distribution_measurement_records_its_lost_connections():
     """Per distribution check: how many were lost, of which kind, and the
     loss test's verdict, beside the split's; nothing answered is valid too."""
-    from pytest_ovnlb.reporting.record import Recorder
+    from pytest_ovnlb.reporting.measure import Measurements
     from pytest_ovnlb.traffic.client import Result
     from pytest_ovnlb.verdicts import checks
 
@@ -149,7 +149,7 @@ def test_a_distribution_measurement_records_its_lost_connections():
     one_lost = checks.distribution(answered + [Result(error="timeout")], shares, planned=500)
     all_lost = checks.distribution([Result(error="reset")] * 64, shares, planned=500)
     for verdict in (one_lost, all_lost):
-        Recorder(Item).distribution(verdict, client="vm3")
+        Measurements(Item).distribution(verdict, client="vm3")
     (_, kept), (_, gone) = Item.user_properties
     assert kept["lost"] == {"timeout": 1} and kept["passed"] and kept["splitPassed"]
     assert kept["loss"]["passed"] and kept["loss"]["tolerance"] == 0.01
@@ -193,16 +193,16 @@ def test_exemption_file_errors_are_one_line(tmp_path):
 
 RUN_TESTS = """
 import pytest
-from pytest_ovnlb.reporting import record
+from pytest_ovnlb.reporting import measure
 from pytest_ovnlb.verdicts import stats
 
 pytestmark = pytest.mark.ovnlb(proves=("distribution",))
 
-def test_measured(ovn_lab, ovnlb_record, placement):
+def test_measured(ovn_lab, ovnlb_measure, placement):
     verdict = stats.chi_square_test({"vm1:8000": 510, "vm2:8000": 490},
                                     {"vm1:8000": 0.5, "vm2:8000": 0.5})
-    ovnlb_record.distribution(verdict, client="vm3")
-    record.current().sources({"vm1:8000": {"10.0.0.1"}}, {"vm1:8000": ["10.0.0.1"]})
+    ovnlb_measure.distribution(verdict, client="vm3")
+    measure.current().sources({"vm1:8000": {"10.0.0.1"}}, {"vm1:8000": ["10.0.0.1"]})
     assert placement != "router", "router is wrong on purpose"
 
 def test_skipped(ovn_lab):
@@ -214,12 +214,12 @@ def test_exempted(ovn_lab):
 
 
 def test_the_evidence_section_of_a_failure_names_its_folder(pytestconfig):
-    """What pytest_ovnlb/evidence.py adds to a failure's report ends up in
+    """What pytest_ovnlb/plugin/evidence.py adds to a failure's report ends up in
     the test's `evidence` field."""
-    from pytest_ovnlb.reporting import record
-    from pytest_ovnlb.reporting.plugin import Collector
+    from pytest_ovnlb.reporting import measure
+    from pytest_ovnlb.plugin.collector import Collector
     collector = Collector(pytestconfig)
-    meta = [(record.META, {"file": "test_a.py", "function": "test_b", "placement": None,
+    meta = [(measure.META, {"file": "test_a.py", "function": "test_b", "placement": None,
                            "params": {}})]
     rep = pytest.TestReport("d/test_a.py::test_b", ("test_a.py", 1, "test_b"), {}, "failed",
                             "AssertionError: no", "call",
@@ -262,7 +262,7 @@ def test_a_run_writes_its_report_and_junit_from_the_controller(pytester):
     assert tests["test_distribution.py::test_exempted"]["reason"] == "known to fail on our builders"
     failed = tests["test_distribution.py::test_measured[router]"]
     assert "router is wrong on purpose" in failed["message"]
-    # the evidence folder, where the run keeps one (pytest_ovnlb/evidence.py)
+    # the evidence folder, where the run keeps one (pytest_ovnlb/plugin/evidence.py)
     if failed["evidence"] is not None:
         assert Path(failed["evidence"]).is_dir() and failed["evidence"] in result.stdout.str()
     assert core["failedTests"][0]["evidence"] == failed["evidence"]
@@ -355,7 +355,7 @@ def test_bad_skip_exit_code_in_ini_is_one_line(pytester):
     result = pytester.runpytest()
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     assert [line for line in result.stderr.lines if line.strip()] == [
-        "ERROR: ovnlb: ovnlb_skip_exit_code must be an integer, got 'often'"]
+        f"ERROR: ovnlb_skip_exit_code = often ({pytester.path}/tox.ini): not a whole number"]
 
 
 def test_a_feature_whose_tests_ran_is_never_untested():
@@ -365,9 +365,9 @@ def test_a_feature_whose_tests_ran_is_never_untested():
     counts for none."""
     impl = {"ovn": "23.3.1", "ovs": "3.1.0", "datapath": "netdev", "backend": "netns",
             "topology": "lab", "root": None, "packages": {}}
-    ran = report.TestRecord("t.py::test_nr[router-all]", meta={"features": [
+    ran = report.TestEntry("t.py::test_nr[router-all]", meta={"features": [
         "neighbor_responder", "switch_ns_to_routers_only_for_their_addresses"]})
-    skipped = report.TestRecord("t.py::test_new[router]", outcome="skipped",
+    skipped = report.TestEntry("t.py::test_new[router]", outcome="skipped",
                                 reason="OVN 23.3.1 predates 26.9.0", meta={"features": [
                                     "reject_no_backends",
                                     "switch_ns_to_routers_only_for_their_addresses"]})

@@ -7,7 +7,7 @@ import pytest
 
 
 SHOW = """
-from pytest_ovnlb.options import SETTINGS
+from pytest_ovnlb.plugin.options import SETTINGS
 
 def test_show(request):
     s = request.config.stash[SETTINGS]

@@ -57,11 +57,11 @@ def test_reference_lab_has_a_distributed_gateway_port_beside_the_gateway_router(
         ("outside", "ubuntu1", "10.127.0.161/28", "fd00:127::1:161/112")]
     assert not any(p.gateway_chassis for r in lab.routers if r.name != "dgp1" for p in r.ports)
     roles = lab.roles
-    assert (roles.target("dgp"), roles.vip("dgp"), roles.vip("dgp", 6)) == (
+    assert (roles.datapath("dgp"), roles.vip("dgp"), roles.vip("dgp", 6)) == (
         "dgp1", "10.127.0.174", "fd00:127::1:174")
     # tenant1, the servers' router, sends dgp1's gateway subnet back through dgp1
     assert ("10.127.0.160/28", "172.16.255.189") in lab.router("tenant1").routes
-    assert (roles.target("router"), roles.target("switch")) == ("edge1", "inside")
+    assert (roles.datapath("router"), roles.datapath("switch")) == ("edge1", "inside")
     # a host picks its address on the gateway port's subnet for the dgp VIP
     # and keeps its first one for anything else
     assert lab.address("ubuntu2", toward="10.127.0.174") == "10.127.0.163"
@@ -101,7 +101,7 @@ def test_single_topology_without_ipv6_offers_ipv4_only():
         v4.address("vm3", 6)
 
 
-@pytest.mark.parametrize("name", sorted(topology.TOPOLOGIES))
+@pytest.mark.parametrize("name", topology.REGISTRY.names())
 def test_shipped_topologies_validate(name):
     t = topology.get(name)
     assert t.validate() is t

@@ -90,7 +90,7 @@ def test_step_by_step_upgrade_keeps_the_lab_whole(new_root):
 
         def traffic_flows():
             for lb in made:
-                results = hub.fresh("vm3", lb.vip, lb.port, 32)  # both answer: 1 - 2**-31
+                results = hub.connect("vm3", lb.vip, lb.port, 32)  # both answer: 1 - 2**-31
                 assert all(r.ok for r in results), (lb, results)
                 assert {r.backend for r in results} == {"vm1", "vm2"}, (lb, results)
 

@@ -1,4 +1,6 @@
-"""Deployment backends by `--ovn-backend` name."""
+"""Deployment backends by `--ovn-backend` name: the built-in ones and
+those of the entry-point group `pytest_ovnlb.backends` (a Backend subclass
+each) or a pytest plugin's (pytest_ovnlb_backends)."""
 
 from __future__ import annotations
 
@@ -6,12 +8,18 @@ from pytest_ovnlb.backends.base import Backend
 from pytest_ovnlb.backends.fakemultinode import FakeMultinodeBackend
 from pytest_ovnlb.backends.netns import NetnsBackend
 from pytest_ovnlb.errors import LabError
+from pytest_ovnlb.registry import Registry
 
-BACKENDS: dict[str, type[Backend]] = {b.name: b for b in (NetnsBackend, FakeMultinodeBackend)}
+
+def _checked(kind) -> type[Backend]:
+    if not (isinstance(kind, type) and issubclass(kind, Backend)):
+        raise LabError(f"backend {getattr(kind, 'name', kind)!r} is not a Backend subclass")
+    return kind
+
+
+REGISTRY = Registry("backend", "pytest_ovnlb.backends",
+                    (NetnsBackend, FakeMultinodeBackend), _checked)
 
 
 def get(name: str) -> type[Backend]:
-    try:
-        return BACKENDS[name]
-    except KeyError:
-        raise LabError(f"unknown backend {name!r} (available: {', '.join(BACKENDS)})") from None
+    return REGISTRY.get(name)

@@ -70,7 +70,7 @@ class Versions:
 
 
 @dataclass(frozen=True)
-class Request:
+class LabSpec:
     """What the user asked of a backend (options of pytest or ovnlb-lab)."""
 
     ovn_root: str | None = None  # netns: root filesystem of the OVN under test
@@ -106,13 +106,13 @@ class Backend(ABC):
     # --- before anything exists ------------------------------------------
     @classmethod
     @abstractmethod
-    def preflight(cls, request: Request) -> str:
+    def preflight(cls, spec: LabSpec) -> str:
         """Check that a lab can be made here; return a one-line summary of
         what will run it (versions, where).  Raises LabError, creating nothing."""
 
     @classmethod
     @abstractmethod
-    def prepare(cls, record: Record, request: Request) -> None:
+    def prepare(cls, record: Record, spec: LabSpec) -> None:
         """Fill the record with what the lab will own (namespaces, names,
         addresses) before it is claimed, so a crash at any point is sweepable."""
 

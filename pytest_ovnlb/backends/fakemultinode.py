@@ -35,7 +35,7 @@ from pyroute2 import IPRoute
 from pyroute2.netlink.exceptions import NetlinkError
 
 from pytest_ovnlb.backends import fmnhost
-from pytest_ovnlb.backends.base import Backend, Request, Versions
+from pytest_ovnlb.backends.base import Backend, LabSpec, Versions
 from pytest_ovnlb.engine import links, logical, procs, sysctls, topology, unixctl
 from pytest_ovnlb.engine.links import iproute, last_line, tx_checksum_off
 from pytest_ovnlb.engine.ovsdb import Northbound, Southbound, wait_for
@@ -66,9 +66,9 @@ def provider6(subnet: str) -> str:
     return str(ipaddress.ip_network((int(PROVIDER_POOL6.network_address) + (index << 64), 64)))
 
 
-def runtime_of(request: Request) -> str:
+def runtime_of(spec: LabSpec) -> str:
     """podman unless told otherwise (or only docker is here); $RUNC_CMD honoured."""
-    name = request.runtime or os.environ.get("RUNC_CMD")
+    name = spec.runtime or os.environ.get("RUNC_CMD")
     if name:
         if not shutil.which(name):
             raise LabError(f"fake-multinode: container runtime {name!r} not found")
@@ -265,25 +265,25 @@ class FakeMultinodeBackend(Backend):
 
     # --- before anything exists ------------------------------------------
     @classmethod
-    def _cluster(cls, request: Request) -> Cluster:
-        runtime = runtime_of(request)
+    def _cluster(cls, spec: LabSpec) -> Cluster:
+        runtime = runtime_of(spec)
         cluster = Cluster.find(runtime)
         if cluster is None:
             hint = (" (--ovn-fmn-dir starts one at the start of a pytest run)"
-                    if request.fmn_dir else
+                    if spec.fmn_dir else
                     "; start one (ovn_cluster.sh start) or pass --ovn-fmn-dir")
             raise LabError(f"fake-multinode: no running deployment found with {runtime} "
                            f"(no container named {CENTRAL}*){hint}")
         return cluster
 
     @classmethod
-    def preflight(cls, request: Request) -> str:
+    def preflight(cls, spec: LabSpec) -> str:
         """The health gate: the databases answer, every gateway and chassis
         runs ovn-controller, is in the Southbound DB and has caught up."""
         procs.require_root("the fake-multinode backend (container namespaces)")
-        if request.fmn_dir:
-            check_checkout(request)
-        cluster = cls._cluster(request)
+        if spec.fmn_dir:
+            check_checkout(spec)
+        cluster = cls._cluster(spec)
         if not cluster.hosts:
             raise LabError(f"fake-multinode: no {GATEWAY}*/{CHASSIS}* containers beside "
                            f"{cluster.central}")
@@ -321,8 +321,8 @@ class FakeMultinodeBackend(Backend):
         return topo
 
     @classmethod
-    def prepare(cls, record: Record, request: Request) -> None:
-        cluster = cls._cluster(request)
+    def prepare(cls, record: Record, spec: LabSpec) -> None:
+        cluster = cls._cluster(spec)
         topo = topology.get(record.topology)
         hosts = [c.name for c in topo.chassis]
         # The host with the gateway router (the central chassis in the
@@ -714,13 +714,13 @@ def images() -> list[str]:
     return list(dict.fromkeys(os.environ.get(v) or DEFAULT_IMAGE for v in IMAGE_VARS))
 
 
-def check_checkout(request: Request) -> str:
+def check_checkout(spec: LabSpec) -> str:
     """The checkout has ovn_cluster.sh and its images are built; returns the runtime."""
-    directory = request.fmn_dir
+    directory = spec.fmn_dir
     if not (Path(directory) / "ovn_cluster.sh").is_file():
         raise LabError(f"--ovn-fmn-dir {directory} is not an ovn-fake-multinode checkout "
                        "(no ovn_cluster.sh)")
-    runtime = runtime_of(request)
+    runtime = runtime_of(spec)
     unbuilt = [image for image in images()
                if subprocess.run([runtime, "image", "inspect", image],
                                  capture_output=True).returncode != 0]
@@ -735,30 +735,30 @@ def cluster_env(record: Record) -> dict:
     return dict(fmnhost.environment(record), RUNC_CMD=record.data["runtime"])
 
 
-def start_cluster(record: Record, request: Request) -> bool:
-    """Start a cluster from `request.fmn_dir` unless one runs; True if started.
+def start_cluster(record: Record, spec: LabSpec) -> bool:
+    """Start a cluster from `spec.fmn_dir` unless one runs; True if started.
     The host is checked first (and prepared, if asked).  The record (owned
     by the caller) makes a later sweep stop the cluster and undo the host's
     preparation."""
-    runtime = check_checkout(request)
+    runtime = check_checkout(spec)
     if Cluster.find(runtime) is not None:
         return False
     record.data = {"runtime": runtime, "host_veths": sorted(host_veths())}
     record.save()
     fmnhost.check_runtime(runtime, images()[0])
-    fmnhost.prepare(record, request.prepare_host)
-    record.data["started_from"] = os.path.abspath(request.fmn_dir)
+    fmnhost.prepare(record, spec.prepare_host)
+    record.data["started_from"] = os.path.abspath(spec.fmn_dir)
     record.save()
     started = time.monotonic()
-    result = subprocess.run(["./ovn_cluster.sh", "start"], cwd=request.fmn_dir,
+    result = subprocess.run(["./ovn_cluster.sh", "start"], cwd=spec.fmn_dir,
                             env=cluster_env(record), capture_output=True, text=True)
     if result.returncode != 0:
-        raise LabError(f"fake-multinode: `ovn_cluster.sh start` in {request.fmn_dir} failed "
+        raise LabError(f"fake-multinode: `ovn_cluster.sh start` in {spec.fmn_dir} failed "
                        f"after {time.monotonic() - started:.0f} s: "
                        f"{last_line(result.stderr or result.stdout)}")
     cluster = Cluster.find(runtime)
     if cluster is None:
-        raise LabError(f"fake-multinode: `ovn_cluster.sh start` in {request.fmn_dir} "
+        raise LabError(f"fake-multinode: `ovn_cluster.sh start` in {spec.fmn_dir} "
                        "left no ovn-central* container running")
     fit_userspace(cluster)
     _wait_registered(cluster, 60)

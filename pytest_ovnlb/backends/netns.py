@@ -29,7 +29,7 @@ from pathlib import Path
 from pyroute2 import IPRoute, netns
 
 from pytest_ovnlb.backends import base
-from pytest_ovnlb.backends.base import Backend, Daemon, Request, Versions
+from pytest_ovnlb.backends.base import Backend, Daemon, LabSpec, Versions
 from pytest_ovnlb.engine import install as install_mod
 from pytest_ovnlb.engine import links, logical, procs, sysctls, unixctl
 from pytest_ovnlb.engine.install import PROGRAMS, Install
@@ -64,12 +64,12 @@ def daemon_keys(topo: Topology) -> list[str]:
             + [f"{c.name}/{d}" for c in topo.chassis for d in CHASSIS_DAEMONS])
 
 
-def installs(request: Request) -> dict[str, Install]:
+def installs(spec: LabSpec) -> dict[str, Install]:
     """The installations the central and the chassis run from: --ovn-root
     (else $OVNLB_OVN_ROOT, else PATH) unless one of their own is given."""
-    default = request.ovn_root or os.environ.get("OVNLB_OVN_ROOT") or None
-    return {"central": install_mod.at(request.central_root or default),
-            "chassis": install_mod.at(request.chassis_root or default)}
+    default = spec.ovn_root or os.environ.get("OVNLB_OVN_ROOT") or None
+    return {"central": install_mod.at(spec.central_root or default),
+            "chassis": install_mod.at(spec.chassis_root or default)}
 
 
 class NetnsBackend(Backend):
@@ -86,16 +86,16 @@ class NetnsBackend(Backend):
         self.underlay_macs: dict[str, str] = {}  # chassis -> MAC of its br-phy
 
     @classmethod
-    def preflight(cls, request: Request) -> str:
+    def preflight(cls, spec: LabSpec) -> str:
         procs.require_root("the embedded lab (network namespaces, OVS daemons)")
-        found = installs(request)
+        found = installs(spec)
         if found["central"] == found["chassis"]:
             return found["central"].summary
         return "; ".join(f"{part}: {ins.summary}" for part, ins in found.items())
 
     @classmethod
-    def prepare(cls, record: Record, request: Request) -> None:
-        found = installs(request)
+    def prepare(cls, record: Record, spec: LabSpec) -> None:
+        found = installs(spec)
         topo = cls.topology_of(record)
         record.ovn_root = found["central"].root
         record.roots = {key: found["central" if key.startswith("central/") else "chassis"].root

@@ -1,7 +1,7 @@
 """What a failing test's evidence holds from the deployment's nodes, collected
 the same way whatever runs them: each backend offers the primitives
 (`chassis_hosts`, `run`, `appctl`, `enter_prefix`, `log_files`), this module
-decides what is collected and where it goes.  pytest_ovnlb/evidence.py
+decides what is collected and where it goes.  pytest_ovnlb/plugin/evidence.py
 decides when, adds the databases' view and lists the whole folder.
 """
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.model.placements import PLACEMENTS
+from pytest_ovnlb.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -85,7 +86,7 @@ class Roles:
     client_switch: str  # the internal client's switch
     server_switch: str  # the backends' switch
     switch_vip: str  # VIP for switch placement (outside every subnet)
-    gateway_router: str | None = None  # router placement target
+    gateway_router: str | None = None  # the router placement's datapath
     router_vip: str | None = None
     router_snat_ip: str | None = None  # what backends see for routed clients
     external_client: str | None = None  # a host on the provider network
@@ -105,9 +106,9 @@ class Roles:
         four, six = PLACEMENTS[placement].vips
         return getattr(self, four if family == 4 else six)
 
-    def target(self, placement: str) -> str | None:
+    def datapath(self, placement: str) -> str | None:
         """Where a placement's load balancers go by default."""
-        return getattr(self, PLACEMENTS[placement].target)
+        return getattr(self, PLACEMENTS[placement].datapath_role)
 
     def client(self, role: str) -> str | None:
         """The node playing client role "internal" or "external"."""
@@ -453,16 +454,19 @@ SINGLE = Topology(
     ),
 )
 
-TOPOLOGIES = {t.name: t.validate() for t in (LAB, SINGLE)}
+def _checked(topo) -> Topology:
+    if not isinstance(topo, Topology):
+        raise LabError(f"topology {getattr(topo, 'name', topo)!r} is not a Topology")
+    return topo.validate()
+
+
+# By name: the built-in ones and those of the entry-point group (a
+# Topology object each) or a pytest plugin's (pytest_ovnlb_topologies).
+REGISTRY = Registry("topology", "pytest_ovnlb.topologies", (LAB, SINGLE), _checked)
 
 
 def get(name: str) -> Topology:
-    try:
-        return TOPOLOGIES[name]
-    except KeyError:
-        raise LabError(
-            f"unknown topology {name!r} (known: {', '.join(sorted(TOPOLOGIES))})"
-        ) from None
+    return REGISTRY.get(name)
 
 
 def on_provider(topo: Topology, subnet: str, network_name: str,

@@ -14,7 +14,7 @@ class Placement:
     feature: str  # what every run at this placement proves
     what: str  # in words, for messages and skips
     default: bool  # runs for a test marked with no placement
-    target: str  # the topology role whose datapath holds its load balancers
+    datapath_role: str  # the topology role whose datapath holds its load balancers
     vips: tuple[str, str]  # the topology roles of its IPv4 and IPv6 VIPs
     served: str  # the client it serves: "internal" (a VM) or "external"
     # the source a server sees for an internal client: "snat" (the router's

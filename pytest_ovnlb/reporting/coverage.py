@@ -283,7 +283,7 @@ def document(docs: Docs, tests: dict) -> dict:
             "knobs": rows(docs, tests), "missing": missing(docs)}
 
 
-def section(backend: str, root: str | None, tests: list[report.TestRecord]) -> dict:
+def section(backend: str, root: str | None, tests: list[report.TestEntry]) -> dict:
     """The run report's "coverage": the knobs of the OVN under test with
     the run's tests that exercise them."""
     empty = {"ovn": None, "manPage": None, "schema": None, "knobs": [], "missing": []}

@@ -54,7 +54,7 @@ def stable_id(nodeid: str) -> str:
 
 
 @dataclass
-class TestRecord:
+class TestEntry:
     """One test as the controller saw it, all phases merged."""
 
     __test__ = False  # not a pytest test class
@@ -115,13 +115,13 @@ def _result(stats: dict) -> str:
     return "success"
 
 
-def _stats(tests: list[TestRecord]) -> dict:
+def _stats(tests: list[TestEntry]) -> dict:
     count = {o: sum(t.outcome == o for t in tests) for o in OUTCOMES}
     return {"Passed": count["passed"], "Failed": count["failed"],
             "Skipped": count["skipped"], "Exempted": count["exempted"]}
 
 
-def _profile(name: str, tests: list[TestRecord], implementation: dict) -> dict:
+def _profile(name: str, tests: list[TestEntry], implementation: dict) -> dict:
     ovn = Version.parse(implementation["ovn"]) if implementation.get("ovn") else None
     ovs = Version.parse(implementation["ovs"]) if implementation.get("ovs") else None
     rows, counted, supported, unsupported = [], [], [], []
@@ -159,7 +159,7 @@ def _profile(name: str, tests: list[TestRecord], implementation: dict) -> dict:
     }
 
 
-def build(tests: list[TestRecord], implementation: dict, suite: dict,
+def build(tests: list[TestEntry], implementation: dict, suite: dict,
           date: str, duration: float, exemptions: list[dict],
           coverage: dict | None = None, crashes: list[dict] | None = None,
           interrupted: bool = False) -> dict:

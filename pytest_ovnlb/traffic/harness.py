@@ -103,7 +103,7 @@ class Hub:
         return sum(self.agent(vm).drop_connections()
                    for vm in sorted({vm for vm, _, proto in self.serving if proto == "tcp"}))
 
-    def fresh(self, node: str, host: str, port: int, count: int, **kw) -> list[Result]:
+    def connect(self, node: str, host: str, port: int, count: int, **kw) -> list[Result]:
         return self.agent(node).fresh(host, port, count, **kw)
 
     def close(self) -> None:
@@ -150,11 +150,11 @@ class LoadBalancers:
         self.family = family
         self.created: list[LoadBalancer] = []
         roles = lab.topology.roles
-        target = roles.target(placement)
-        if not target:
+        datapath = roles.datapath(placement)
+        if not datapath:
             raise LabError(f"topology {lab.topology.name} has nowhere to place a "
                            f"{placement} load balancer")
-        self.default_attach = [target]
+        self.default_attach = [datapath]
         self.default_vip = roles.vip(placement, family)
         if self.default_vip is None:
             raise LabError(f"topology {lab.topology.name} has no IPv{family} {placement} VIP")

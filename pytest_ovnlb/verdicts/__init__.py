@@ -1,5 +1,5 @@
 """Verdicts on what a lab did, free of pytest: a check returns a verdict or
-raises Unmet, and the pytest layer reports it (pytest_ovnlb/plugin.py)."""
+raises Unmet, and the pytest layer reports it (pytest_ovnlb/plugin/hooks.py)."""
 
 
 class Unmet(AssertionError):

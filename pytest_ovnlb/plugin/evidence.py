@@ -46,27 +46,22 @@ that verdicts/logs.py does not explain fails the test, naming the line.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
 from pytest_ovnlb.backends.base import program_of
+from pytest_ovnlb.crashes import Crash, Watchdog, backtrace
 from pytest_ovnlb.engine.evidence import mentioning
 from pytest_ovnlb.engine.logical import OWNER
-from pytest_ovnlb.crashes import Crash, Watchdog, backtrace
-from pytest_ovnlb.options import setting
-from pytest_ovnlb.reporting import record
+from pytest_ovnlb.plugin import state
+from pytest_ovnlb.reporting import measure
 from pytest_ovnlb.verdicts import logs
-from pytest_ovnlb.workers import worker_id
 
-RUN = pytest.StashKey[str]()
-DOG = pytest.StashKey[Watchdog]()  # the worker's lab's daemons, once it is built
 WATCH = pytest.StashKey["Watch"]()
 CTL_TIMEOUT = 30
 
@@ -83,26 +78,13 @@ class Watch:
     mixed: bool = False  # the lab ran mixed versions during the test (an upgrade step)
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    if worker_id(config) and "ovnlb_run" in config.workerinput:
-        config.stash[RUN] = config.workerinput["ovnlb_run"]
-    else:
-        config.stash[RUN] = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
-
-
-@pytest.hookimpl(optionalhook=True)
-def pytest_configure_node(node) -> None:
-    """xdist: every worker saves into the controller's run folder."""
-    node.workerinput["ovnlb_run"] = node.config.stash[RUN]
-
-
-def _uses_lab(item: pytest.Item) -> bool:
+def uses_lab(item: pytest.Item) -> bool:
     return "ovn_lab" in getattr(item, "fixturenames", ())
 
 
-def _died(item: pytest.Item) -> None:
+def died(item: pytest.Item) -> None:
     """After a phase: fail it if a lab daemon died meanwhile."""
-    watch, dog = item.stash.get(WATCH, None), item.config.stash.get(DOG, None)
+    watch, dog = item.stash.get(WATCH, None), state.of(item.config).dog
     if watch is None or watch.lab is None or dog is None or watch.lab.gone:
         return
     new = dog.check()
@@ -115,11 +97,9 @@ def _died(item: pytest.Item) -> None:
                     pytrace=False)
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_setup(item: pytest.Item):
-    if not _uses_lab(item):
-        return (yield)
-    dog = item.config.stash.get(DOG, None)
+def before_setup(item: pytest.Item) -> Watch:
+    """Restart daemons that died in an earlier test and start watching this one."""
+    dog = state.of(item.config).dog
     if dog is not None:
         dog.repair()
         if dog.broken:  # fail at once, before the lab is touched
@@ -127,32 +107,25 @@ def pytest_runtest_setup(item: pytest.Item):
     # Before the lab exists its whole logs are this test's (it built the lab).
     watch = Watch(offsets=dog.lab.log_offsets() if dog is not None else {})
     item.stash[WATCH] = watch
-    try:
-        return (yield)
-    finally:
-        lab = getattr(item, "funcargs", {}).get("ovn_lab")
-        if lab is not None:
-            watch.lab = lab
-            watch.judged_from = lab.log_offsets()
-            watch.mixed = lab.versions.mixed
-            lab.on_restart.append(lambda keys: setattr(watch, "mixed", True))
-            if dog is None:
-                item.config.stash[DOG] = Watchdog(lab)
-            else:
-                _died(item)
+    return watch
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item: pytest.Item):
-    try:
-        result = yield
-    finally:
-        _died(item)
-    _complained(item)  # only after a call that passed: a failure says more
-    return result
+def after_setup(item: pytest.Item, watch: Watch) -> None:
+    lab = getattr(item, "funcargs", {}).get("ovn_lab")
+    if lab is None:
+        return
+    watch.lab = lab
+    watch.judged_from = lab.log_offsets()
+    watch.mixed = lab.versions.mixed
+    lab.on_restart.append(lambda keys: setattr(watch, "mixed", True))
+    run = state.of(item.config)
+    if run.dog is None:
+        run.dog = Watchdog(lab)
+    else:
+        died(item)
 
 
-def _complained(item: pytest.Item) -> None:
+def complained(item: pytest.Item) -> None:
     """Fail the test if a lab daemon logged what verdicts/logs.py does not
     explain since the end of its set-up (a crashed daemon's log is the
     crash's)."""
@@ -176,17 +149,9 @@ def _complained(item: pytest.Item) -> None:
                     pytrace=False)
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_teardown(item: pytest.Item, nextitem):
-    try:
-        return (yield)
-    finally:
-        _died(item)
-
-
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call):
-    report = yield
+def add_to_report(item: pytest.Item, report: pytest.TestReport) -> None:
+    """A failure's evidence saved and named in its report; the daemons that
+    died during the phase in its user properties."""
     watch = item.stash.get(WATCH, None)
     if report.failed and watch is not None and watch.lab is not None and watch.saved is None:
         # The section holds exactly "saved in DIR": reports read it from there.
@@ -201,13 +166,12 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     if watch is not None and watch.crashes and watch.saved is not None:
         save_crashes(watch.saved, watch.crashes)  # a later phase's crash: same folder
     if watch is not None and watch.crashes:
-        # the run's report counts and names them (reporting/plugin.py)
-        report.user_properties += [(record.CRASH, {
+        # the run's report counts and names them (plugin/collector.py)
+        report.user_properties += [(measure.CRASH, {
             "daemon": c.key, "pid": c.pid, "how": c.how, "test": item.nodeid,
             "phase": report.when, "core": str(c.core) if c.core else None})
             for c in watch.crashes]
         watch.crashes = []
-    return report
 
 
 def folder(nodeid: str) -> str:
@@ -230,10 +194,11 @@ def _ctl(lab, which: str, *args: str) -> tuple[str, str | None]:
 def save(item: pytest.Item, watch: Watch, phase: str,
          failure: str = "") -> tuple[Path, list[str]]:
     config = item.config
-    base = Path(setting(config, "ovnlb_evidence_dir"))
+    run = state.of(config)
+    base = Path(run.settings.evidence_dir)
     if not base.is_absolute():
         base = Path(config.invocation_params.dir) / base
-    directory = base / config.stash[RUN] / folder(item.nodeid)
+    directory = base / run.folder / folder(item.nodeid)
     directory.mkdir(parents=True, exist_ok=True)
     watch.saved = directory
     lab = watch.lab

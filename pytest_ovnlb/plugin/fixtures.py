@@ -10,6 +10,7 @@
   servers' open connections reset).
 - `ovn_case` (test): all of that for one test, with its expectations
   (pytest_ovnlb/case.py).
+- `ovnlb_measure` (test): the test's measurements for the run's report.
 - `ovn_upgrade` (test): an upgrade run's walk and its verdicts
   (pytest_ovnlb/upgrade.py).
 """
@@ -24,25 +25,24 @@ from pytest_ovnlb.case import Case
 from pytest_ovnlb.engine import topology
 from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.lab import Lab
-from pytest_ovnlb.options import FAILED, SETTINGS, UPGRADE
-from pytest_ovnlb.reporting import features
 from pytest_ovnlb.model.placements import FAMILIES, PLACEMENTS
+from pytest_ovnlb.plugin import state
+from pytest_ovnlb.reporting import features, measure
 from pytest_ovnlb.traffic.harness import Hub, LoadBalancers
 from pytest_ovnlb.upgrade import Walk, walk_quietly
-from pytest_ovnlb.workers import worker_id
 
 
 @pytest.fixture(scope="session")
 def ovn_lab(request: pytest.FixtureRequest):
-    settings = request.config.stash[SETTINGS]
+    run = state.of(request.config)
+    settings = run.settings
     try:
         lab = Lab.up(f"pytest{os.getpid()}", settings.topology, owner=os.getpid(),
                      timeout=settings.ready_timeout, backend=settings.backend,
-                     request=settings.request)
-        path = request.config.stash.get(UPGRADE, None)
-        if path is not None:  # an upgrade run: the suite runs on the upgraded lab
+                     spec=settings.lab_spec)
+        if run.upgrade is not None:  # an upgrade run: the suite runs on the upgraded lab
             try:
-                walk_quietly(lab, path)
+                walk_quietly(lab, run.upgrade)
             except BaseException:
                 lab.down()
                 raise
@@ -50,17 +50,17 @@ def ovn_lab(request: pytest.FixtureRequest):
         failure = f"ovnlb: {exc}"
     else:
         failure = None
-    if failure and worker_id(request.config):
+    if failure and run.worker:
         # An xdist worker that exits mid-test takes the reason with it (the
         # controller only sees a crashed item): each of its tests errors instead.
         pytest.fail(failure, pytrace=False)
     if failure:
         pytest.exit(failure, returncode=3)
-    yield lab  # a terminated run tears it down too (SIGTERM interrupts: plugin.py)
-    if settings.keep_on_failure and request.config.stash[FAILED]:
+    yield lab  # a terminated run tears it down too (SIGTERM interrupts: hooks.py)
+    if settings.keep_on_failure and run.failed:
         lab.close()
         # xdist workers are children of the controller, which prints the note
-        lab.record.kept_for = os.getppid() if worker_id(request.config) else os.getpid()
+        lab.record.kept_for = os.getppid() if run.worker else os.getpid()
         lab.record.own(None)
     else:
         lab.down()
@@ -83,7 +83,7 @@ def placement(request: pytest.FixtureRequest) -> str:
 def family(request: pytest.FixtureRequest) -> int:
     """4 or 6; set by parametrization (ids ipv4, ipv6) from the test's markers."""
     family = FAMILIES[request.param]
-    name = request.config.stash[SETTINGS].topology
+    name = state.of(request.config).settings.topology
     if family not in topology.get(name).families:
         pytest.skip(f"topology {name} has no IPv{family} addresses")
     return family
@@ -113,7 +113,7 @@ def _ovnlb_needs(request: pytest.FixtureRequest):
 def ovn_lbs(ovn_lab: Lab, ovn_hub: Hub, placement: str, family: int):
     # A placement a topology may not offer: a skip that says so.  Any other
     # failure to make the factory is an error, never a skip.
-    if not ovn_lab.topology.roles.target(placement):
+    if not ovn_lab.topology.roles.datapath(placement):
         pytest.skip(f"topology {ovn_lab.topology.name} has no "
                     f"{PLACEMENTS[placement].what}: no load balancer can be placed there")
     lbs = LoadBalancers(ovn_lab, ovn_hub, placement, family)
@@ -124,20 +124,26 @@ def ovn_lbs(ovn_lab: Lab, ovn_hub: Hub, placement: str, family: int):
 
 
 @pytest.fixture
+def ovnlb_measure(request: pytest.FixtureRequest) -> measure.Measurements:
+    """Record measurements for the conformance report (measure.Measurements)."""
+    return measure.Measurements(request.node)
+
+
+@pytest.fixture
 def ovn_upgrade(request: pytest.FixtureRequest):
     """An upgrade run's walk (pytest_ovnlb/upgrade.py): a lab of its own
     started on the source, taken along the path with traffic held through
     it, judged step by step; the lab is removed after.  Skipped outside an
     upgrade run (--ovn-upgrade-from)."""
-    path = request.config.stash.get(UPGRADE, None)
-    if path is None:
+    run = state.of(request.config)
+    if run.upgrade is None:
         pytest.skip("not an upgrade run: --ovn-upgrade-from names the OVN to upgrade from")
-    settings = request.config.stash[SETTINGS]
+    settings = run.settings
     lab = Lab.up(f"pytest{os.getpid()}u", settings.topology, owner=os.getpid(),
-                 timeout=settings.ready_timeout, request=settings.request)
+                 timeout=settings.ready_timeout, spec=settings.lab_spec)
     hub = Hub(lab)
     try:
-        yield Walk(lab, hub, path).run()
+        yield Walk(lab, hub, run.upgrade).run()
     finally:
         hub.close()
         lab.down()

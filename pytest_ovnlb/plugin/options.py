@@ -1,4 +1,5 @@
-"""Command-line options and ini keys of pytest-ovnlb, and where they are kept."""
+"""Command-line options and ini keys of pytest-ovnlb: one table, one reader
+(`setting`), read once into `Settings` when pytest configures."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from pytest_ovnlb import backends
-from pytest_ovnlb.backends.base import Request
+from pytest_ovnlb.backends.base import LabSpec
 from pytest_ovnlb.engine import topology
 from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.verdicts.stats import (
@@ -30,23 +31,24 @@ class Settings:
     fmn_dir: str | None
     fmn_runtime: str | None
     fmn_prepare_host: bool
-    upgrade_from: str | None = None  # an upgrade run: the lab starts on this root
+    evidence_dir: str
+    report: str | None  # where the run's report is written
+    exempt: str | None  # the exemption file
+    skip_exit_code: int | None
+    upgrade_from: str | None = None  # an upgrade run: the labs start on this root
     upgrade_procedure: str | None = None  # forced; else the one OVN documents
 
     @property
-    def request(self) -> Request:
+    def lab_spec(self) -> LabSpec:
         """What the run's labs start from: in an upgrade run, the source."""
         if self.upgrade_from:
-            return Request(ovn_root=self.upgrade_from)
-        return Request(ovn_root=self.ovn_root, central_root=self.ovn_central_root,
+            return LabSpec(ovn_root=self.upgrade_from)
+        return LabSpec(ovn_root=self.ovn_root, central_root=self.ovn_central_root,
                        chassis_root=self.ovn_chassis_root, fmn_dir=self.fmn_dir,
                        runtime=self.fmn_runtime, prepare_host=self.fmn_prepare_host)
 
 
 SETTINGS = pytest.StashKey[Settings]()
-FAILED = pytest.StashKey[bool]()
-CLUSTER = pytest.StashKey[object]()  # the record of a cluster this run started
-UPGRADE = pytest.StashKey[object]()  # an upgrade run's path (upgrade.Path)
 
 OPTIONS = [
     # (flag, ini key, help, default, type)
@@ -86,6 +88,14 @@ OPTIONS = [
      "seconds to wait for the lab's chassis", "30", float),
     ("--ovnlb-evidence-dir", "ovnlb_evidence_dir",
      "where a failing test's evidence is saved, in RUN/TEST folders", "ovnlb-evidence", str),
+    ("--ovnlb-report", "ovnlb_report",
+     "write the run's conformance report (JSON, schema "
+     "pytest_ovnlb/reporting/report.schema.json) to PATH", "", str),
+    ("--ovnlb-exempt", "ovnlb_exempt",
+     "exemption file: tests not to run, by stable id, each with a reason", "", str),
+    ("--ovnlb-skip-exit-code", "ovnlb_skip_exit_code",
+     "exit with this code and one line when the suite cannot run here "
+     "(not root, no OVN/OVS programs), e.g. 77 for autopkgtest", "", int),
 ]
 
 
@@ -158,6 +168,29 @@ def count(value: str) -> int | None:
 
 
 KINDS = {int: "a whole number", count: "a whole number", float: "a number"}
+
+
+def read(config: pytest.Config) -> Settings:
+    """Every setting, read and checked once."""
+    return Settings(
+        topology=setting(config, "ovn_topology"),
+        backend=setting(config, "ovn_backend"),
+        keep_on_failure=setting(config, "ovnlb_keep_on_failure", bool),
+        samples=setting(config, "ovnlb_samples", count),
+        ready_timeout=setting(config, "ovnlb_ready_timeout", float),
+        ovn_root=setting(config, "ovn_root") or None,
+        ovn_central_root=setting(config, "ovn_central_root") or None,
+        ovn_chassis_root=setting(config, "ovn_chassis_root") or None,
+        fmn_dir=setting(config, "ovn_fmn_dir") or None,
+        fmn_runtime=setting(config, "ovn_fmn_runtime") or None,
+        fmn_prepare_host=setting(config, "ovn_fmn_prepare_host", bool),
+        evidence_dir=setting(config, "ovnlb_evidence_dir"),
+        report=setting(config, "ovnlb_report") or None,
+        exempt=setting(config, "ovnlb_exempt") or None,
+        skip_exit_code=setting(config, "ovnlb_skip_exit_code", count),
+        upgrade_from=setting(config, "ovn_upgrade_from") or None,
+        upgrade_procedure=setting(config, "ovn_upgrade_procedure") or None,
+    )
 
 
 def setting(config: pytest.Config, key: str, kind=str):

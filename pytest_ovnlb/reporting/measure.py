@@ -1,15 +1,15 @@
-"""Measurements a test records for the conformance report.
+"""Measurements a test takes for the conformance report.
 
 Stored in the test item's `user_properties` as `(KEY, {...})` with plain
 values only, so pytest-xdist ships them to the controller with each report;
 the controller moves them into the report and out of the JUnit file.
 
-    def test_x(ovn_lbs, ovn_hub, ovnlb_record):
+    def test_x(ovn_lbs, ovn_hub, ovnlb_measure):
         verdict = checks.distribution(results, shares)
-        ovnlb_record.distribution(verdict, client="vm3")
+        ovnlb_measure.distribution(verdict, client="vm3")
 
-or, without a fixture argument, `record.current().distribution(...)`: the
-recorder of the test running in this process (one at a time per process,
+or, without a fixture argument, `measure.current().distribution(...)`: the
+measurements of the test running in this process (one at a time per process,
 xdist worker or not).
 """
 
@@ -35,8 +35,8 @@ def _number(x: float) -> float | None:
     return None if math.isinf(x) or math.isnan(x) else float(x)
 
 
-class Recorder:
-    """The `ovnlb_record` fixture's value: appends measurements to one item."""
+class Measurements:
+    """The `ovnlb_measure` fixture's value: appends measurements to one item."""
 
     def __init__(self, item):
         self._item = item
@@ -93,8 +93,8 @@ def running(item) -> None:
     _running = item
 
 
-def current() -> Recorder:
-    """The recorder of the test running now."""
+def current() -> Measurements:
+    """The measurements of the test running now."""
     if _running is None:
-        raise RuntimeError("record.current() outside a running test")
-    return Recorder(_running)
+        raise RuntimeError("measure.current() outside a running test")
+    return Measurements(_running)
