@@ -13,10 +13,13 @@ trap 'git worktree remove --force "$wt" >/dev/null 2>&1 || rm -rf "$wt"' EXIT
 git worktree add -q --detach "$wt" "$REF"
 ln -s "$PWD/.venv" "$wt/.venv"
 
+# the plugin module DIR's pyproject.toml names (the installed entry point is HEAD's)
+plugin_of() { sed -n 's/^ovnlb = "\(.*\)"/\1/p' "$1/pyproject.toml"; }
 suite() {  # suite DIR: seconds of one run of the suite from DIR's code
     local t
     t=$(date +%s.%N)
-    (cd "$1" && PYTHONPATH="$1" .venv/bin/python -m pytest -p no:cacheprovider conformance \
+    (cd "$1" && PYTHONPATH="$1" PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 .venv/bin/python -m pytest \
+        -p "$(plugin_of "$1")" -p xdist.plugin -p no:cacheprovider conformance \
         --ovn-topology=lab -n 2 -q >/dev/null) || { echo "bench_compare: the suite failed in $1" >&2; exit 1; }
     awk -v a="$t" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1f", b-a}'
 }
