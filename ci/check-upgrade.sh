@@ -2,7 +2,7 @@
 # The upgrade phase of `make check`: an upgrade run of the whole suite from
 # this machine's OVN to Debian trixie's (sid's, where this machine has
 # trixie's), made into .roots/ by ci/make-root.sh (about a minute), then the
-# upgrade self-tests (tests/test_upgrade.py, and the upgrade test's breakage)
+# upgrade self-tests (tests/test_upgrade_lab.py, and the upgrade test's breakage)
 # on the same root.  With OVNLB_TIMES_DIR=DIR, the upgrade run's time is
 # appended to DIR/upgrade-times.txt (the speed figure of docs/upgrades.md).
 set -euo pipefail
@@ -25,5 +25,5 @@ echo "upgrade: $line"
 if [ -n "${OVNLB_TIMES_DIR:-}" ]; then
     echo "$line" >> "$OVNLB_TIMES_DIR/upgrade-times.txt"
 fi
-OVNLB_UPGRADE_ROOT=$root $PYTEST tests/test_upgrade.py \
+OVNLB_UPGRADE_ROOT=$root $PYTEST tests/test_upgrade_lab.py \
     "tests/test_plugin.py::test_suite_fails_when_ovn_misbehaves[ovs_under_pinned_controllers]" "$@"

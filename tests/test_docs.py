@@ -67,3 +67,12 @@ def test_the_anchors_are_githubs():
     page = ROOT / "README.md"
     assert {"the-reference-lab-by-hand-ovnlb-lab", "quick-start",
             "an-example-test"} <= anchors(page)
+
+
+def test_no_test_module_name_is_in_both_test_folders():
+    """The conformance suite is collected inside this process by some of
+    these tests: a module of the same name here, imported first, would
+    make that collection fail ("import file mismatch")."""
+    ours = {p.name for p in (ROOT / "tests").glob("test_*.py")}
+    suite = {p.name for p in (ROOT / "conformance").glob("test_*.py")}
+    assert not ours & suite
