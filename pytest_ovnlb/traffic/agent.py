@@ -315,7 +315,25 @@ def _source_ports():
         yield from ports
 
 
-_PORTS = None
+class _Ports:
+    """One _source_ports() for the whole agent, shared by the threads that
+    open connections (`fresh` on the main thread, held flows on theirs): a
+    port comes back only after every other one was handed out."""
+
+    def __init__(self):
+        self.lock, self.ports = threading.Lock(), None
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        with self.lock:  # a generator cannot be advanced from two threads at once
+            if self.ports is None:
+                self.ports = _source_ports()
+            return next(self.ports)
+
+
+_PORTS = _Ports()
 
 
 def _family(host):
@@ -440,9 +458,6 @@ MAX_OPEN = 8
 async def _fresh(proto, host, port, count, concurrency, timeout, size=0):
     loop = asyncio.get_running_loop()
     sample = {"tcp": _tcp_sample, "udp": _udp_sample, "sctp": _sctp_sample}[proto]
-    global _PORTS
-    if _PORTS is None:
-        _PORTS = _source_ports()
     ports = _PORTS
     results = [None] * count
     slots = asyncio.Semaphore(max(1, min(concurrency, count)))
@@ -727,6 +742,9 @@ class _Flow:
         self.interval = float(spec.get("interval", 0.2))
         self.timeout = float(spec.get("timeout", 30.0))
         self.events, self.ended, self.local_port = [], None, None
+        # checked by each loop: before Python 3.12, asyncio.wait_for can
+        # swallow the cancellation of a request that completes meanwhile
+        self.stopped = False
 
 
 async def _tcp_held(flow):
@@ -739,7 +757,7 @@ async def _tcp_held(flow):
         sock.setblocking(False)
         await asyncio.wait_for(loop.sock_connect(sock, (flow.host, flow.port)), flow.timeout)
         flow.local_port = sock.getsockname()[1]
-        while True:
+        while not flow.stopped:
             sent, data = time.monotonic(), b""
             event = [sent, None, None, None]
             flow.events.append(event)
@@ -777,7 +795,7 @@ async def _udp_held(flow):
         sock.setblocking(False)
         sock.connect((flow.host, flow.port))
         flow.local_port = sock.getsockname()[1]
-        while True:
+        while not flow.stopped:
             sent = time.monotonic()
             event = [sent, None, None, None]
             flow.events.append(event)
@@ -795,9 +813,6 @@ async def _udp_held(flow):
 
 async def _new_stream(flow):
     """A new connection started every interval, each with its own timeout."""
-    global _PORTS
-    if _PORTS is None:
-        _PORTS = _source_ports()
     loop = asyncio.get_running_loop()
 
     async def one():
@@ -812,7 +827,7 @@ async def _new_stream(flow):
 
     tasks = set()
     try:
-        while True:
+        while not flow.stopped:
             start = time.monotonic()
             task = loop.create_task(one())
             tasks.add(task)
@@ -821,6 +836,9 @@ async def _new_stream(flow):
     finally:
         for task in tasks:
             task.cancel()
+
+
+STOP_WAIT = 2.0  # seconds held flows get to end once stopped
 
 
 class Holds:
@@ -860,9 +878,11 @@ class Holds:
 
     async def _read(self, stop):
         if stop:
-            for task in self.tasks.values():
+            for fid, task in self.tasks.items():
+                self.flows[fid].stopped = True
                 task.cancel()
-            await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+            if self.tasks:  # a flow still running after this is left behind, unread
+                await asyncio.wait(self.tasks.values(), timeout=STOP_WAIT)
             self.tasks = {}
         out = {}
         for fid, flow in self.flows.items():
