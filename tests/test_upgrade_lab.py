@@ -383,3 +383,28 @@ def test_nightly_runs_an_upgrade_path_as_a_row_of_its_own(new_root, tmp_path):
 def upgrade_procedure(old, new) -> str:
     from pytest_ovnlb.model import upgrades
     return upgrades.documented(old.ovn_version, new.ovn_version)
+
+
+def test_a_failed_walk_keeps_the_evidence_of_its_lab(new_root, pytester):
+    """The walk's lab is gone after the run; a failed walk's evidence (its
+    daemons' logs, the databases, the failure with each step's figures) is
+    saved first, and the report names where."""
+    shutil.copy(ROOT / "conformance" / "conftest.py", pytester.path / "conftest.py")
+    shutil.copy(ROOT / "conformance" / "test_upgrade.py", pytester.path / "test_upgrade.py")
+    with open(pytester.path / "conftest.py", "a") as f:  # the TEETH breakage of the walk
+        f.write("\nfrom pytest_ovnlb.model import upgrades\n"
+                "upgrades.STEPS['fail-safe'] = ('pin', 'central', 'ovs', 'controllers')\n")
+    result = pytester.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--ovn-upgrade-from=/", f"--ovn-root={new_root}",
+        "--ovn-upgrade-procedure=fail-safe", "--ovnlb-evidence-dir=ev")
+    out = result.stdout.str()
+    result.assert_outcomes(failed=1)
+    saved = re.search(r"saved in (\S+)", out)
+    assert saved, out
+    folder = Path(saved.group(1))
+    assert "ovs: " in (folder / "failure.txt").read_text()
+    logs = {p.name for p in (folder / "logs").iterdir()}
+    assert {"central_northd.log", "ubuntu1_ovn-controller.log"} <= logs, logs
+    # the walk's own controller: pinned, it said so
+    assert "mismatch with northd version" in (
+        folder / "logs" / "ubuntu1_ovn-controller.log").read_text()

@@ -26,7 +26,7 @@ from pytest_ovnlb.engine import topology
 from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.lab import Lab
 from pytest_ovnlb.model.placements import FAMILIES, PLACEMENTS
-from pytest_ovnlb.plugin import state
+from pytest_ovnlb.plugin import evidence, state
 from pytest_ovnlb.reporting import features, measure
 from pytest_ovnlb.traffic.harness import Hub, LoadBalancers
 from pytest_ovnlb.upgrade import Walk, walk_quietly
@@ -143,7 +143,12 @@ def ovn_upgrade(request: pytest.FixtureRequest):
                  timeout=settings.ready_timeout, spec=settings.lab_spec)
     hub = Hub(lab)
     try:
-        yield Walk(lab, hub, run.upgrade).run()
+        outcome = Walk(lab, hub, run.upgrade).run()
+        # A failure's evidence comes from this lab, still up when the test's
+        # report is made: whole logs; none judged (the walk was the set-up).
+        request.node.stash[evidence.WATCH] = evidence.Watch(
+            offsets={}, lab=lab, judged_from=lab.log_offsets())
+        yield outcome
     finally:
         hub.close()
         lab.down()
