@@ -79,17 +79,15 @@ class Watchdog:
     def __init__(self, lab):
         self.lab = lab
         self.pids = lab.daemon_pids()
-        lab.on_restart.append(self.restarted)
+        self.seen = len(lab.restarted)  # the lab's deliberate restarts accounted for
         self.crashes: list[Crash] = []  # every one seen
         self.pending: list[Crash] = []  # not repaired yet
         self.broken: str | None = None
 
-    def restarted(self, keys: list[str]) -> None:
-        """Daemons the lab restarted on purpose: their new pids are the ones to watch."""
-        now = self.lab.daemon_pids()
-        self.pids.update({key: now.get(key) for key in keys})
-
     def check(self) -> list[Crash]:
+        # daemons the lab restarted on purpose: their new pids are the ones to watch
+        self.pids.update(self.lab.restarted[self.seen:])
+        self.seen = len(self.lab.restarted)
         now = self.lab.daemon_pids()
         logs = self.lab.backend.log_files()
         new = []

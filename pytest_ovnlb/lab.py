@@ -89,9 +89,10 @@ class Lab:
         self.backend: Backend = kind(record, kind.topology_of(record))
         self._nb: Northbound | None = None
         self.gone = False
-        # called with the keys of daemons the lab restarted on purpose (an
-        # upgrade step), so a crash watchdog does not take them for dead
-        self.on_restart: list = []
+        # (key, new pid) of each daemon restarted on purpose (an upgrade
+        # step), in order: a crash watchdog does not take the old pid's end
+        # for a death, and a test knows the lab changed releases under it
+        self.restarted: list[tuple[str, int | None]] = []
 
     # --- life cycle -------------------------------------------------------
     @classmethod
@@ -297,8 +298,8 @@ class Lab:
         no change), with the daemons it restarted."""
         self.close()  # the Northbound connection would outlive its server
         done = self.backend.upgrade(to, step, chassis, timeout, pinned)
-        for call in self.on_restart:
-            call(done)
+        pids = self.daemon_pids()
+        self.restarted += [(key, pids.get(key)) for key in done]
         return done
 
     def reset(self) -> None:

@@ -25,7 +25,7 @@ from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.model import upgrades
 from pytest_ovnlb.model.placements import PLACEMENTS
 from pytest_ovnlb.traffic.harness import LoadBalancers
-from pytest_ovnlb.verdicts import checks, monitors, stats
+from pytest_ovnlb.verdicts import Unmet, checks, monitors, stats
 from pytest_ovnlb.verdicts import upgrade as judge
 
 INTERVAL = 0.2
@@ -117,32 +117,34 @@ class Walk:
     def __init__(self, lab, hub, path: Path):
         self.lab, self.hub, self.path = lab, hub, path
         self.flows: dict[str, judge.Flow] = {}
-        self.split: dict[str, tuple] = {}  # placement -> (lbs, lb, client)
-        self.health = None
+        self.nodes: list[str] = []  # the clients holding flows
+        self.split: dict[str, tuple] = {}  # placement -> (its TCP load balancer, client)
+        self.health: dict = {}  # the health-checked servers' wanted statuses
+        self.distributions: dict[str, dict] = {}  # step -> its splits' figures
 
     def run(self) -> Outcome:
         started = time.monotonic()
         self._hold()
-        windows: list[judge.Window] = []
-        extra: dict[str, list[str]] = {}
         datapath = self.lab.versions.datapath
-        mark, name = time.monotonic(), "before"
-        for i, step in enumerate(("before",) + self.path.steps):
-            if step != "before":
-                windows.append(judge.Window(name, mark, time.monotonic(),
-                                            upgrades.cost(datapath, name)))
-                mark, name = time.monotonic(), step
-                try:
-                    self.lab.upgrade(self.path.target.root, step, timeout=STEP_TIMEOUT,
-                                     pinned=upgrades.pinned(self.path.procedure,
-                                                            self.path.steps[:i]))
-                except LabError as exc:
-                    extra.setdefault(step, []).append(f"the lab did not come back: {exc}")
-                    break
-            self._watch(SETTLE)
-            extra.setdefault(step, []).extend(self._settled(step))
+        windows: list[judge.Window] = []
+        name, mark = "before", time.monotonic()
+        extra = {"before": self._settle("before")}
+        for i, step in enumerate(self.path.steps, 1):
+            windows.append(judge.Window(name, mark, time.monotonic(),
+                                        upgrades.cost(datapath, name)))
+            name, mark = step, time.monotonic()
+            try:
+                self.lab.upgrade(self.path.target.root, step, timeout=STEP_TIMEOUT,
+                                 pinned=upgrades.pinned(self.path.procedure,
+                                                        self.path.steps[:i]))
+            except LabError as exc:
+                extra[step] = [f"the lab did not come back: {exc}"]
+                break
+            extra[step] = self._settle(step)
         windows.append(judge.Window(name, mark, time.monotonic(), upgrades.cost(datapath, name)))
-        self._collect(stop=True)
+        for node in self.nodes:
+            for fid, events in self.hub.agent(node).unhold().items():
+                self.flows[fid].events = events
         verdicts = judge.judge(list(self.flows.values()), windows)
         for v in verdicts:
             v.failures += extra.get(v.name, [])
@@ -151,7 +153,7 @@ class Walk:
 
     # --- traffic -----------------------------------------------------------
     def _hold(self) -> None:
-        roles, self.distributions = self.lab.topology.roles, {}
+        roles = self.lab.topology.roles
         per_node: dict[str, list[dict]] = {}
         for p in PLACEMENTS.values():
             if not roles.datapath(p.name):
@@ -165,7 +167,7 @@ class Walk:
                 tcp = lbs(lbs.servers(DISTRIBUTION_SERVERS))
                 udp = lbs(lbs.servers(DISTRIBUTION_SERVERS), protocol="udp")
                 if family == 4:
-                    self.split[p.name] = (lbs, tcp, node)
+                    self.split[p.name] = (tcp, node)
                 for kind, lb, every in (("tcp", tcp, INTERVAL), ("udp", udp, INTERVAL),
                                         ("new", tcp, STREAM)):
                     fid = f"{p.name}{family}-{kind}"
@@ -186,7 +188,7 @@ class Walk:
         dead, alive = servers = lbs.servers(DISTRIBUTION_SERVERS + 2)[-2:]
         lb = lbs(servers, health_check=HEALTH_CHECK)
         self.hub.stop(dead)
-        self.health = (lbs, lb, {dead: "offline", alive: "online"})
+        self.health = {dead: "offline", alive: "online"}
         self._health_status("before the upgrade")
         node = self.lab.topology.roles.client("internal")
         self.flows["health-new"] = judge.Flow("health-new", "new", "switch ipv4, health-checked",
@@ -198,35 +200,24 @@ class Walk:
     def _health_status(self, when: str) -> None:
         sb = Southbound(self.lab.sb_remote(), where=self.lab.central)
         try:
-            monitors.wait_status(sb, self.lab.names, self.health[2], "tcp", 15.0,
+            monitors.wait_status(sb, self.lab.names, self.health, "tcp", 15.0,
                                  f"health check {when}")
         finally:
             sb.close()
 
-    def _watch(self, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
-            time.sleep(min(left, 1.0))
-            self._collect()
-
-    def _collect(self, stop: bool = False) -> None:
-        for node in self.nodes:
-            for fid, got in self.hub.agent(node).held(stop=stop).items():
-                flow = self.flows[fid]
-                flow.events += got["events"]
-                flow.ended = flow.ended or got["ended"]
-
-    def _settled(self, step: str) -> list[str]:
-        """Once a step has settled: the health check's statuses unchanged,
-        and new connections through each placement split as dp_hash shares
-        them under the versions now in charge."""
+    def _settle(self, step: str) -> list[str]:
+        """The traffic watched for SETTLE seconds more (a measurement window:
+        the agents count every request meanwhile); then the health check's
+        statuses unchanged, and new connections through each placement split
+        as dp_hash shares them under the versions now in charge."""
+        time.sleep(SETTLE)
         failures = []
         try:
             self._health_status(f"after {step}")
-        except Exception as exc:  # Unmet: the statuses changed
+        except Unmet as exc:  # the statuses changed
             failures.append(str(exc).splitlines()[0])
         figures = {}
-        for placement, (lbs, lb, node) in self.split.items():
+        for placement, (lb, node) in self.split.items():
             shares = checks.dp_hash_shares(lb.targets, self.lab.versions.ovs)
             planned = stats.samples_for(len(lb.targets))
             results = self.hub.connect(node, lb.vip, lb.port, planned,

@@ -105,3 +105,10 @@ def test_mixed_version_lines_are_expected_only_while_releases_mix():
                 "for vendor 0x2320 and type 51")
     assert complaints("ovs-vswitchd", rejected, v, mixed=True) == []
     assert complaints("ovs-vswitchd", rejected, v) == [rejected]
+
+
+def test_an_exiting_vswitchd_may_leave_recirculations():
+    text = line("recirc_id 14 left allocated when ofproto (br-int) is destructed", "ERR",
+                "ofproto_dpif_rid")
+    assert complaints("ovs-vswitchd", text, NEW) == []
+    assert complaints("ovn-controller", text, NEW) == [text]

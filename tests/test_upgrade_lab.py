@@ -296,7 +296,7 @@ def test_an_upgrade_step_inside_a_run_is_not_a_crash(new_root, pytester):
         import os, signal
 
         def test_upgrade(ovn_lab):
-            ovn_lab.upgrade({new_root!r}, "controllers")
+            ovn_lab.upgrade({new_root!r}, "all")  # mixed on the way, not at the end
 
         def test_after(ovn_lab):
             ovn_lab.sync()

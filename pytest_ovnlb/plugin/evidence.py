@@ -75,7 +75,8 @@ class Watch:
     crashes: list[Crash] = field(default_factory=list)
     saved: Path | None = None
     judged_from: dict[str, int] = field(default_factory=dict)  # log offsets after set-up
-    mixed: bool = False  # the lab ran mixed versions during the test (an upgrade step)
+    mixed: bool = False  # the lab ran mixed versions at the test's start
+    restarts: int = 0  # the lab's deliberate restarts then (an upgrade step since: mixed)
 
 
 def uses_lab(item: pytest.Item) -> bool:
@@ -116,8 +117,7 @@ def after_setup(item: pytest.Item, watch: Watch) -> None:
         return
     watch.lab = lab
     watch.judged_from = lab.log_offsets()
-    watch.mixed = lab.versions.mixed
-    lab.on_restart.append(lambda keys: setattr(watch, "mixed", True))
+    watch.mixed, watch.restarts = lab.versions.mixed, len(lab.restarted)
     run = state.of(item.config)
     if run.dog is None:
         run.dog = Watchdog(lab)
@@ -133,7 +133,8 @@ def complained(item: pytest.Item) -> None:
     if watch is None or watch.lab is None or not watch.lab.backend.logs_are_ours:
         return
     ovn, found = watch.lab.versions.ovn, []
-    mixed = watch.mixed or watch.lab.versions.mixed
+    mixed = (watch.mixed or watch.lab.versions.mixed
+             or len(watch.lab.restarted) != watch.restarts)
     for key, path in watch.lab.backend.log_files().items():
         try:
             with open(path, "rb") as f:

@@ -741,7 +741,7 @@ class _Flow:
         self.host, self.port = spec["host"], int(spec["port"])
         self.interval = float(spec.get("interval", 0.2))
         self.timeout = float(spec.get("timeout", 30.0))
-        self.events, self.ended, self.local_port = [], None, None
+        self.events = []
         # checked by each loop: before Python 3.12, asyncio.wait_for can
         # swallow the cancellation of a request that completes meanwhile
         self.stopped = False
@@ -756,7 +756,6 @@ async def _tcp_held(flow):
         sock = socket.socket(_family(flow.host), socket.SOCK_STREAM)
         sock.setblocking(False)
         await asyncio.wait_for(loop.sock_connect(sock, (flow.host, flow.port)), flow.timeout)
-        flow.local_port = sock.getsockname()[1]
         while not flow.stopped:
             sent, data = time.monotonic(), b""
             event = [sent, None, None, None]
@@ -773,14 +772,12 @@ async def _tcp_held(flow):
                 event[1], event[2] = time.monotonic(), reply.get("backend")
             except Exception as e:
                 event[1], event[3] = time.monotonic(), classify(e)
-                flow.ended = event[3]
                 return
             await asyncio.sleep(max(0.0, sent + flow.interval - time.monotonic()))
     except asyncio.CancelledError:
         raise
     except Exception as e:  # the connection was never made
         flow.events.append([time.monotonic(), time.monotonic(), None, classify(e)])
-        flow.ended = flow.events[-1][3]
     finally:
         if sock is not None:
             sock.close()
@@ -794,7 +791,6 @@ async def _udp_held(flow):
     try:
         sock.setblocking(False)
         sock.connect((flow.host, flow.port))
-        flow.local_port = sock.getsockname()[1]
         while not flow.stopped:
             sent = time.monotonic()
             event = [sent, None, None, None]
@@ -846,7 +842,7 @@ class Holds:
     RUN = {"tcp": _tcp_held, "udp": _udp_held, "new": _new_stream}
 
     def __init__(self):
-        self.loop, self.flows, self.tasks, self.read_upto = None, {}, {}, {}
+        self.loop, self.flows, self.tasks = None, {}, {}
 
     def _run(self, coro):
         if self.loop is None:
@@ -866,40 +862,28 @@ class Holds:
     async def _start(self, flows):
         for flow in flows:
             self.flows[flow.id] = flow
-            self.read_upto[flow.id] = 0
             self.tasks[flow.id] = asyncio.get_running_loop().create_task(
                 self.RUN[flow.kind](flow))
         return {}
 
-    def read(self, stop=False):
-        """Each flow's events not read before (an event is read once it is
-        finished), its source port and, once ended, why."""
-        return self._run(self._read(stop))
+    def stop(self):
+        """End every held flow: {flow id: its finished events}."""
+        return self._run(self._stop())
 
-    async def _read(self, stop):
-        if stop:
-            for fid, task in self.tasks.items():
-                self.flows[fid].stopped = True
-                task.cancel()
-            if self.tasks:  # a flow still running after this is left behind, unread
-                await asyncio.wait(self.tasks.values(), timeout=STOP_WAIT)
-            self.tasks = {}
-        out = {}
-        for fid, flow in self.flows.items():
-            upto = self.read_upto[fid]
-            done = upto
-            while done < len(flow.events) and flow.events[done][1] is not None:
-                done += 1
-            out[fid] = {"events": flow.events[upto:done], "local_port": flow.local_port,
-                        "ended": flow.ended}
-            self.read_upto[fid] = done
-        if stop:
-            self.flows, self.read_upto = {}, {}
+    async def _stop(self):
+        for fid, task in self.tasks.items():
+            self.flows[fid].stopped = True
+            task.cancel()
+        if self.tasks:  # a flow still running after this is left behind
+            await asyncio.wait(self.tasks.values(), timeout=STOP_WAIT)
+        out = {fid: [e for e in flow.events if e[1] is not None]
+               for fid, flow in self.flows.items()}
+        self.flows, self.tasks = {}, {}
         return {"flows": out}
 
     def close(self):
         if self.loop is not None and self.tasks:
-            self.read(stop=True)
+            self.stop()
 
 
 # --- packet capture -----------------------------------------------------------
@@ -1161,8 +1145,8 @@ class Agent:
             return {}
         if op == "hold_start":
             return self.holds.start(req["flows"])
-        if op == "hold_read":
-            return self.holds.read(stop=bool(req.get("stop")))
+        if op == "hold_stop":
+            return self.holds.stop()
         if op == "capture_start":
             return self._capture_start(req)
         if op == "solicit":

@@ -221,11 +221,10 @@ class Agent:
         timeout (seconds)."""
         self.call("hold_start", flows=[{**f, "host": str(f["host"])} for f in flows])
 
-    def held(self, stop: bool = False) -> dict:
-        """{flow id: {"events": [[sent, answered, server, error], ...] not
-        read before, "local_port", "ended": why, or None}}; `stop` ends
-        every held flow first."""
-        return self.call("hold_read", stop=stop, timeout=20)["flows"]
+    def unhold(self) -> dict[str, list]:
+        """End every held flow: {flow id: its events, [[sent, answered,
+        server, error], ...], the unfinished ones left out}."""
+        return self.call("hold_stop", timeout=20)["flows"]
 
     def capture(self, proto, dst=None, dport=None, iface=None):
         """Context manager recording matching IPv4 and IPv6 packets on an

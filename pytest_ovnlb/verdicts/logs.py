@@ -58,6 +58,11 @@ ALLOWED = (
             "repair): no hardware offload nor kernel datapath here (newer controllers "
             "probe it), and a gateway port's flows computed before its tunnels to the "
             "other chassis are up"),
+    Allowed("exit_with_recirculations", "ovs-vswitchd",
+            r"recirc_id \d+ left allocated when ofproto \(br-\w+\) is destructed",
+            "an ovs-vswitchd asked to exit (an upgrade's `ovs` step) tears its bridges "
+            "down while datapath flows still hold recirculation ids: said about the "
+            "process that is exiting, before the new one starts"),
     # Daemons of different releases together: an upgrade under way, or a
     # lab with --ovn-central-root/--ovn-chassis-root.
     Allowed("newer_than_its_database", "*", r"\(database needs upgrade\?\)",
