@@ -35,6 +35,13 @@ def test_lts(version, lts):
     assert upgrades.is_lts(V(version)) is lts
 
 
+@pytest.mark.parametrize("version,lts", [
+    ("21.12.0", "22.03.0"), ("22.03.0", "24.03.0"), ("23.03.1", "24.03.0"),
+    ("24.01.0", "24.03.0"), ("24.09.0", "26.03.0"), ("26.03.1", "28.03.0")])
+def test_next_lts(version, lts):
+    assert upgrades.next_lts(V(version)) == V(lts)
+
+
 def test_steps_follow_the_procedure():
     assert upgrades.plan(V("25.03.0"), V("26.03.1")) == (
         "rolling", ("controllers", "ovs", "central"))

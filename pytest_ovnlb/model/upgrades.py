@@ -48,8 +48,10 @@ def is_lts(v: Version) -> bool:
 
 def next_lts(v: Version) -> Version:
     """The first LTS series after `v`'s."""
-    major = max(22, v.major + 1 if (v.major % 2 == 0 and v.minor >= 3) else v.major)
-    return Version(major + major % 2, 3)
+    year = max(22, v.major)
+    while year % 2 or (year, 3) <= _series(v):
+        year += 1
+    return Version(year, 3)
 
 
 def _series(v: Version) -> tuple[int, int]:
@@ -59,8 +61,7 @@ def _series(v: Version) -> tuple[int, int]:
 def documented(source: Version, target: Version) -> str:
     """The procedure OVN documents from `source` to `target`: "rolling",
     "fail-safe", or "downgrade" for a target older than the source."""
-    if _series(target) < _series(source) or (_series(target) == _series(source)
-                                            and target < source):
+    if target < source:
         return "downgrade"
     if _series(target) == _series(source):
         return "rolling"  # a point release of the same series
