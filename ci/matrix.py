@@ -41,6 +41,17 @@ def outcomes(junit: Path) -> dict[str, str]:
     return result
 
 
+def suite(junit: Path, options: list[str], extra: list[str]) -> tuple[Path, dict | None]:
+    """One run of the suite with `options`: its JUnit file, and its report
+    (None if it wrote none) beside it."""
+    run_report = junit.with_suffix(".json")
+    run_report.unlink(missing_ok=True)
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "conformance",
+                    f"--junitxml={junit}", f"--ovnlb-report={run_report}", *options,
+                    *[a for a in extra if a != "--"]], cwd=ROOT)
+    return junit, report.load(run_report) if run_report.exists() else None
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("installs", nargs="*", default=["host"])
@@ -61,19 +72,13 @@ def main() -> int:
             print(f"{where}: {exc}", file=sys.stderr)
             return 2
         label = f"OVN {found.ovn_version} / OVS {found.ovs_version}"
-        junit = args.out / f"ovn-{found.ovn_version}.xml"
-        run_report = junit.with_suffix(".json")
-        run_report.unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "conformance",
-               f"--junitxml={junit}", f"--ovnlb-report={run_report}",
-               *(["--ovn-root", root] if root else []),
-               *[a for a in args.pytest_args if a != "--"]]
         print(f"== {label} ({where})", flush=True)
-        subprocess.run(cmd, cwd=ROOT)
+        junit, data = suite(args.out / f"ovn-{found.ovn_version}.xml",
+                            ["--ovn-root", root] if root else [], args.pytest_args)
         columns.append(label)
         results[label] = outcomes(junit) if junit.exists() else {}
-        if run_report.exists():
-            reports.append(report.load(run_report))
+        if data is not None:
+            reports.append(data)
 
     upgrades_failed = False
     for path in args.upgrade:
@@ -86,20 +91,14 @@ def main() -> int:
         except LabError as exc:
             print(f"--upgrade {path}: {exc}", file=sys.stderr)
             return 2
-        junit = args.out / f"upgrade-{old.ovn_version}-{new.ovn_version}.xml"
-        run_report = junit.with_suffix(".json")
-        run_report.unlink(missing_ok=True)
-        cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "conformance",
-               f"--junitxml={junit}", f"--ovnlb-report={run_report}",
-               f"--ovn-upgrade-from={'/' if source == 'host' else source}",
-               *(["--ovn-root", target] if target != "host" else []),
-               *[a for a in args.pytest_args if a != "--"]]
         print(f"== upgrade OVN {old.ovn_version} -> {new.ovn_version} ({path})", flush=True)
-        subprocess.run(cmd, cwd=ROOT)
-        if not run_report.exists():
+        _, data = suite(args.out / f"upgrade-{old.ovn_version}-{new.ovn_version}.xml",
+                        [f"--ovn-upgrade-from={'/' if source == 'host' else source}",
+                         *(["--ovn-root", target] if target != "host" else [])],
+                        args.pytest_args)
+        if data is None:
             upgrades_failed = True
             continue
-        data = report.load(run_report)
         reports.append(data)
         walk = matrix.upgrade_of(data)
         downgrade = walk is not None and walk["procedure"] == "downgrade"

@@ -23,9 +23,15 @@ from pathlib import Path
 
 import pytest
 
+from test_lab import leftovers
+
+from pytest_ovnlb import upgrade
 from pytest_ovnlb.engine import install, records, unixctl
 from pytest_ovnlb.errors import LabError
+from pytest_ovnlb.lab import Lab
+from pytest_ovnlb.model import upgrades
 from pytest_ovnlb.model.versions import Version
+from pytest_ovnlb.traffic.harness import Hub, LoadBalancers
 
 pytestmark = pytest.mark.lab
 
@@ -76,9 +82,6 @@ def expected(lab, old: install.Install, new: install.Install, upgraded: set[str]
 
 
 def test_step_by_step_upgrade_keeps_the_lab_whole(new_root):
-    from pytest_ovnlb.lab import Lab
-    from pytest_ovnlb.traffic.harness import Hub, LoadBalancers
-
     old, new = install.at(None), install.at(new_root)
     lab = Lab.up(f"tup{os.getpid()}", "lab", owner=os.getpid())
     hub = Hub(lab)
@@ -128,8 +131,6 @@ def test_bad_upgrade_input_is_one_line_and_changes_nothing(new_root, tmp_path):
     up = subprocess.run(CLI + ["up", "--name", name, "--topology", "single"],
                         capture_output=True, text=True, timeout=120)
     assert up.returncode == 0, up.stderr
-    from pytest_ovnlb.lab import Lab
-
     try:
         before, pids = records.load(name), Lab.attach(name).daemon_pids()
         for args, says in ((["--to", new_root, "--step", "northd"], "unknown upgrade step"),
@@ -158,8 +159,6 @@ time.sleep(600)
 
 
 def test_a_killed_owner_leaves_nothing_the_upgrade_started(new_root):
-    from test_lab import leftovers
-
     name = f"tupk{os.getpid()}"
     proc = subprocess.Popen([sys.executable, "-c", UPGRADED_THEN_KILLED, name, new_root],
                             stdout=subprocess.PIPE, text=True)
@@ -211,10 +210,6 @@ def test_new_controllers_under_an_old_central_pass_conformance_tests(new_root, p
 
 def walk(target: str, procedure: str | None = None):
     """A lab on this machine's OVN walked to `target` with traffic held."""
-    from pytest_ovnlb import upgrade
-    from pytest_ovnlb.lab import Lab
-    from pytest_ovnlb.traffic.harness import Hub
-
     path = upgrade.plan("/", target, procedure)
     lab = Lab.up(f"upw{os.getpid()}", owner=os.getpid())
     hub = Hub(lab)
@@ -279,8 +274,6 @@ def test_ovs_before_the_controllers_of_a_pinned_span_fails(new_root, monkeypatch
     """Fail-safe, with each chassis's OVS restarted while its controller is
     still pinned to the old northd: nothing puts the flows back, so traffic
     stops at that step; the steps before it pass."""
-    from pytest_ovnlb.model import upgrades
-
     monkeypatch.setitem(upgrades.STEPS, "fail-safe", ("pin", "central", "ovs", "controllers"))
     failures = judged(walk(new_root, "fail-safe"))
     assert not any(failures[s] for s in ("before", "pin", "central")), failures
@@ -334,8 +327,6 @@ def test_bad_upgrade_run_input_is_one_line_before_anything_is_built(pytester, ar
 def test_an_interrupted_upgrade_run_leaves_nothing(new_root, pytester):
     """Ctrl-C in the middle of the walk: the walk's lab, half upgraded, is
     removed like any other."""
-    from test_lab import leftovers
-
     shutil.copy(ROOT / "conformance" / "conftest.py", pytester.path / "conftest.py")
     shutil.copy(ROOT / "conformance" / "test_upgrade.py", pytester.path / "test_upgrade.py")
     proc = subprocess.Popen(
@@ -381,7 +372,6 @@ def test_nightly_runs_an_upgrade_path_as_a_row_of_its_own(new_root, tmp_path):
 
 
 def upgrade_procedure(old, new) -> str:
-    from pytest_ovnlb.model import upgrades
     return upgrades.documented(old.ovn_version, new.ovn_version)
 
 

@@ -406,7 +406,7 @@ class NetnsBackend(Backend):
                "ovn-bridge-datapath-type": "netdev"}
         if bridged:
             ids["ovn-bridge-mappings"] = f"{topo.provider.network_name}:br-provider"
-        vsctl = ["--no-wait", f"--db=unix:{d / 'db.sock'}", "--", "init",
+        vsctl = ["--no-wait", "--", "init",
                  "--", "add-br", "br-int", "--", "set", "Bridge", "br-int",
                  "datapath_type=netdev", "fail-mode=secure",
                  "other-config:disable-in-band=true",
@@ -421,7 +421,7 @@ class NetnsBackend(Backend):
             if vm.chassis == name:
                 vsctl += ["--", "add-port", "br-int", vm.name, "--", "set", "Interface",
                           vm.name, f"external_ids:iface-id={vm.name}"]
-        self._run(name, ins.command("ovs-vsctl", *vsctl))
+        self._vsctl(name, *vsctl)
         self._launch(f"{name}/ovs-vswitchd")
         self._launch(f"{name}/ovn-controller")
 
@@ -625,10 +625,7 @@ class NetnsBackend(Backend):
                 raise LabError(self._blame(self.topo.vm(port).chassis,
                                            f"did not bring up port {port} within {timeout:g} s")) from None
             try:
-                if pinned:  # controllers follow no change: only northd can
-                    nb.sync(left(), chassis=False)
-                else:
-                    nb.sync(left())
+                nb.sync(left(), chassis=not pinned)  # pinned controllers follow no change
             except TimeoutError:
                 lagging = self._lagging(sb, nb)
                 raise LabError(self._blame(lagging, "did not install the Northbound "
