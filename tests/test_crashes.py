@@ -18,13 +18,13 @@ from pytest_ovnlb.model.versions import known_bugs
 pytestmark = pytest.mark.lab
 
 CRASH_TESTS = """
-import os, signal, time, pytest
+import os, signal, pytest
+from pytest_ovnlb.engine.procs import wait_gone
 
 def killed(lab, key, sig):
-    os.kill(lab.daemon_pids()[key], sig)
-    deadline = time.monotonic() + 10  # dies during the test, not after it
-    while lab.daemon_pids()[key] and time.monotonic() < deadline:
-        time.sleep(0.01)
+    pid = lab.daemon_pids()[key]
+    os.kill(pid, sig)
+    assert wait_gone(pid, 10)  # dies during the test, not after it
 
 @pytest.mark.switch
 @pytest.mark.ipv4

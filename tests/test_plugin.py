@@ -775,7 +775,8 @@ def test_suite_fails_when_ovn_misbehaves(pytester, breakage):
 # --- evidence of a failure ---------------------------------------------------
 
 EVIDENCE_TESTS = """
-import os, signal, time, pytest
+import os, signal, pytest
+from pytest_ovnlb.engine.procs import wait_gone
 
 @pytest.mark.switch
 @pytest.mark.ipv4
@@ -793,10 +794,9 @@ def test_fails_on_purpose(ovn_lbs, ovn_hub, placement):
 @pytest.mark.switch
 @pytest.mark.ipv4
 def test_controller_dies(ovn_lab, ovn_lbs, placement):
-    os.kill(ovn_lab.daemon_pids()["ubuntu3/ovn-controller"], signal.SIGKILL)
-    deadline = time.monotonic() + 5  # dies during the test, not after it
-    while ovn_lab.daemon_pids()["ubuntu3/ovn-controller"] and time.monotonic() < deadline:
-        time.sleep(0.01)
+    pid = ovn_lab.daemon_pids()["ubuntu3/ovn-controller"]
+    os.kill(pid, signal.SIGKILL)
+    assert wait_gone(pid, 5)  # dies during the test, not after it
 """
 
 

@@ -287,6 +287,7 @@ def test_an_upgrade_step_inside_a_run_is_not_a_crash(new_root, pytester):
     the step still is."""
     pytester.makepyfile(f"""
         import os, signal
+        from pytest_ovnlb.engine.procs import wait_gone
 
         def test_upgrade(ovn_lab):
             ovn_lab.upgrade({new_root!r}, "all")  # mixed on the way, not at the end
@@ -295,7 +296,9 @@ def test_an_upgrade_step_inside_a_run_is_not_a_crash(new_root, pytester):
             ovn_lab.sync()
 
         def test_kill(ovn_lab):
-            os.kill(ovn_lab.daemon_pids()["ubuntu2/ovn-controller"], signal.SIGKILL)
+            pid = ovn_lab.daemon_pids()["ubuntu2/ovn-controller"]
+            os.kill(pid, signal.SIGKILL)
+            assert wait_gone(pid, 10)  # dies during the test, not after it
     """)
     result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
     out = result.stdout.str()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import select
 import signal
 import threading
 import time
@@ -102,6 +103,19 @@ def _gone(pid: int) -> bool:
         return not alive(pid)
 
 
+def wait_gone(pid: int, timeout: float) -> bool:
+    """Wait until `pid` has exited, every thread of it (its pidfd turns
+    readable then); False if it outlives `timeout`."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
+
+
 def kill_all(pids: set[int], timeout: float = 3.0) -> set[int]:
     """SIGKILL every pid and wait until they are gone; returns survivors."""
     for pid in pids:
@@ -110,11 +124,9 @@ def kill_all(pids: set[int], timeout: float = 3.0) -> set[int]:
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + timeout
-    remaining = {p for p in pids if not _gone(p)}
-    while remaining and time.monotonic() < deadline:
-        time.sleep(0.005)
-        remaining = {p for p in remaining if not _gone(p)}
-    return remaining
+    for pid in pids:
+        wait_gone(pid, max(0.0, deadline - time.monotonic()))
+    return {p for p in pids if not _gone(p)}
 
 
 def create_netns(names: list[str]) -> None:
