@@ -106,8 +106,7 @@ class Lab:
         kind.preflight(spec)
         records.check_name(name)
         topology.get(topology_name)
-        if owner == os.getpid():
-            procs.become_subreaper()
+        procs.become_subreaper()  # a daemon that dies is ours to tell how (daemon_exit)
         sweep()
         record = Record(name=name, topology=topology_name, backend=backend)
         # The builder owns the lab while building: if it is killed, the

@@ -289,6 +289,51 @@ def test_failed_up_leaves_nothing(names, tmp_path):
     assert leftovers(name) == []
 
 
+def test_a_controller_that_dies_during_up_is_named(names, tmp_path):
+    """A chassis whose ovn-controller dies as it starts: the one line says
+    it died, and how."""
+    real = install.find()
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    wrapper = bindir / "ovn-controller"
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        "# the real ovn-controller, detached, then crashed as a null pointer would\n"
+        f'{real["ovn-controller"]} "$@" || exit 1\n'
+        'kill -SEGV "$(cat "$OVS_RUNDIR/ovn-controller.pid")"\n')
+    wrapper.chmod(0o755)
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ.get('PATH', '')}")
+
+    name = names()
+    result = cli("up", "--name", name, "--topology", "single", "--timeout", "3", env=env)
+    line = one_line_error(result)
+    assert result.returncode == 1
+    assert re.search(r"chassis host1 did not .*; its ovn-controller \(pid \d+\) died: "
+                     r"killed by signal 11 \(SIGSEGV\)", line), line
+    assert leftovers(name) == []
+
+
+def test_a_slow_northd_does_not_crash_the_controllers(names, tmp_path):
+    """ovn-controller dies when it finds the Southbound DB without the row
+    ovn-northd writes first (SB_Global); an ovn-northd that starts late
+    still makes a lab, its controllers alive."""
+    real = install.find()
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    wrapper = bindir / "ovn-northd"
+    wrapper.write_text(f'#!/bin/sh\nsleep 2\nexec {real["ovn-northd"]} "$@"\n')
+    wrapper.chmod(0o755)
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ.get('PATH', '')}")
+
+    name = names()
+    result = cli("up", "--name", name, "--topology", "lab", env=env)
+    try:
+        assert result.returncode == 0, result.stderr
+    finally:
+        assert cli("down", "--name", name).returncode == 0
+    assert leftovers(name) == []
+
+
 def interruptible() -> None:
     """In a child: SIGINT as in a terminal's foreground job.  A child of a
     background job inherits SIGINT ignored, and Python then never raises

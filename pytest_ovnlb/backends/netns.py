@@ -144,15 +144,15 @@ class NetnsBackend(Backend):
         shutil.copyfile(source, dest)  # nodes share this machine's filesystem
 
     def daemon_pids(self) -> dict[str, int | None]:
-        result = {}
-        for key, log in self.logs().items():
-            pidfile = Path(log).with_suffix(".pid")
-            try:
-                pid = int(pidfile.read_text().split()[0])
-            except (OSError, ValueError, IndexError):
-                pid = None
-            result[key] = pid if procs.alive(pid) else None
-        return result
+        pids = {key: self._pidfile(key) for key in self.logs()}
+        return {key: pid if procs.alive(pid) else None for key, pid in pids.items()}
+
+    def _pidfile(self, key: str) -> int | None:
+        """The pid daemon `key` wrote when it started (it may be gone)."""
+        try:
+            return int(Path(self.logs()[key]).with_suffix(".pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return None
 
     def log_files(self) -> dict[str, str]:
         return self.logs()
@@ -285,13 +285,29 @@ class NetnsBackend(Backend):
                 chassis = [pool.submit(self._start_chassis, c.name) for c in self.topo.chassis]
             central.result()
             nb = Northbound(self.nb_remote(), where=self.central)
+            sb = Southbound(self.sb_remote(), where=self.central)
             try:
                 logical.create(nb, self.topo, self.names)
+                # An ovn-controller that finds the Southbound DB without its
+                # SB_Global row dies (a null pointer in pflow_output_get_debug(),
+                # every release to 26.03 and main): ovn-northd writes it first.
+                try:
+                    sb.wait(lambda: sb.rows("SB_Global"), timeout, "SB_Global")
+                except TimeoutError:
+                    raise LabError(f"ovn-northd did not initialise the Southbound DB within "
+                                   f"{timeout:g} s; its log was "
+                                   f"{self.central_dir() / 'northd.log'}") from None
                 for job in chassis:
                     job.result()
-                self._wait_ready(nb, timeout)
+                with procs.deferred_interrupts():
+                    controllers = [pool.submit(self._launch, f"{c.name}/ovn-controller")
+                                   for c in self.topo.chassis]
+                for job in controllers:
+                    job.result()
+                self._wait_ready(nb, sb, timeout)
             finally:
                 nb.close()
+                sb.close()
         finally:
             # Every daemon launch has finished before the caller cleans up.
             with procs.deferred_interrupts():
@@ -423,7 +439,6 @@ class NetnsBackend(Backend):
                           vm.name, f"external_ids:iface-id={vm.name}"]
         self._vsctl(name, *vsctl)
         self._launch(f"{name}/ovs-vswitchd")
-        self._launch(f"{name}/ovn-controller")
 
     def _launch(self, key: str) -> None:
         """Start daemon `key` (as in `logs`) on the files the lab has made
@@ -599,39 +614,38 @@ class NetnsBackend(Backend):
 
     def _whole(self, timeout: float, pinned: bool = False) -> None:
         nb = Northbound(self.nb_remote(), where=self.central)
+        sb = Southbound(self.sb_remote(), where=self.central)
         try:
-            self._wait_ready(nb, timeout, pinned)
+            self._wait_ready(nb, sb, timeout, pinned)
         finally:
             nb.close()
+            sb.close()
         self.settle()
 
-    def _wait_ready(self, nb: Northbound, timeout: float, pinned: bool = False) -> None:
+    def _wait_ready(self, nb: Northbound, sb: Southbound, timeout: float,
+                    pinned: bool = False) -> None:
         deadline = time.monotonic() + timeout
         left = lambda: max(0.0, deadline - time.monotonic())  # noqa: E731
         expected = {c.name for c in self.topo.chassis}
-        sb = Southbound(self.sb_remote(), where=self.central)
         try:
-            try:
-                sb.wait(lambda: sb.chassis_names() >= expected, left(), "chassis")
-            except TimeoutError:
-                missing = sorted(expected - sb.chassis_names())
-                raise LabError(self._blame(missing[0], "did not register with the Southbound DB"
-                                           f" within {timeout:g} s")) from None
-            vm_ports = [self.names.nb(vm.name) for vm in self.topo.vms]
-            try:
-                nb.wait(lambda: not logical.ports_down(nb, vm_ports), left(), "ports")
-            except TimeoutError:
-                port = logical.ports_down(nb, vm_ports)[0]
-                raise LabError(self._blame(self.topo.vm(port).chassis,
-                                           f"did not bring up port {port} within {timeout:g} s")) from None
-            try:
-                nb.sync(left(), chassis=not pinned)  # pinned controllers follow no change
-            except TimeoutError:
-                lagging = self._lagging(sb, nb)
-                raise LabError(self._blame(lagging, "did not install the Northbound "
-                                           f"contents within {timeout:g} s")) from None
-        finally:
-            sb.close()
+            sb.wait(lambda: sb.chassis_names() >= expected, left(), "chassis")
+        except TimeoutError:
+            missing = sorted(expected - sb.chassis_names())
+            raise LabError(self._blame(missing[0], "did not register with the Southbound DB"
+                                       f" within {timeout:g} s")) from None
+        vm_ports = [self.names.nb(vm.name) for vm in self.topo.vms]
+        try:
+            nb.wait(lambda: not logical.ports_down(nb, vm_ports), left(), "ports")
+        except TimeoutError:
+            port = logical.ports_down(nb, vm_ports)[0]
+            raise LabError(self._blame(self.topo.vm(port).chassis,
+                                       f"did not bring up port {port} within {timeout:g} s")) from None
+        try:
+            nb.sync(left(), chassis=not pinned)  # pinned controllers follow no change
+        except TimeoutError:
+            lagging = self._lagging(sb, nb)
+            raise LabError(self._blame(lagging, "did not install the Northbound "
+                                       f"contents within {timeout:g} s")) from None
 
     @staticmethod
     def _lagging(sb: Southbound, nb: Northbound) -> str:
@@ -654,4 +668,8 @@ class NetnsBackend(Backend):
                       and not any(noise in line for noise in HARMLESS)]
         last = (f"; it last logged: {complaints[-1][2]}: {'|'.join(complaints[-1][4:])}"
                 if complaints and len(complaints[-1]) >= 5 else "")
-        return f"chassis {chassis} {what}; its log was {log}{last}"
+        key = f"{chassis}/ovn-controller"
+        pid = self._pidfile(key)
+        died = (f"; its ovn-controller (pid {pid}) died: {self.daemon_exit(key, pid)}"
+                if pid and not procs.alive(pid) else "")
+        return f"chassis {chassis} {what}{died}; its log was {log}{last}"
