@@ -108,8 +108,8 @@ def wait_gone(pid: int, timeout: float) -> bool:
     readable then); False if it outlives `timeout`."""
     try:
         fd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
+    except OSError:  # gone already (ESRCH), or a kernel without pidfds
+        return not alive(pid)
     try:
         return bool(select.select([fd], [], [], timeout)[0])
     finally:
