@@ -137,3 +137,33 @@ def test_backtrace_reads_a_real_core(tmp_path):
     core = next(tmp_path.glob("core*"))
     trace = backtrace("/bin/sleep", core, None)
     assert re.search(r"^#0 ", trace, re.M), trace
+
+
+LATE_TESTS = """
+import os, signal, pytest
+from pytest_ovnlb.engine.procs import wait_gone
+
+@pytest.fixture
+def killed_at_teardown(ovn_lab):
+    yield
+    pid = ovn_lab.daemon_pids()["ubuntu2/ovn-controller"]
+    os.kill(pid, signal.SIGKILL)
+    assert wait_gone(pid, 10)
+
+def test_first(ovn_lab):
+    pass
+
+def test_last(killed_at_teardown):
+    pass
+"""
+
+
+def test_a_daemon_that_dies_in_the_last_teardown_is_not_lost(pytester):
+    """After the last test no test's check follows: the lab looks once more
+    before it goes down, and the death is that teardown's error."""
+    pytester.makepyfile(test_late=LATE_TESTS)
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly")
+    result.assert_outcomes(passed=2, errors=1)
+    result.stdout.fnmatch_lines(["*ERROR at teardown of test_last*",
+                                 "*lab daemon died at the end of the run: ubuntu2/ovn-controller "
+                                 "(pid *) killed by signal 9 (SIGKILL)*"])

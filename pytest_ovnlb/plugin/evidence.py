@@ -98,6 +98,23 @@ def died(item: pytest.Item) -> None:
                     pytrace=False)
 
 
+def last_look(run: state.Run, lab) -> str | None:
+    """The session's lab once more before it goes down: a daemon that died
+    after the last test's own check (in its teardown) fails that teardown
+    rather than going down with the lab unseen."""
+    dog, item = run.dog, run.current
+    if dog is None or dog.lab is not lab:
+        return None
+    new = dog.check()
+    if not new:
+        return None
+    run.failed = True
+    watch = item.stash.get(WATCH, None) if item is not None else None
+    if watch is not None:
+        watch.crashes += new  # with the evidence, and counted in the report
+    return "lab daemon died at the end of the run: " + "; ".join(c.describe() for c in new)
+
+
 def before_setup(item: pytest.Item) -> Watch:
     """Restart daemons that died in an earlier test and start watching this one."""
     dog = state.of(item.config).dog
@@ -154,7 +171,11 @@ def add_to_report(item: pytest.Item, report: pytest.TestReport) -> None:
     """A failure's evidence saved and named in its report; the daemons that
     died during the phase in its user properties."""
     watch = item.stash.get(WATCH, None)
-    if report.failed and watch is not None and watch.lab is not None and watch.saved is None:
+    if report.failed and watch is not None and watch.lab is not None and watch.lab.gone:
+        # the last test's teardown: the lab it failed on went down with the run
+        report.sections.append(("ovnlb evidence", "not saved: the lab went down at the end "
+                                "of the run (--ovnlb-keep-on-failure keeps it)"))
+    elif report.failed and watch is not None and watch.lab is not None and watch.saved is None:
         # The section holds exactly "saved in DIR": reports read it from there.
         try:
             directory, problems = save(item, watch, report.when, report.longreprtext)

@@ -57,6 +57,7 @@ def ovn_lab(request: pytest.FixtureRequest):
     if failure:
         pytest.exit(failure, returncode=3)
     yield lab  # a terminated run tears it down too (SIGTERM interrupts: hooks.py)
+    late = evidence.last_look(run, lab)
     if settings.keep_on_failure and run.failed:
         lab.close()
         # xdist workers are children of the controller, which prints the note
@@ -64,6 +65,8 @@ def ovn_lab(request: pytest.FixtureRequest):
         lab.record.own(None)
     else:
         lab.down()
+    if late:
+        pytest.fail(late, pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -234,10 +234,12 @@ def pytest_itemcollected(item: pytest.Item) -> None:
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_protocol(item: pytest.Item, nextitem):
     measure.running(item)
+    state.of(item.config).current = item
     try:
         return (yield)
     finally:
         measure.running(None)
+        state.of(item.config).current = None
 
 
 @pytest.hookimpl(wrapper=True)

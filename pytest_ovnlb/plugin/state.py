@@ -26,6 +26,7 @@ class Run:
     first_failure: dict[str, str] = field(default_factory=dict)  # lab name -> node id
     cluster: object = None  # the record of a cluster this run started
     dog: object = None  # crashes.Watchdog of this process's lab, once it is built
+    current: object = None  # the item running now (its teardown tears the lab down last)
     versions_sent: bool = False  # the lab's versions went with a report
     upgrade: object = None  # an upgrade run's path (upgrade.Path), once planned
 
