@@ -103,13 +103,13 @@ def last_look(run: state.Run, lab) -> str | None:
     after the last test's own check (in its teardown) fails that teardown
     rather than going down with the lab unseen."""
     dog, item = run.dog, run.current
-    if dog is None or dog.lab is not lab:
+    if dog is None or dog.lab is not lab or item is None:  # no test to fail (interrupted)
         return None
     new = dog.check()
     if not new:
         return None
     run.failed = True
-    watch = item.stash.get(WATCH, None) if item is not None else None
+    watch = item.stash.get(WATCH, None)
     if watch is not None:
         watch.crashes += new  # with the evidence, and counted in the report
     return "lab daemon died at the end of the run: " + "; ".join(c.describe() for c in new)
