@@ -12,9 +12,10 @@ chassis.  Switch placement: the load balancer on each client's switch,
 every client reaches the server its own chassis names.  Router placement:
 every client reaches the server the gateway router's chassis names.
 
-Chassis_Template_Var rows are made once and never deleted, only their
-variables (pytest_ovnlb/traffic/harness.py, template_vars: ovn-controller
-dies when a deleted chassis row is made again)."""
+Chassis_Template_Var rows are made once and never deleted, only the lab's
+variables in them (pytest_ovnlb/engine/logical.py, TEMPLATE_VARS:
+ovn-controller dies when a deleted chassis row is made again; on a shared
+cluster the row outlives the run, docs/fake-multinode.md)."""
 
 import pytest
 

@@ -11,6 +11,7 @@ and removal selects rows by that tag only.  A table without `external_ids`
 from __future__ import annotations
 
 import ipaddress
+import re
 
 from pytest_ovnlb.engine.ovsdb import Northbound
 from pytest_ovnlb.engine.topology import Names, Topology
@@ -21,7 +22,12 @@ OWNER = "ovnlb-owner"
 # `ovnlb-lab nbctl` commands (`adopt`).
 OWNED_TABLES = ("Load_Balancer", "Load_Balancer_Group", "Logical_Switch", "Logical_Router",
                 "Address_Set", "Port_Group", "DHCP_Options", "DNS", "Meter", "Copp", "Mirror",
-                "HA_Chassis_Group", "BFD", "Chassis_Template_Var")
+                "HA_Chassis_Group", "BFD")
+# One row per chassis, shared by every lab on a deployment and never deleted:
+# an ovn-controller (23.03 to 26.03) that saw its chassis's row deleted
+# asserts, and dies, when one is made again (template_vars_update).  A lab
+# owns the variables it puts there, named with its prefix (template_var).
+TEMPLATE_VARS = "Chassis_Template_Var"
 # Root tables without external_ids: the owner tag ends each row's name.
 NAMED_TABLES = ("Load_Balancer_Group",)
 # Columns of rows that hold rows of a root table (strong references).
@@ -46,6 +52,11 @@ def localnet_port(switch: str) -> str:
 
 def owned(names: Names, **more: str) -> dict:
     return {OWNER: names.owner, **more}
+
+
+def template_var(names: Names, name: str) -> str:
+    """A template variable's name: an identifier, the lab's prefix in it."""
+    return re.sub(r"\W", "_", names.nb(name))
 
 
 def owned_name(names: Names, name: str) -> str:
@@ -121,7 +132,14 @@ def remove(nb: Northbound, names: Names, tables=OWNED_TABLES) -> int:
     rows = owned_rows(nb, names, tables)
     delete = {"Load_Balancer": nb.api.lb_del, "Logical_Switch": nb.api.ls_del,
               "Logical_Router": nb.api.lr_del}
-    if rows:
+    # the lab's template variables, whichever chassis's row holds them (a
+    # lab without a prefix has a deployment of its own, removed whole)
+    mine = template_var(names, "")
+    variables = [(row, [k for k in row.variables if k.startswith(mine)])
+                 for row in (nb.rows(TEMPLATE_VARS) if names.prefix and TEMPLATE_VARS in
+                             nb.api.tables else [])]
+    variables = [(row, keys) for row, keys in variables if keys]
+    if rows or variables:
         with nb.transaction() as txn:
             for row in rows:
                 drop_references(nb, txn, row)
@@ -130,6 +148,8 @@ def remove(nb: Northbound, names: Names, tables=OWNED_TABLES) -> int:
                 table = row._table.name
                 txn.add(delete[table](row.uuid, if_exists=True) if table in delete
                         else nb.api.db_destroy(table, row.uuid))
+            for row, keys in variables:
+                txn.add(nb.api.db_remove(TEMPLATE_VARS, row.uuid, "variables", *keys))
     return len(rows)
 
 

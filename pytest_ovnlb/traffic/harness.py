@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import ipaddress
 import itertools
-import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from pytest_ovnlb.engine.logical import drop_references, owned, owned_name, router_port
+from pytest_ovnlb.engine.logical import (TEMPLATE_VARS, drop_references, owned, owned_name,
+                                         router_port, template_var)
 from pytest_ovnlb.errors import LabError
 from pytest_ovnlb.lab import Lab
 from pytest_ovnlb.traffic.client import Agent, Result
@@ -275,9 +275,7 @@ class LoadBalancers:
         lb = LoadBalancer(name=names.nb(f"lb{next(self._names)}"), vip=self.default_vip,
                           port=next(self._vip_ports), servers=list(servers),
                           attached=list(attach_to or self.default_attach), protocol=protocol)
-        # template names are identifiers: the lab's prefix without its dash
-        vip_var, servers_var = (re.sub(r"\W", "_", names.nb(f"ovnlb_{v}"))
-                                 for v in ("vip", "servers"))
+        vip_var, servers_var = (template_var(names, f"ovnlb_{v}") for v in ("vip", "servers"))
         self.hub.serve(lb.servers, protocol)
         nb, api = self.lab.nb, self.lab.nb.api
         api.db_create("Load_Balancer", name=lb.name, protocol=protocol,
@@ -294,25 +292,37 @@ class LoadBalancers:
     def template_vars(self, values: dict[str, dict[str, str]]):
         """Template variables per chassis (topology names) for the length of
         the block, then waits for every chassis.  A chassis's
-        Chassis_Template_Var row is made when missing (tagged as the lab's)
-        and never deleted, only its variables are: ovn-controller keeps a
-        deleted row's variables and asserts (dies) when a row for its
-        chassis is made again (OVN 23.03 to 26.03, template_vars_update)."""
+        Chassis_Template_Var row is made (empty) when missing and never
+        deleted (logical.TEMPLATE_VARS); only the lab's variables in it come
+        and go, always as a change to a row every chassis already has."""
         nb, api, names = self.lab.nb, self.lab.nb.api, self.lab.names
-        table = "Chassis_Template_Var"
+        table = TEMPLATE_VARS
 
         def rows():
             return {r.chassis: r for r in nb.rows(table)}
 
+        def missing():
+            have = rows()
+            return [names.chassis(c) for c in values if names.chassis(c) not in have]
+
+        seen = set(rows())
+        while missing():
+            try:
+                with nb.transaction() as txn:
+                    for chassis in missing():
+                        txn.add(api.db_create(table, chassis=chassis))
+            except RuntimeError as exc:
+                # another lab on the deployment made one of them meanwhile
+                if "constraint violation" not in str(exc):
+                    raise
+                nb.wait(lambda: set(rows()) - seen, 10.0, "the other lab's row")
+            seen = set(rows())
+        self.sync()
         have = rows()
         with nb.transaction() as txn:
-            for chassis, variables in values.items():
-                row = have.get(names.chassis(chassis))
-                if row is None:
-                    txn.add(api.db_create(table, chassis=names.chassis(chassis),
-                                          variables=variables, external_ids=owned(names)))
-                else:
-                    txn.add(api.db_set(table, row.uuid, ("variables", variables)))
+            for chassis, variables in values.items():  # db_set adds to a map
+                txn.add(api.db_set(table, have[names.chassis(chassis)].uuid,
+                                   ("variables", variables)))
         self.sync()
         try:
             yield
