@@ -261,22 +261,26 @@ def test_traffic_crosses_the_lab(names):
 
 # --- failures while building ---------------------------------------------------
 
+def wrapped(tmp_path, program: str, script: str) -> dict:
+    """An environment whose PATH finds `program` as the shell `script`
+    first (it may call the real ones, `install.find()`)."""
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    wrapper = bindir / program
+    wrapper.write_text("#!/bin/sh\n" + script)
+    wrapper.chmod(0o755)
+    return dict(os.environ, PATH=f"{bindir}:{os.environ.get('PATH', '')}")
+
 def test_failed_up_leaves_nothing(names, tmp_path):
     """A chassis whose ovn-controller never reaches the Southbound DB: one
     line naming the chassis and its log, exit status 1, nothing left."""
     real = install.find()
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    wrapper = bindir / "ovn-controller"
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        "# the real ovn-controller, pointed at a Southbound DB that does not exist\n"
-        'for db; do :; done\n'
-        f'{real["ovs-vsctl"]} --no-wait --db="$db" set Open_vSwitch . '
-        "external_ids:ovn-remote=unix:/nonexistent || exit 1\n"
-        f'exec {real["ovn-controller"]} "$@"\n')
-    wrapper.chmod(0o755)
-    env = dict(os.environ, PATH=f"{bindir}:{os.environ.get('PATH', '')}")
+    env = wrapped(tmp_path, "ovn-controller",
+                  "# the real ovn-controller, pointed at a Southbound DB that does not exist\n"
+                  'for db; do :; done\n'
+                  f'{real["ovs-vsctl"]} --no-wait --db="$db" set Open_vSwitch . '
+                  "external_ids:ovn-remote=unix:/nonexistent || exit 1\n"
+                  f'exec {real["ovn-controller"]} "$@"\n')
 
     name = names()
     result = cli("up", "--name", name, "--topology", "single", "--timeout", "3", env=env)
@@ -293,16 +297,10 @@ def test_a_controller_that_dies_during_up_is_named(names, tmp_path):
     """A chassis whose ovn-controller dies as it starts: the one line says
     it died, and how."""
     real = install.find()
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    wrapper = bindir / "ovn-controller"
-    wrapper.write_text(
-        "#!/bin/sh\n"
-        "# the real ovn-controller, detached, then crashed as a null pointer would\n"
-        f'{real["ovn-controller"]} "$@" || exit 1\n'
-        'kill -SEGV "$(cat "$OVS_RUNDIR/ovn-controller.pid")"\n')
-    wrapper.chmod(0o755)
-    env = dict(os.environ, PATH=f"{bindir}:{os.environ.get('PATH', '')}")
+    env = wrapped(tmp_path, "ovn-controller",
+                  "# the real ovn-controller, detached, then crashed as a null pointer would\n"
+                  f'{real["ovn-controller"]} "$@" || exit 1\n'
+                  'kill -SEGV "$(cat "$OVS_RUNDIR/ovn-controller.pid")"\n')
 
     name = names()
     result = cli("up", "--name", name, "--topology", "single", "--timeout", "3", env=env)
@@ -318,12 +316,7 @@ def test_a_slow_northd_does_not_crash_the_controllers(names, tmp_path):
     ovn-northd writes first (SB_Global); an ovn-northd that starts late
     still makes a lab, its controllers alive."""
     real = install.find()
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    wrapper = bindir / "ovn-northd"
-    wrapper.write_text(f'#!/bin/sh\nsleep 2\nexec {real["ovn-northd"]} "$@"\n')
-    wrapper.chmod(0o755)
-    env = dict(os.environ, PATH=f"{bindir}:{os.environ.get('PATH', '')}")
+    env = wrapped(tmp_path, "ovn-northd", f'sleep 2\nexec {real["ovn-northd"]} "$@"\n')
 
     name = names()
     result = cli("up", "--name", name, "--topology", "lab", env=env)

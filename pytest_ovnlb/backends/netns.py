@@ -144,13 +144,15 @@ class NetnsBackend(Backend):
         shutil.copyfile(source, dest)  # nodes share this machine's filesystem
 
     def daemon_pids(self) -> dict[str, int | None]:
-        pids = {key: self._pidfile(key) for key in self.logs()}
+        pids = {key: self._pidfile(log) for key, log in self.logs().items()}
         return {key: pid if procs.alive(pid) else None for key, pid in pids.items()}
 
-    def _pidfile(self, key: str) -> int | None:
-        """The pid daemon `key` wrote when it started (it may be gone)."""
+    @staticmethod
+    def _pidfile(log: str) -> int | None:
+        """The pid the daemon logging to `log` wrote when it started (it may
+        be gone): its pidfile sits beside its log."""
         try:
-            return int(Path(self.logs()[key]).with_suffix(".pid").read_text().split()[0])
+            return int(Path(log).with_suffix(".pid").read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return None
 
@@ -669,7 +671,7 @@ class NetnsBackend(Backend):
         last = (f"; it last logged: {complaints[-1][2]}: {'|'.join(complaints[-1][4:])}"
                 if complaints and len(complaints[-1]) >= 5 else "")
         key = f"{chassis}/ovn-controller"
-        pid = self._pidfile(key)
+        pid = self._pidfile(str(log))
         died = (f"; its ovn-controller (pid {pid}) died: {self.daemon_exit(key, pid)}"
                 if pid and not procs.alive(pid) else "")
         return f"chassis {chassis} {what}{died}; its log was {log}{last}"

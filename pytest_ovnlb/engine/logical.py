@@ -135,10 +135,9 @@ def remove(nb: Northbound, names: Names, tables=OWNED_TABLES) -> int:
     # the lab's template variables, whichever chassis's row holds them (a
     # lab without a prefix has a deployment of its own, removed whole)
     mine = template_var(names, "")
-    variables = [(row, [k for k in row.variables if k.startswith(mine)])
-                 for row in (nb.rows(TEMPLATE_VARS) if names.prefix and TEMPLATE_VARS in
-                             nb.api.tables else [])]
-    variables = [(row, keys) for row, keys in variables if keys]
+    holders = nb.rows(TEMPLATE_VARS) if names.prefix and TEMPLATE_VARS in nb.api.tables else []
+    variables = [(row, keys) for row in holders
+                 if (keys := [k for k in row.variables if k.startswith(mine)])]
     if rows or variables:
         with nb.transaction() as txn:
             for row in rows:

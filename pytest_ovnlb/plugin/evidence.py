@@ -171,11 +171,12 @@ def add_to_report(item: pytest.Item, report: pytest.TestReport) -> None:
     """A failure's evidence saved and named in its report; the daemons that
     died during the phase in its user properties."""
     watch = item.stash.get(WATCH, None)
-    if report.failed and watch is not None and watch.lab is not None and watch.lab.gone:
+    failed = report.failed and watch is not None and watch.lab is not None
+    if failed and watch.lab.gone:
         # the last test's teardown: the lab it failed on went down with the run
         report.sections.append(("ovnlb evidence", "not saved: the lab went down at the end "
                                 "of the run (--ovnlb-keep-on-failure keeps it)"))
-    elif report.failed and watch is not None and watch.lab is not None and watch.saved is None:
+    elif failed and watch.saved is None:
         # The section holds exactly "saved in DIR": reports read it from there.
         try:
             directory, problems = save(item, watch, report.when, report.longreprtext)
